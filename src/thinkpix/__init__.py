@@ -1,0 +1,17 @@
+"""thinkpix: Recursive Sparse Reasoning (RSR) for diffusion transformers."""
+
+__version__ = "0.1.0"
+
+__all__ = ["attach_rsr", "detach_rsr", "RSRConfig", "__version__"]
+
+
+def __getattr__(name):  # lazy: `import thinkpix` stays cheap (no torch/diffusers import)
+    if name in ("attach_rsr", "detach_rsr"):
+        from .integrations import attach as _attach
+
+        return getattr(_attach, name)
+    if name == "RSRConfig":
+        from .rsr.config import RSRConfig
+
+        return RSRConfig
+    raise AttributeError(name)
