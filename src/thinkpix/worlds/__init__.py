@@ -1,0 +1,12 @@
+"""The shapes world: palette, shape templates, scenes, GenEval-style prompts, training stream."""
+
+from .palette import BACKGROUND, COLOR_NAMES, COLORS
+from .prompts import TASKS, geneval_set, random_metadata
+from .scene import SceneObject, render, scene_from_metadata
+from .shapes import SHAPES
+from .stream import TrainingStream
+
+__all__ = [
+    "BACKGROUND", "COLORS", "COLOR_NAMES", "SHAPES", "TASKS", "SceneObject", "TrainingStream",
+    "geneval_set", "random_metadata", "render", "scene_from_metadata",
+]

@@ -1,0 +1,35 @@
+"""Shape templates: boolean masks of each shape class at a given pixel size."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
+_SUPERSAMPLE = 8  # coverage is estimated on an 8x8 sub-pixel grid, pixel on if >= half covered
+
+
+def _inside(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """u, v in [0, 1] (x right, y down) -> bool inside the unit-box shape."""
+    if shape == "circle":
+        return (u - 0.5) ** 2 + (v - 0.5) ** 2 <= 0.25
+    if shape == "square":
+        return np.ones_like(u, dtype=bool)
+    if shape == "triangle":  # apex at top centre, base along the bottom edge
+        return np.abs(u - 0.5) <= 0.5 * v
+    raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
+
+
+@lru_cache(maxsize=None)
+def shape_mask(shape: str, size: int) -> np.ndarray:
+    """(size, size) bool mask of `shape` filling a size x size box. Cached; do not modify."""
+    if size < 1:
+        raise ValueError(f"shape size must be >= 1, got {size}")
+    n = size * _SUPERSAMPLE
+    centres = (np.arange(n) + 0.5) / n  # (n,)
+    v, u = np.meshgrid(centres, centres, indexing="ij")  # (n, n) each
+    cover = _inside(shape, u, v).reshape(size, _SUPERSAMPLE, size, _SUPERSAMPLE).mean(axis=(1, 3))
+    mask = cover >= 0.5
+    mask.setflags(write=False)
+    return mask
