@@ -1,0 +1,30 @@
+"""`thinkpix train CONFIG [key.sub=value ...]`: train a model from scratch (autoencoder or
+text-to-image MMDiT). Resumes from the run folder's latest checkpoint. Under
+`torchrun --nproc_per_node N` it trains data-parallel with no change."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a model from a YAML config", description=__doc__)
+    p.add_argument("config", help="YAML config file")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=5e-4 steps=2000")
+    p.add_argument("--no-resume", action="store_true", help="start from scratch even if checkpoints exist")
+    p.add_argument("--export", default=None, help="folder for the final EMA weights (default OUT_DIR/final)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..training import distributed
+    from ..training.config import load_config
+    from ..training.loop import Trainer
+    from ..training.objectives import build_objective
+
+    cfg = load_config(args.config, args.overrides)
+    trainer = Trainer(cfg, build_objective(cfg))
+    last = trainer.fit(resume=not args.no_resume)
+    out = trainer.export(args.export or f"{cfg.out_dir}/final")
+    if trainer.dist.is_main:
+        print(f"final loss {last.get('loss', float('nan')):.4f}; weights written to {out}")
+    distributed.teardown()
+    return 0

@@ -1,0 +1,32 @@
+"""Image grids and PNG output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def grid(images, cols: int = 8, pad: int = 2, upscale: int = 1, pad_value: int = 60) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> one (rows*(H+pad)+pad, cols*(W+pad)+pad, 3) uint8 image."""
+    images = images.numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    n, h, w, _ = images.shape
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    if upscale > 1:
+        images = images.repeat(upscale, axis=1).repeat(upscale, axis=2)
+        h, w = h * upscale, w * upscale
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), pad_value, dtype=np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = images[i]
+    return out
+
+
+def save_png(array: np.ndarray, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, optimize=True)
+    return path

@@ -1,0 +1,171 @@
+"""`RSRConfig`: one dataclass threaded through the whole mechanism.
+
+Every default follows `paper/PAPER.md` (Sun et al. 2026, "The Thinking Pixel"); every place where the
+paper is silent is a field, so each of our choices can be ablated. See docs/rsr.md for the mapping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+from thinkpix.errors import ThinkpixError
+
+GATES = ("mlp", "tokens_only", "linear")
+ROUTINGS = ("hard", "soft")
+STATES = ("attention", "projected")
+EXPERT_IMPLS = ("sparse", "dense")
+
+# Fields that may differ between a saved adapter and the module it is loaded into: they change
+# neither the parameters nor what was learned (inference depth, and which kernel computes experts).
+RUNTIME_FIELDS = ("latent_steps", "expert_impl")
+
+# Short names accepted by `RSRConfig.parse` (the CLI's `--rsr layers=4,8,12,experts=2,steps=2`).
+ALIASES = {"experts": "num_experts", "steps": "latent_steps", "k": "top_k", "tau": "temperature"}
+
+
+@dataclass
+class RSRConfig:
+    """Configuration of Recursive Sparse Reasoning on some blocks of a diffusion transformer.
+
+    Paper settings (defaults): experts on the image q/k/v, Gumbel-Softmax hard top-1 at tau 5.0,
+    frozen base projection only at the final latent step, re-modulation with the block's own
+    adaLN between steps, re-injection of the modulated input x~, gate on [token ; proj(y)].
+    """
+
+    layers: list[int]  # indices of the transformer blocks that get RSR
+    num_experts: int = 2  # M: LoRA experts per pool
+    latent_steps: int = 2  # T: latent "thinking" steps (max depth if random_depth); 0 = base model
+    rank: int = 8  # r: LoRA rank of each expert (per q/k/v projection)
+    alpha: float | None = None  # LoRA scaling alpha / rank; None means scale 1.0
+    temperature: float = 5.0  # Gumbel-Softmax tau (fixed, as in the paper)
+    top_k: int = 1  # experts per token (paper: 1, winner-takes-all)
+    routing: str = "hard"  # "hard": Gumbel top-k straight-through; "soft": dense softmax mixture
+    scale_by_prob: bool = True  # selected expert output scaled by its (Gumbel-)softmax probability
+    gate: str = "mlp"  # "mlp" on [u ; proj(y)] | "tokens_only" (MLP on u) | "linear" on [u ; y]
+    gate_hidden: int = 64  # hidden width of the MLP gate
+    base_every_step: bool = False  # intermediate steps also add the frozen base W(u_t) (ablation)
+    remodulate: bool = True  # u_t = modulate(LN(a); shift, scale) between steps; False: u_t = a
+    reinject: bool = True  # a = a_x + x~ between steps; False: a = a_x
+    state: str = "attention"  # a_x is the attention output before ("attention") or after ("projected") out-proj
+    shared_experts: bool = False  # one expert pool shared by all RSR layers (default: one per layer)
+    random_depth: bool = False  # training: T ~ U{1..latent_steps} per forward (all layers share it)
+    grad_steps: int | None = None  # backprop through only the last grad_steps latent steps (None: all)
+    load_balance_weight: float = 0.0  # Switch-style load-balancing loss (paper: none)
+    z_loss_weight: float = 0.0  # router z-loss (paper: none)
+    init_std: float | None = None  # std of A's normal init; None: 1/sqrt(d_in) (LoRA-style small random)
+    seed: int = 0  # seed of the adapter initialisation (independent of the global RNG)
+    expert_impl: str = "sparse"  # "sparse": only selected experts computed; "dense": reference path
+    extra: dict = field(default_factory=dict)  # free-form notes saved with the adapter
+
+    def __post_init__(self):
+        self.layers = [int(i) for i in (self.layers if isinstance(self.layers, (list, tuple)) else [self.layers])]
+        problems = []
+        if not self.layers:
+            problems.append("layers must name at least one block")
+        if len(set(self.layers)) != len(self.layers) or any(i < 0 for i in self.layers):
+            problems.append(f"layers must be distinct non-negative block indices, got {self.layers}")
+        if self.num_experts < 1:
+            problems.append(f"num_experts must be >= 1, got {self.num_experts}")
+        if self.latent_steps < 0:
+            problems.append(f"latent_steps must be >= 0, got {self.latent_steps}")
+        if self.rank < 1:
+            problems.append(f"rank must be >= 1, got {self.rank}")
+        if not self.temperature > 0:
+            problems.append(f"temperature must be > 0, got {self.temperature}")
+        if not 1 <= self.top_k <= self.num_experts:
+            problems.append(f"top_k must be in 1..num_experts={self.num_experts}, got {self.top_k}")
+        for name, value, allowed in (
+            ("routing", self.routing, ROUTINGS),
+            ("gate", self.gate, GATES),
+            ("state", self.state, STATES),
+            ("expert_impl", self.expert_impl, EXPERT_IMPLS),
+        ):
+            if value not in allowed:
+                problems.append(f"{name} must be one of {allowed}, got {value!r}")
+        if self.grad_steps is not None and self.grad_steps < 1:
+            problems.append(f"grad_steps must be >= 1 or None, got {self.grad_steps}")
+        if self.load_balance_weight < 0 or self.z_loss_weight < 0:
+            problems.append("auxiliary loss weights must be >= 0")
+        if self.gate_hidden < 1:
+            problems.append(f"gate_hidden must be >= 1, got {self.gate_hidden}")
+        if problems:
+            raise ThinkpixError("invalid RSR config: " + "; ".join(problems))
+
+    @property
+    def scaling(self) -> float:
+        """LoRA scale applied to every expert output (alpha / rank, 1.0 by default)."""
+        return 1.0 if self.alpha is None else float(self.alpha) / self.rank
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RSRConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ThinkpixError(f"unknown RSR config field(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+    def replace(self, **changes) -> "RSRConfig":
+        return dataclasses.replace(self, **changes)
+
+    def differences(self, other: "RSRConfig", ignore=RUNTIME_FIELDS) -> dict:
+        """{field: (self value, other value)} for the fields that differ, `ignore` excluded."""
+        a, b = self.to_dict(), other.to_dict()
+        return {k: (a[k], b[k]) for k in a if k not in ignore and a[k] != b[k]}
+
+    @classmethod
+    def parse(cls, spec: str, **defaults) -> "RSRConfig":
+        """Parse `"layers=4,8,12,experts=2,steps=2,gate=linear"` (bare values extend the previous list).
+
+        Aliases: experts=num_experts, steps=latent_steps, k=top_k, tau=temperature.
+        Booleans accept true/false/1/0/yes/no/on/off.
+        """
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        values: dict = dict(defaults)
+        key = None
+        for token in [t.strip() for t in spec.split(",") if t.strip()]:
+            if "=" in token:
+                name, raw = (s.strip() for s in token.split("=", 1))
+                key = ALIASES.get(name, name)
+                if key not in types or key == "extra":
+                    raise ThinkpixError(f"--rsr: unknown field {name!r} in {spec!r}; known: {sorted(types)}")
+                values[key] = [raw] if key == "layers" else raw
+            elif key == "layers":
+                values[key].append(token)
+            else:
+                raise ThinkpixError(f"--rsr: {token!r} in {spec!r} has no 'name=' (only layers take a list)")
+        if "layers" not in values:
+            raise ThinkpixError(f"--rsr: {spec!r} must name layers, e.g. layers=4,8,12")
+        out = {}
+        for k, v in values.items():
+            if k == "layers" or not isinstance(v, str):
+                out[k] = v
+                continue
+            t = str(types[k])
+            try:
+                if "bool" in t:
+                    if v.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                        raise ValueError(v)
+                    out[k] = v.lower() in ("true", "1", "yes", "on")
+                elif v.lower() == "none" and "None" in t:
+                    out[k] = None
+                elif t.startswith("int"):
+                    out[k] = int(v)
+                elif t.startswith("float"):
+                    out[k] = float(v)
+                else:
+                    out[k] = v
+            except ValueError:
+                raise ThinkpixError(f"--rsr: bad value {v!r} for {k} (expected {t})") from None
+        try:
+            out["layers"] = [int(x) for x in out["layers"]]
+        except (TypeError, ValueError):
+            raise ThinkpixError(f"--rsr: layers must be integers, got {out['layers']}") from None
+        return cls(**out)

@@ -1,0 +1,79 @@
+"""A bank of M LoRA experts producing the image-stream q/k/v, stored as stacked tensors.
+
+Expert m maps a token u (d_in) to P = 3 outputs (q, k, v; each d_out) through one rank-r LoRA per
+projection: out_p = scale * (u @ A[m, :, p*r:(p+1)*r]) @ B[m, p]. Storage (MixLoRA-style):
+
+    A: (M, d_in, P*r)   small random       B: (M, P, r, d_out)   zero (every expert starts as 0)
+
+Two paths compute the same function:
+- `sparse` (default): assignments are sorted by expert, the tokens gathered, each expert's slice
+  multiplied by its own A/B, and the results scattered back (index_add). FLOPs follow the number
+  of *selected* (token, expert) pairs, not M: an M=16 pool costs the same as M=2 at top-1.
+- `dense` (reference, and the soft mixture): every expert on every token, weighted by an (n, M)
+  matrix. Used by tests to check the sparse path, and by `routing="soft"`.
+
+Every expert tensor always receives a gradient (zero when it got no tokens): the sparse path keeps
+empty experts in the graph through zero-row matmuls, so DDP needs no `find_unused_parameters`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class LoRAExperts(nn.Module):
+    def __init__(self, num_experts: int, d_in: int, d_out: int, rank: int, num_outputs: int = 3,
+                 scale: float = 1.0, init_std: float | None = None, generator: torch.Generator | None = None):
+        super().__init__()
+        self.num_experts, self.d_in, self.d_out, self.rank, self.num_outputs = num_experts, d_in, d_out, rank, num_outputs
+        self.scale = scale
+        std = init_std if init_std is not None else 1.0 / math.sqrt(d_in)
+        a = torch.randn(num_experts, d_in, num_outputs * rank, generator=generator) * std
+        self.A = nn.Parameter(a)  # (M, d_in, P*r)
+        self.B = nn.Parameter(torch.zeros(num_experts, num_outputs, rank, d_out))  # (M, P, r, d_out)
+
+    def extra_repr(self) -> str:
+        return f"M={self.num_experts}, d_in={self.d_in}, d_out={self.d_out}, rank={self.rank}, outputs={self.num_outputs}"
+
+    def forward(self, u: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor, dense: bool = False) -> torch.Tensor:
+        """u: (n, d_in); indices, weights: (n, k) selected experts and their weights. Returns (P, n, d_out)."""
+        if dense:
+            n = u.shape[0]
+            w = torch.zeros(n, self.num_experts, dtype=weights.dtype, device=weights.device)
+            return self.mixture(u, w.scatter(1, indices, weights))  # unselected experts: weight 0, no gradient
+        return self.sparse(u, indices, weights)
+
+    def sparse(self, u: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Compute only the selected expert(s) of each token: sort, gather, per-expert matmul, scatter."""
+        n, k = indices.shape
+        P, r = self.num_outputs, self.rank
+        x = u.to(self.A.dtype)  # trainable weights and their matmuls stay fp32 under a bf16 base
+        flat = indices.reshape(-1)  # (n*k,) expert of each assignment
+        order = torch.argsort(flat, stable=True)  # (n*k,) assignments grouped by expert
+        token = order // k  # (n*k,) token of each sorted assignment
+        counts = torch.bincount(flat, minlength=self.num_experts).tolist()  # host sync, as in MoE kernels
+        xs = x.index_select(0, token)  # (n*k, d_in) gathered tokens
+        outs = []
+        for xm, a_m, b_m in zip(xs.split(counts), self.A.unbind(0), self.B.unbind(0)):  # unbind: one grad buffer
+            h = (xm @ a_m).view(-1, P, r).transpose(0, 1)  # (P, n_m, r)
+            outs.append(torch.bmm(h, b_m))  # (P, n_m, d_out); n_m may be 0 (keeps a zero gradient)
+        y = torch.cat(outs, dim=1)  # (P, n*k, d_out) in sorted order
+        y = y * (weights.reshape(-1)[order].to(y.dtype) * self.scale)[None, :, None]
+        out = y.new_zeros(P, n, self.d_out)
+        return out.index_add(1, token, y)  # (P, n, d_out) back in token order; sums the k picks
+
+    def mixture(self, u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Dense reference: sum_m w[:, m] * E_m(u) with every expert computed. u (n, d_in), w (n, M)."""
+        P, r = self.num_outputs, self.rank
+        x = u.to(self.A.dtype)
+        h = torch.einsum("nd,mdk->mnk", x, self.A)  # (M, n, P*r)
+        h = h.view(self.num_experts, -1, P, r)  # (M, n, P, r)
+        y = torch.einsum("mnpr,mprd->mpnd", h, self.B)  # (M, P, n, d_out)
+        return torch.einsum("mpnd,nm->pnd", y, w.to(y.dtype) * self.scale)  # (P, n, d_out)
+
+    def flops_per_token(self) -> int:
+        """Multiply-add FLOPs (x2) of one expert on one token."""
+        return 2 * self.d_in * self.num_outputs * self.rank + 2 * self.num_outputs * self.rank * self.d_out

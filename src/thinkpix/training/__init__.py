@@ -1,0 +1,1 @@
+"""Training: configs, deterministic data, objectives, the loop, checkpoints, DDP."""

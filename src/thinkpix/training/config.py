@@ -1,0 +1,175 @@
+"""Training configuration: dataclasses, loaded from YAML, with dotted command-line overrides.
+
+    cfg = load_config("configs/base_demo.yaml", ["optim.lr=5e-4", "steps=2000"])
+
+Unknown keys, wrong types and out-of-range values raise `ThinkpixError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..errors import ThinkpixError
+
+
+@dataclass
+class ModelConfig:
+    kind: str = "mmdit"  # mmdit (text-to-image) | autoencoder
+    size: str = "tiny"  # a name from thinkpix.models.registry
+    space: str = "latent"  # pixel | latent (needs `autoencoder`)
+    autoencoder: str = ""  # folder of a trained autoencoder (latent space)
+    text_encoder: str = "minilm"  # minilm (frozen, offline) | words (small learned encoder, tests)
+    canvas: int = 32
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.99
+    warmup_steps: int = 200
+    schedule: str = "constant"  # constant | cosine (after warm-up)
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    out_dir: str = "runs/default"
+    steps: int = 1000
+    batch_size: int = 64  # global batch (split across data-parallel processes)
+    seed: int = 0
+    ema_decay: float = 0.999
+    cond_dropout: float = 0.1  # share of captions replaced by the empty prompt (CFG)
+    threads: int = 0  # torch threads per process; 0 = leave torch's default
+    log_every: int = 25
+    sample_every: int = 1000
+    ckpt_every: int = 500
+    keep_checkpoints: int = 2
+    grad_checkpointing: bool = False
+
+
+VALID_CHOICES = {
+    "model.kind": ("mmdit", "autoencoder"),
+    "model.space": ("pixel", "latent"),
+    "model.text_encoder": ("minilm", "words"),
+    "model.canvas": (32, 64),
+    "optim.schedule": ("constant", "cosine"),
+}
+POSITIVE = ("steps", "batch_size", "optim.lr", "log_every", "sample_every", "ckpt_every", "keep_checkpoints")
+
+
+def _coerce(value, typ, key: str):
+    if isinstance(typ, str):
+        typ = {"int": int, "float": float, "str": str, "bool": bool}[typ]
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ThinkpixError(f"config key {key!r}: expected true/false, got {value!r}")
+    if typ is int and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    try:
+        if typ is int and isinstance(value, str):
+            return int(float(value)) if float(value).is_integer() else int(value)
+        out = typ(value)
+    except (TypeError, ValueError):
+        raise ThinkpixError(f"config key {key!r}: expected {typ.__name__}, got {value!r}") from None
+    if typ is int and isinstance(value, float) and not value.is_integer():
+        raise ThinkpixError(f"config key {key!r}: expected an integer, got {value!r}")
+    return out
+
+
+def _apply(obj, data: dict, prefix: str = "") -> None:
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            raise ThinkpixError(f"unknown config key {full!r}; known: {', '.join(sorted(names))}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ThinkpixError(f"config key {full!r} is a section; give its fields")
+            _apply(current, value, full + ".")
+        else:
+            setattr(obj, key, _coerce(value, hints[key], full))
+
+
+def _get(cfg, dotted: str):
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    for key, choices in VALID_CHOICES.items():
+        if _get(cfg, key) not in choices:
+            raise ThinkpixError(f"config key {key!r}: {_get(cfg, key)!r} is not one of {list(choices)}")
+    for key in POSITIVE:
+        if not _get(cfg, key) > 0:
+            raise ThinkpixError(f"config key {key!r} must be > 0, got {_get(cfg, key)!r}")
+    if not 0 <= cfg.cond_dropout < 1:
+        raise ThinkpixError(f"config key 'cond_dropout' must be in [0, 1), got {cfg.cond_dropout}")
+    if not 0 <= cfg.ema_decay < 1:
+        raise ThinkpixError(f"config key 'ema_decay' must be in [0, 1), got {cfg.ema_decay}")
+    if cfg.model.kind == "mmdit" and cfg.model.space == "latent" and not cfg.model.autoencoder:
+        raise ThinkpixError("config key 'model.autoencoder' is required when model.space is 'latent'")
+    from ..models.registry import SIZES  # late import: the registry imports torch
+
+    if cfg.model.size not in SIZES[cfg.model.kind]:
+        raise ThinkpixError(
+            f"config key 'model.size': unknown size {cfg.model.size!r} for {cfg.model.kind}; "
+            f"known: {', '.join(SIZES[cfg.model.kind])}"
+        )
+    return cfg
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    nested: dict = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ThinkpixError(f"override {item!r} must look like key.sub=value")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw else ""
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return nested
+
+
+def config_from_dict(data: dict, overrides: list[str] = ()) -> TrainConfig:
+    cfg = TrainConfig()
+    _apply(cfg, data or {})
+    _apply(cfg, parse_overrides(list(overrides)))
+    return validate(cfg)
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
+    data = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise ThinkpixError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ThinkpixError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise ThinkpixError(f"{path}: top level must be a mapping of config keys")
+    return config_from_dict(data, overrides)
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,32 @@
+"""Deterministic training batches from the shapes world.
+
+Global sample j of step s is drawn from its own generator seeded by (seed, s, j), so a batch
+is the same whether it is made by one process or split across data-parallel ranks, and a run
+resumed at step s sees exactly the data an uninterrupted run would."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..worlds.stream import TrainingStream
+
+
+def sample_seed(seed: int, step: int, index: int) -> int:
+    """A 63-bit seed for global sample `index` of `step`."""
+    return int(np.random.SeedSequence([seed, step, index]).generate_state(2, dtype=np.uint32).view(np.uint64)[0] >> 1)
+
+
+def world_batch(seed: int, step: int, indices: range, canvas: int, cond_dropout: float):
+    """-> prompts (list[str], '' where dropped for CFG), images (B, H, W, 3) uint8, seeds (B,)."""
+    prompts, images, seeds = [], [], []
+    for j in indices:
+        s = sample_seed(seed, step, j)
+        stream = TrainingStream(seed=s, canvas=canvas)
+        prompt, image = stream.sample()
+        if stream.rng.random() < cond_dropout:
+            prompt = ""
+        prompts.append(prompt)
+        images.append(image)
+        seeds.append(s)
+    return prompts, torch.from_numpy(np.stack(images)), seeds

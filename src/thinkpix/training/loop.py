@@ -1,0 +1,168 @@
+"""The training loop shared by every objective: AdamW, warm-up + schedule, gradient clipping,
+EMA, JSONL metrics, a progress bar, periodic sample grids and atomic checkpoints that resume to
+bit-identical weights. Runs data-parallel under torchrun with no code change."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..imaging import grid, save_png
+from . import distributed
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .config import TrainConfig, to_dict
+from .ema import EMA
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    o = cfg.optim
+    if step < o.warmup_steps:
+        return o.lr * (step + 1) / o.warmup_steps
+    if o.schedule == "cosine":
+        progress = (step - o.warmup_steps) / max(1, cfg.steps - o.warmup_steps)
+        return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return o.lr
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, objective: nn.Module):
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.cfg = cfg
+        self.dist = distributed.setup()
+        if cfg.batch_size % self.dist.world_size:
+            from ..errors import ThinkpixError
+
+            raise ThinkpixError(f"batch_size {cfg.batch_size} must divide by the {self.dist.world_size} processes")
+        self.objective = objective.to(self.dist.device)
+        self.params = objective.trainable_parameters()  # name -> Parameter
+        if cfg.grad_checkpointing:
+            for module in objective.modules():
+                if hasattr(module, "enable_gradient_checkpointing") and module is not objective:
+                    module.enable_gradient_checkpointing()
+        self.optimizer = torch.optim.AdamW(
+            list(self.params.values()),
+            lr=cfg.optim.lr,
+            betas=(cfg.optim.beta1, cfg.optim.beta2),
+            weight_decay=cfg.optim.weight_decay,
+        )
+        self.ema = EMA(self.params, cfg.ema_decay)
+        self.step = 0
+        self.out = Path(cfg.out_dir)
+        self.ckpt_dir = self.out / "checkpoints"
+        self.module = objective
+        if self.dist.world_size > 1:
+            self.module = nn.parallel.DistributedDataParallel(objective, find_unused_parameters=True)
+
+    # ---- checkpoints ----------------------------------------------------------------------------
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        out = {f"param.{k}": p for k, p in self.params.items()}
+        out.update({f"ema.{k}": v for k, v in self.ema.shadow.items()})
+        return out
+
+    def save(self) -> None:
+        if self.dist.is_main:
+            save_checkpoint(
+                self.ckpt_dir, self.step, self.state_tensors(), self.optimizer,
+                {"config": to_dict(self.cfg)}, keep=self.cfg.keep_checkpoints,
+            )
+        distributed.barrier()
+
+    def resume(self) -> bool:
+        path = latest_checkpoint(self.ckpt_dir)
+        if path is None:
+            return False
+        tensors, opt_state, state = load_checkpoint(path)
+        with torch.no_grad():
+            for k, p in self.params.items():
+                p.copy_(tensors[f"param.{k}"])
+                self.ema.shadow[k].copy_(tensors[f"ema.{k}"])
+        if opt_state is not None:
+            self.optimizer.load_state_dict(opt_state)
+        self.step = int(state["step"])
+        return True
+
+    # ---- the loop ---------------------------------------------------------------------------------
+    def local_indices(self) -> range:
+        per = self.cfg.batch_size // self.dist.world_size
+        return range(self.dist.rank * per, (self.dist.rank + 1) * per)
+
+    def train_step(self) -> tuple[float, dict]:
+        lr = learning_rate(self.cfg, self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, metrics = self.module(self.step, self.local_indices())
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(list(self.params.values()), self.cfg.optim.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        self.ema.update(self.step)
+        return loss.item(), dict(metrics, lr=lr, grad_norm=float(grad_norm))
+
+    def preview(self) -> None:
+        if not (self.dist.is_main and hasattr(self.objective, "preview")):
+            return
+        backup = {k: p.detach().clone() for k, p in self.params.items()}
+        self.ema.copy_to(self.params)
+        self.objective.eval()
+        images = self.objective.preview(self.step)
+        self.objective.train()
+        with torch.no_grad():
+            for k, p in self.params.items():
+                p.copy_(backup[k])
+        save_png(grid(images, cols=8, upscale=2), self.out / "samples" / f"step_{self.step:07d}.png")
+
+    def fit(self, resume: bool = True) -> dict:
+        cfg = self.cfg
+        if resume and self.resume() and self.dist.is_main:
+            print(f"resumed from step {self.step}")
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.json").write_text(json.dumps(to_dict(cfg), indent=1))
+        log = open(self.out / "metrics.jsonl", "a") if self.dist.is_main else None
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.dist.is_main, dynamic_ncols=True)
+        window_loss, window_start, window_steps = 0.0, time.time(), 0
+        last = {}
+        self.objective.train()
+        try:
+            while self.step < cfg.steps:
+                loss, metrics = self.train_step()
+                window_loss += loss
+                window_steps += 1
+                bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    elapsed = time.time() - window_start
+                    last = dict(
+                        step=self.step, loss=window_loss / window_steps,
+                        images_per_s=window_steps * cfg.batch_size / max(elapsed, 1e-9), **metrics,
+                    )
+                    bar.set_postfix(loss=f"{last['loss']:.4f}", img_s=f"{last['images_per_s']:.0f}")
+                    if log:
+                        log.write(json.dumps(last) + "\n")
+                        log.flush()
+                    window_loss, window_start, window_steps = 0.0, time.time(), 0
+                if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+                    self.save()
+                if self.step % cfg.sample_every == 0:
+                    self.preview()
+        finally:
+            bar.close()
+            if log:
+                log.close()
+        return last
+
+    def export(self, path: str | Path) -> Path:
+        """Write the EMA weights in the objective's own format (e.g. a model folder)."""
+        path = Path(path)
+        if self.dist.is_main:
+            self.ema.copy_to(self.params)
+            self.objective.export(path)
+        distributed.barrier()
+        return path

@@ -1,0 +1,100 @@
+"""What a training run optimises. An objective is an `nn.Module` whose `forward(step, indices)`
+makes its own deterministic batch and returns (loss, metrics); the trainer wraps it in DDP.
+
+- `AutoencoderObjective`: trains the small AutoencoderKL on world renders.
+- `FlowObjective`: rectified-flow training of the text-to-image MMDiT (from scratch), or, when
+  the bundle's base is frozen and adapters are attached, of the adapters only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import flow
+from ..models import autoencoder as ae_lib
+from ..models.t2i import TextToImage
+from ..sampling import generate_images
+from ..worlds.prompts import TASKS, random_metadata
+from .config import TrainConfig
+from .data import world_batch
+
+
+def _noise_generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed ^ 0x5DEECE66D)
+
+
+class AutoencoderObjective(nn.Module):
+    def __init__(self, cfg: TrainConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.autoencoder = ae_lib.build_autoencoder(cfg.model.size, cfg.model.canvas)
+
+    def trainable_parameters(self) -> dict[str, nn.Parameter]:
+        return {n: p for n, p in self.named_parameters() if p.requires_grad}
+
+    def forward(self, step: int, indices: range):
+        _, images, seeds = world_batch(self.cfg.seed, step, indices, self.cfg.model.canvas, 0.0)
+        x = ae_lib.images_to_unit(images)  # (B, 3, H, W)
+        return ae_lib.autoencoder_loss(self.autoencoder, x, _noise_generator(seeds[0]))
+
+    @torch.no_grad()
+    def preview(self, step: int, n: int = 16) -> torch.Tensor:
+        """Held-out renders followed by their reconstructions: (2n, H, W, 3) uint8."""
+        _, images, _ = world_batch(self.cfg.seed + 1_000_003, step, range(n), self.cfg.model.canvas, 0.0)
+        x = ae_lib.images_to_unit(images)
+        recon = ae_lib.decode(self.autoencoder, ae_lib.encode(self.autoencoder, x))
+        return torch.cat([images, ae_lib.unit_to_images(recon)])
+
+    def export(self, path: Path) -> None:
+        """Fit the latent normalisation on 512 renders, then save in diffusers format."""
+        _, images, _ = world_batch(self.cfg.seed + 7, 0, range(512), self.cfg.model.canvas, 0.0)
+        ae_lib.fit_latent_normalisation(self.autoencoder, ae_lib.images_to_unit(images))
+        self.autoencoder.save_pretrained(path, safe_serialization=True)
+
+
+class FlowObjective(nn.Module):
+    def __init__(self, cfg: TrainConfig, model: TextToImage | None = None):
+        super().__init__()
+        self.cfg = cfg
+        m = cfg.model
+        self.model = model or TextToImage.create(m.size, m.space, m.text_encoder, m.canvas, m.autoencoder)
+
+    def trainable_parameters(self) -> dict[str, nn.Parameter]:
+        return {f"model.{n}": p for n, p in self.model.trainable_parameters().items()}
+
+    def forward(self, step: int, indices: range):
+        prompts, images, seeds = world_batch(
+            self.cfg.seed, step, indices, self.cfg.model.canvas, self.cfg.cond_dropout
+        )
+        x0 = self.model.images_to_x0(images)  # (B, C, h, w)
+        noise = flow.seeded_noise(tuple(x0.shape[1:]), seeds)  # (B, C, h, w)
+        t = torch.cat([flow.sample_timesteps(1, _noise_generator(s)) for s in seeds])  # (B,)
+        tokens, pooled = self.model.encode_text(prompts)  # (B, L, Dt), (B, Dt)
+        device = next(self.model.transformer.parameters()).device
+        x0, noise, t, tokens, pooled = (v.to(device) for v in (x0, noise, t, tokens, pooled))
+
+        def velocity(x_t, tt):
+            return self.model.velocity(x_t, tt, tokens, pooled)
+
+        loss = flow.flow_loss(velocity, x0, noise, t)
+        return loss, {}
+
+    @torch.no_grad()
+    def preview(self, step: int, n: int = 16) -> torch.Tensor:
+        """Samples for fixed prompts (one per task, cycling): (n, H, W, 3) uint8."""
+        rng = np.random.default_rng(0)
+        prompts = [random_metadata(TASKS[i % len(TASKS)], rng)["prompt"] for i in range(n)]
+        return generate_images(self.model, prompts, seed=0, steps=20, guidance=3.0)
+
+    def export(self, path: Path) -> None:
+        self.model.save(path)
+
+
+def build_objective(cfg: TrainConfig) -> nn.Module:
+    if cfg.model.kind == "autoencoder":
+        return AutoencoderObjective(cfg)
+    return FlowObjective(cfg)
