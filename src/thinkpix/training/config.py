@@ -21,7 +21,7 @@ from ..errors import ThinkpixError
 class ModelConfig:
     kind: str = "mmdit"  # mmdit (text-to-image) | autoencoder
     size: str = "tiny"  # a name from thinkpix.models.registry
-    space: str = "latent"  # pixel | latent (needs `autoencoder`)
+    space: str = "pixel"  # pixel | latent (needs `autoencoder`)
     autoencoder: str = ""  # folder of a trained autoencoder (latent space)
     text_encoder: str = "minilm"  # minilm (frozen, offline) | words (small learned encoder, tests)
     canvas: int = 32

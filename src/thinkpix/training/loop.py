@@ -119,20 +119,22 @@ class Trainer:
                 p.copy_(backup[k])
         save_png(grid(images, cols=8, upscale=2), self.out / "samples" / f"step_{self.step:07d}.png")
 
-    def fit(self, resume: bool = True) -> dict:
+    def fit(self, resume: bool = True, stop_after: int | None = None) -> dict:
+        """Train to `cfg.steps` (or stop early at step `stop_after`, e.g. to simulate a crash)."""
         cfg = self.cfg
+        end = cfg.steps if stop_after is None else min(stop_after, cfg.steps)
         if resume and self.resume() and self.dist.is_main:
             print(f"resumed from step {self.step}")
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(json.dumps(to_dict(cfg), indent=1))
         log = open(self.out / "metrics.jsonl", "a") if self.dist.is_main else None
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.dist.is_main, dynamic_ncols=True)
+        bar = tqdm(total=end, initial=self.step, disable=not self.dist.is_main, dynamic_ncols=True)
         window_loss, window_start, window_steps = 0.0, time.time(), 0
         last = {}
         self.objective.train()
         try:
-            while self.step < cfg.steps:
+            while self.step < end:
                 loss, metrics = self.train_step()
                 window_loss += loss
                 window_steps += 1

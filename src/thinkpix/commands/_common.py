@@ -1,0 +1,31 @@
+"""Helpers shared by the sampling commands: model loading and common flags."""
+
+from __future__ import annotations
+
+
+def add_sampling_flags(p) -> None:
+    p.add_argument("--model", default=None, help="model folder or bundled name (default: the bundled base)")
+    p.add_argument("--seed", type=int, default=0, help="image i uses noise seed SEED + i")
+    p.add_argument("--steps", type=int, default=20, help="sampler steps (default 20)")
+    p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (1 = off)")
+    p.add_argument("--sampler", choices=("euler", "heun"), default="euler")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+
+
+def load_model(args):
+    import torch
+
+    from ..bundled import resolve_model
+    from ..models.t2i import TextToImage
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.steps < 1:
+        from ..errors import ThinkpixError
+
+        raise ThinkpixError(f"--steps must be >= 1, got {args.steps}")
+    return TextToImage.load(resolve_model(args.model))
+
+
+def sampling_kwargs(args) -> dict:
+    return dict(steps=args.steps, guidance=args.guidance, method=args.sampler)
