@@ -10,6 +10,8 @@ def register(sub) -> None:
     p.add_argument("config", help="YAML config file")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=5e-4 steps=2000")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if checkpoints exist")
+    p.add_argument("--stop-after", type=int, default=None, metavar="STEP",
+                   help="stop at this step of the configured schedule (the schedule still spans `steps`)")
     p.add_argument("--export", default=None, help="folder for the final EMA weights (default OUT_DIR/final)")
     p.set_defaults(func=run)
 
@@ -22,9 +24,10 @@ def run(args) -> int:
 
     cfg = load_config(args.config, args.overrides)
     trainer = Trainer(cfg, build_objective(cfg))
-    last = trainer.fit(resume=not args.no_resume)
+    last = trainer.fit(resume=not args.no_resume, stop_after=args.stop_after)
     out = trainer.export(args.export or f"{cfg.out_dir}/final")
     if trainer.dist.is_main:
-        print(f"final loss {last.get('loss', float('nan')):.4f}; weights written to {out}")
+        done = f"final loss {last['loss']:.4f}; " if last else "no steps left to run; "
+        print(f"{done}weights written to {out}")
     distributed.teardown()
     return 0
