@@ -24,8 +24,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest tests
 
-bench: $(STAMP)
-	$(PY) -m benchmarks.run_all
+bench: $(STAMP)   # writes benchmarks/results/*.json
+	$(PY) -m benchmarks.bench_evaluator --out benchmarks/results/evaluator.json
+	$(PY) -m benchmarks.bench_training --out benchmarks/results/training.json
+	$(PY) -m benchmarks.bench_rsr --out benchmarks/results/rsr_overhead.json
 
 clean-venv:
 	rm -rf $(VENV)

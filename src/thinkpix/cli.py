@@ -1,5 +1,7 @@
-"""`thinkpix` command line. Each sub-command lives in `thinkpix.commands.<name>` and exposes
-`register(subparsers)`; this file only wires them and turns `ThinkpixError` into one line."""
+"""thinkpix: Recursive Sparse Reasoning for diffusion transformers, and a compositional world to measure it.
+
+Each sub-command lives in `thinkpix.commands.<name>` and exposes `register(subparsers)`; this
+file only wires them and turns `ThinkpixError` into a one-line error with exit status 2."""
 
 from __future__ import annotations
 

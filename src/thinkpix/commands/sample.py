@@ -19,29 +19,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def read_metadata(path) -> list[dict]:
-    import json
-    from pathlib import Path
-
-    from ..errors import ThinkpixError, located
-
-    path = Path(path)
-    if not path.exists():
-        raise ThinkpixError(f"{path}: prompt file not found")
-    rows = []
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise located(path, i, f"malformed JSON ({exc.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
-            raise located(path, i, "each line must be a JSON object with a 'prompt' string")
-        rows.append(row)
-    return rows
-
-
 def run(args) -> int:
     import json
     from pathlib import Path
@@ -49,10 +26,13 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from ..errors import ThinkpixError
+    from ..evaluation.metadata import read_metadata
     from ..imaging import save_png
     from ..sampling import generate_images
 
-    rows = read_metadata(args.prompts)
+    if not Path(args.prompts).is_file():
+        raise ThinkpixError(f"{args.prompts}: prompt file not found")
+    rows = [meta for _, meta in read_metadata(Path(args.prompts))]
     if args.limit:
         rows = rows[: args.limit]
     if args.images_per_prompt < 1:

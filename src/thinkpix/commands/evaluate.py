@@ -1,0 +1,36 @@
+"""`thinkpix evaluate DIR`: score images in GenEval's folder layout with the exact evaluator.
+
+Writes DIR/results.jsonl (one line per image: folder, sample, tag, prompt, correct, reason)
+and DIR/summary.json; prints a table, or with --json one JSON object with `tasks` (task ->
+accuracy), `overall` and `prompts_correct`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("evaluate", help="score a folder of images (GenEval layout) with the exact evaluator",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dir", metavar="DIR", help="DIR/00000/metadata.jsonl and DIR/00000/samples/0000.png ...")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--canvas", type=int, default=None,
+                   help="required image side in pixels (default: the first image's; all must match)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from ..evaluation.runner import evaluate_folder, format_table
+
+    root = Path(args.dir)
+    _, summary = evaluate_folder(root, canvas=args.canvas)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(format_table(summary))
+        print(f"per-image results: {root / 'results.jsonl'}")
+    return 0

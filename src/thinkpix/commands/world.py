@@ -1,0 +1,90 @@
+"""`thinkpix world prompts|render`: the shapes world's prompt sets and ground-truth renders.
+
+    thinkpix world prompts --set geneval --per-task 100 --seed 0 --out data/eval/geneval.jsonl
+    thinkpix world prompts --set dense --per-task 100 --seed 0 --out data/eval/dense.jsonl
+    thinkpix world render --prompts data/eval/geneval.jsonl --out outputs/gt --images-per-prompt 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("world", help="prompt sets and ground-truth renders of the shapes world",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    world = p.add_subparsers(dest="world_command", required=True, metavar="ACTION")
+
+    pr = world.add_parser("prompts", help="write a prompt set (metadata JSONL)")
+    pr.add_argument("--out", required=True, help="JSONL file to write")
+    pr.add_argument("--set", dest="which", choices=("geneval", "dense"), default="geneval",
+                    help="geneval: the six GenEval tasks; dense: multi-object prompts with DPG-style questions")
+    pr.add_argument("--per-task", type=int, default=100,
+                    help="prompts per task (dense counts as one task) (default 100)")
+    pr.add_argument("--seed", type=int, default=0)
+    pr.set_defaults(func=run_prompts)
+
+    rd = world.add_parser("render", help="render ground truth for a prompt set in GenEval's folder layout")
+    rd.add_argument("--prompts", required=True, help="metadata JSONL (e.g. data/eval/geneval.jsonl)")
+    rd.add_argument("--out", required=True, help="folder: OUT/00000/metadata.jsonl, OUT/00000/samples/0000.png ...")
+    rd.add_argument("--images-per-prompt", type=int, default=4)
+    rd.add_argument("--seed", type=int, default=0)
+    rd.add_argument("--distractors", type=int, default=0,
+                    help="extra objects of shapes the prompt does not name (default 0)")
+    rd.add_argument("--canvas", type=int, choices=(32, 64), default=32)
+    rd.add_argument("--overwrite", action="store_true", help="replace prompt folders already in OUT")
+    rd.set_defaults(func=run_render)
+
+
+def run_prompts(args) -> int:
+    from ..errors import ThinkpixError
+    from ..worlds.dense import dense_set
+    from ..worlds.prompts import geneval_set
+
+    if args.per_task < 1:
+        raise ThinkpixError(f"--per-task must be >= 1, got {args.per_task}")
+    metas = geneval_set(args.per_task, args.seed) if args.which == "geneval" else dense_set(args.per_task, args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(m) + "\n" for m in metas), encoding="utf-8")
+    distinct = len({m["prompt"] for m in metas})
+    print(f"wrote {len(metas)} {args.which} prompts ({distinct} distinct texts) to {out}")
+    return 0
+
+
+def clear_prompt_folders(out: Path, overwrite: bool) -> None:
+    """Refuse to mix two sets in one folder; with `overwrite`, remove the old prompt folders
+    and results (nothing else)."""
+    from ..errors import ThinkpixError
+
+    old = sorted(p for p in out.iterdir() if p.is_dir() and p.name.isdigit()) if out.is_dir() else []
+    if old and not overwrite:
+        raise ThinkpixError(f"{out}: already holds {len(old)} prompt folders; pass --overwrite to replace them")
+    for p in old:
+        shutil.rmtree(p)
+    for name in ("results.jsonl", "summary.json"):
+        (out / name).unlink(missing_ok=True)
+
+
+def run_render(args) -> int:
+    from ..errors import ThinkpixError
+    from ..evaluation.metadata import read_metadata
+    from ..evaluation.render import write_folder
+
+    if args.images_per_prompt < 1:
+        raise ThinkpixError(f"--images-per-prompt must be >= 1, got {args.images_per_prompt}")
+    if args.distractors < 0:
+        raise ThinkpixError(f"--distractors must be >= 0, got {args.distractors}")
+    lines = read_metadata(Path(args.prompts))
+    out = Path(args.out)
+    clear_prompt_folders(out, args.overwrite)
+    metas = [meta for _, meta in lines]
+    labels = [f"{args.prompts}:{n}" for n, _ in lines]
+    write_folder(metas, out, args.images_per_prompt, args.seed, args.distractors, args.canvas, progress=True,
+                 labels=labels)
+    print(f"wrote {len(metas)} prompt folders x {args.images_per_prompt} ground-truth images "
+          f"({args.canvas}x{args.canvas}) to {out}; score them with: thinkpix evaluate {out}")
+    return 0
