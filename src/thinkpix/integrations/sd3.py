@@ -52,12 +52,11 @@ def layer_dims(transformer: nn.Module, index: int) -> LayerDims:
 def check_block(transformer: nn.Module, index: int) -> None:
     attn = transformer.transformer_blocks[index].attn
     proc = attn.processor
-    if getattr(attn, "fused_projections", False) or hasattr(attn, "to_qkv"):
-        raise ThinkpixError(f"block {index}: fused q/k/v projections are not supported; call "
-                            "transformer.unfuse_qkv_projections() before attach_rsr")
-    if type(proc).__name__ != "JointAttnProcessor2_0":
+    if type(proc).__name__ != "JointAttnProcessor2_0":  # fused q/k/v, IP-adapter, PAG ... are not supported
+        hint = ("transformer.unfuse_qkv_projections()" if "Fused" in type(proc).__name__
+                else "transformer.set_attn_processor(JointAttnProcessor2_0())")
         raise ThinkpixError(f"block {index}: RSR replaces diffusers' JointAttnProcessor2_0, found "
-                            f"{type(proc).__name__}; call transformer.set_attn_processor(JointAttnProcessor2_0()) first")
+                            f"{type(proc).__name__}; call {hint} before attach_rsr")
 
 
 class SD3RSRProcessor(nn.Module):
@@ -145,30 +144,48 @@ def block_ops(attn, norm1, x_tilde: torch.Tensor, c_tilde: torch.Tensor, temb: t
     return BlockOps(base_qkv=base_qkv, attend=attend, modulate=modulate, project=project)
 
 
-def install(transformer: nn.Module, rsr: RSRModule) -> tuple[dict, list]:
-    """Install processors and hooks. Returns ({attention path: original processor}, [hook handles])."""
-    originals, handles = {}, []
+def _hand_temb(block, args, kwargs):
+    """Block forward pre-hook: JointTransformerBlock(hidden, encoder, temb, jak) -> processor.temb."""
+    proc = block.attn.processor
+    if isinstance(proc, SD3RSRProcessor):
+        proc.temb = kwargs["temb"] if "temb" in kwargs else args[2]
+
+
+def _begin_forward(transformer, args, kwargs):
+    """Transformer forward pre-hook: SD3Transformer2DModel(hidden, encoder, pooled, timestep, ...)."""
+    rsr = transformer._modules.get("rsr")
+    if isinstance(rsr, RSRModule):
+        rsr.begin_forward(kwargs["timestep"] if "timestep" in kwargs else (args[3] if len(args) > 3 else None))
+
+
+# Hooks are module-level functions of their module argument, not closures: a deep copy of the
+# transformer (e.g. for EMA) runs its own copy of RSR, and detach finds them by identity.
+def install(transformer: nn.Module, rsr: RSRModule) -> dict:
+    """Install processors and hooks. Returns {attention path: original processor}."""
+    originals = {}
     for key in rsr.layer_dims:
         block = transformer.transformer_blocks[int(key)]
         originals[f"{PREFIX}{key}.attn"] = block.attn.processor
-        proc = SD3RSRProcessor(rsr, key, block, block.attn.processor)
-        block.attn.set_processor(proc)
+        block.attn.set_processor(SD3RSRProcessor(rsr, key, block, block.attn.processor))
+        block.register_forward_pre_hook(_hand_temb, with_kwargs=True)
+    transformer.register_forward_pre_hook(_begin_forward, with_kwargs=True)
+    return originals
 
-        def hand_temb(module, args, kwargs, proc=proc):  # JointTransformerBlock(hidden, encoder, temb, jak)
-            proc.temb = kwargs["temb"] if "temb" in kwargs else args[2]
 
-        handles.append(block.register_forward_pre_hook(hand_temb, with_kwargs=True))
-
-    def begin(module, args, kwargs):  # SD3Transformer2DModel(hidden, encoder, pooled, timestep, ...)
-        rsr.begin_forward(kwargs["timestep"] if "timestep" in kwargs else (args[3] if len(args) > 3 else None))
-
-    handles.append(transformer.register_forward_pre_hook(begin, with_kwargs=True))
-    return originals, handles
+def _remove_pre_hook(module: nn.Module, fn) -> None:
+    for hook_id, hook in list(module._forward_pre_hooks.items()):
+        if hook is fn:
+            del module._forward_pre_hooks[hook_id]
+            module._forward_pre_hooks_with_kwargs.pop(hook_id, None)
 
 
 def restore(transformer: nn.Module, originals: dict) -> None:
+    """Undo `install`: original processor objects back, hooks removed."""
     for path, proc in originals.items():
-        transformer.get_submodule(path).set_processor(proc)
+        attn = transformer.get_submodule(path)
+        attn.set_processor(proc)
+        _remove_pre_hook(transformer.get_submodule(path.rsplit(".", 1)[0]), _hand_temb)
+    _remove_pre_hook(transformer, _begin_forward)
 
 
 # ----- FLOP estimate (multiply-adds x 2) -----------------------------------------------------------

@@ -55,6 +55,13 @@ class TextToImage(nn.Module):
         self.autoencoder = autoencoder.eval().requires_grad_(False) if autoencoder is not None else None
         self.meta = meta
 
+    def train(self, mode: bool = True):
+        """The autoencoder is frozen and stays in eval mode."""
+        super().train(mode)
+        if self.autoencoder is not None:
+            self.autoencoder.eval()
+        return self
+
     # ---- construction -------------------------------------------------------------------
     @classmethod
     def create(cls, size: str, space: str, text_encoder: str, canvas: int = 32, autoencoder: str = ""):

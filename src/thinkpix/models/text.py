@@ -36,6 +36,12 @@ class MiniLMEncoder(nn.Module):
         self.model = AutoModel.from_pretrained(path, local_files_only=True).eval().requires_grad_(False)
         self.max_tokens = max_tokens
 
+    def train(self, mode: bool = True):
+        """Frozen: BERT's dropout must never run, whatever mode the parent module is put in."""
+        super().train(mode)
+        self.model.eval()
+        return self
+
     @torch.no_grad()
     def forward(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """-> tokens (B, max_tokens, 384), pooled (B, 384) (mean over real tokens, L2-normalised)."""

@@ -56,14 +56,13 @@ class LoRAExperts(nn.Module):
         token = order // k  # (n*k,) token of each sorted assignment
         counts = torch.bincount(flat, minlength=self.num_experts).tolist()  # host sync, as in MoE kernels
         xs = x.index_select(0, token)  # (n*k, d_in) gathered tokens
+        ws = weights.reshape(-1)[order].to(x.dtype) * self.scale  # (n*k,) their weights
         outs = []
-        for xm, a_m, b_m in zip(xs.split(counts), self.A.unbind(0), self.B.unbind(0)):  # unbind: one grad buffer
-            h = (xm @ a_m).view(-1, P, r).transpose(0, 1)  # (P, n_m, r)
-            outs.append(torch.bmm(h, b_m))  # (P, n_m, d_out); n_m may be 0 (keeps a zero gradient)
+        for xm, wm, a_m, b_m in zip(xs.split(counts), ws.split(counts), self.A.unbind(0), self.B.unbind(0)):
+            h = (xm @ a_m) * wm[:, None]  # (n_m, P*r); unbind above: one gradient buffer per tensor
+            outs.append(torch.bmm(h.view(-1, P, r).transpose(0, 1), b_m))  # (P, n_m, d_out); n_m may be 0
         y = torch.cat(outs, dim=1)  # (P, n*k, d_out) in sorted order
-        y = y * (weights.reshape(-1)[order].to(y.dtype) * self.scale)[None, :, None]
-        out = y.new_zeros(P, n, self.d_out)
-        return out.index_add(1, token, y)  # (P, n, d_out) back in token order; sums the k picks
+        return y.new_zeros(P, n, self.d_out).index_add_(1, token, y)  # token order; sums a token's k picks
 
     def mixture(self, u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """Dense reference: sum_m w[:, m] * E_m(u) with every expert computed. u (n, d_in), w (n, M)."""

@@ -41,12 +41,13 @@ class Gate(nn.Module):
     def forward(self, u: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """u: (B, N, d_token) tokens, y: (B, d_cond) conditioning vector. Returns fp32 logits (B, N, M)."""
         dtype = self.token_in.weight.dtype  # fp32 even under a bf16 base
-        h = self.token_in(u.to(dtype))  # (B, N, width)
-        if self.cond_in is not None:
-            h = h + self.cond_in(F.silu(y.to(dtype)))[:, None, :]  # (B, 1, width): one projection per sample
-        if self.out is None:
-            return h.float()  # linear gate: h already holds the logits
-        return self.out(F.gelu(h)).float()  # (B, N, M)
+        with torch.autocast(u.device.type, enabled=False):  # routers in full precision, also under AMP
+            h = self.token_in(u.to(dtype))  # (B, N, width)
+            if self.cond_in is not None:
+                h = h + self.cond_in(F.silu(y.to(dtype)))[:, None, :]  # (B, 1, width): one projection per sample
+            if self.out is None:
+                return h.float()  # linear gate: h already holds the logits
+            return self.out(F.gelu(h)).float()  # (B, N, M)
 
     def flops_per_token(self) -> int:
         f = 2 * self.token_in.in_features * self.token_in.out_features

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from thinkpix.errors import ThinkpixError
+
 from .config import RSRConfig
 from .experts import LoRAExperts
 from .gate import Gate
@@ -51,7 +53,7 @@ class RSRModule(nn.Module):
         gen = torch.Generator().manual_seed(config.seed)  # adapter init independent of the global RNG
         c = config
         if c.shared_experts and len({(d.d_model, d.d_inner) for d in layers.values()}) > 1:
-            raise ValueError("shared_experts needs every RSR layer to have the same widths")
+            raise ThinkpixError("shared_experts needs every RSR layer to have the same widths")
         pools = {"shared": next(iter(layers.values()))} if c.shared_experts else layers
         self.experts = nn.ModuleDict({
             key: LoRAExperts(c.num_experts, d.d_model, d.d_inner, c.rank, 3, c.scaling, c.init_std, gen)
@@ -105,7 +107,7 @@ class RSRModule(nn.Module):
     # ----- public runtime controls ---------------------------------------------------------------
     def set_latent_steps(self, steps: int) -> None:
         if int(steps) < 0:
-            raise ValueError(f"latent steps must be >= 0, got {steps}")
+            raise ThinkpixError(f"latent steps must be >= 0, got {steps}")
         self.latent_steps = int(steps)
 
     def collect(self) -> list[RSROutput]:

@@ -45,3 +45,32 @@ class RSROutput:
 def total_aux_loss(outputs: list[RSROutput]) -> torch.Tensor | float:
     """Sum of the layers' auxiliary losses (0.0 for an empty list), to add to the training loss."""
     return sum((o.aux_loss for o in outputs), 0.0)
+
+
+def stack_trace(trace: list[RSROutput]) -> dict:
+    """Stack a trace (the outputs of F forwards x L layers, as `stop_trace` returns them) into arrays.
+
+    Returns {"layers": [L names], "routing": int16 (F, L, steps, B, N, k), "timesteps": (F, B) float or
+    None, "states": (F, L, steps, B, N, D) or None}. Needs the same depth and batch in every forward
+    (true for sampling; not under random training depth).
+    """
+    if not trace:
+        raise ValueError("empty trace")
+    layers = list(dict.fromkeys(o.layer for o in trace))
+    L = len(layers)
+    if len(trace) % L or any(o.layer != layers[i % L] for i, o in enumerate(trace)):
+        raise ValueError("trace is not a whole number of forwards over the same layers")
+    if any(o.routing is None for o in trace):
+        raise ValueError("trace has no routing decisions (record it with start_trace)")
+    shapes = {tuple(o.routing.shape) for o in trace}
+    if len(shapes) != 1:
+        raise ValueError(f"forwards differ in depth or batch: {sorted(shapes)}")
+    F_ = len(trace) // L
+    routing = torch.stack([o.routing for o in trace]).view(F_, L, *next(iter(shapes)))
+    ts = None
+    if all(o.timestep is not None for o in trace[::L]):
+        ts = torch.stack([torch.as_tensor(o.timestep).float().reshape(-1).cpu() for o in trace[::L]])
+    states = None
+    if all(o.states is not None for o in trace):
+        states = torch.stack([o.states.cpu() for o in trace]).view(F_, L, *trace[0].states.shape)
+    return {"layers": layers, "routing": routing, "timesteps": ts, "states": states}

@@ -4,7 +4,7 @@ Training, `routing="hard"` (paper): Gumbel-Softmax with temperature tau, winner-
     p~ = softmax((g + G) / tau),  G ~ Gumbel(0, 1) i.i.d. per token and expert
     selected = top-k of p~ (top-1 by default)
     weight   = p~[selected]                  if scale_by_prob (the selected expert scaled by its probability)
-             = 1 + p~[selected] - sg(p~[...]) otherwise (value 1, straight-through gradient)
+             = (p~[selected] - sg(p~[selected])) + 1 otherwise (value 1, straight-through gradient)
   Either way the forward uses only the selected experts and the gate gets its gradient through the
   selected weight (straight-through the hard choice); unselected experts get weight 0 and no gradient.
 Eval: no noise, argmax (top-k of softmax(g / tau)), same weights: deterministic, per token.
@@ -49,5 +49,5 @@ def route_tokens(logits: torch.Tensor, *, top_k: int = 1, temperature: float = 5
     else:
         top_p, idx = noisy.topk(top_k, dim=-1)  # (n, k) winners and their probabilities
     if not scale_by_prob:
-        top_p = 1.0 + top_p - top_p.detach()  # value 1, gradient of the soft probability
+        top_p = (top_p - top_p.detach()) + 1.0  # value exactly 1, gradient of the soft probability
     return Route(indices=idx, weights=top_p, probs=probs)

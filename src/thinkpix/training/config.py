@@ -40,9 +40,21 @@ class OptimConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    """Adapter-only fine-tuning of a frozen base (method none = train from scratch)."""
+
+    base: str = ""  # model folder or bundled name
+    method: str = "none"  # none | rsr | lora (the paper's SFT baseline)
+    rsr: str = ""  # RSRConfig spec, e.g. "layers=2,3,experts=2,steps=2,rank=8"
+    lora_layers: str = ""  # LoRA blocks, e.g. "2,3" (default: the RSR spec's layers)
+    lora_rank: int = 0  # 0: the rank whose parameter count matches the RSR spec
+
+
+@dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     out_dir: str = "runs/default"
     steps: int = 1000
     batch_size: int = 64  # global batch (split across data-parallel processes)
@@ -63,6 +75,7 @@ VALID_CHOICES = {
     "model.text_encoder": ("minilm", "words"),
     "model.canvas": (32, 64),
     "optim.schedule": ("constant", "cosine"),
+    "finetune.method": ("none", "rsr", "lora"),
 }
 POSITIVE = ("steps", "batch_size", "optim.lr", "log_every", "sample_every", "ckpt_every", "keep_checkpoints")
 
@@ -122,6 +135,13 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ThinkpixError(f"config key 'cond_dropout' must be in [0, 1), got {cfg.cond_dropout}")
     if not 0 <= cfg.ema_decay < 1:
         raise ThinkpixError(f"config key 'ema_decay' must be in [0, 1), got {cfg.ema_decay}")
+    if cfg.finetune.method != "none":
+        if not cfg.finetune.base:
+            raise ThinkpixError("config key 'finetune.base' is required for fine-tuning (a model folder or bundled name)")
+        if not cfg.finetune.rsr and not (cfg.finetune.method == "lora" and cfg.finetune.lora_layers and cfg.finetune.lora_rank):
+            raise ThinkpixError("config key 'finetune.rsr' is required (e.g. layers=2,3,experts=2,steps=2); "
+                                "a LoRA run without it needs finetune.lora_layers and finetune.lora_rank")
+        return cfg  # the model section comes from the base model
     if cfg.model.kind == "mmdit" and cfg.model.space == "latent" and not cfg.model.autoencoder:
         raise ThinkpixError("config key 'model.autoencoder' is required when model.space is 'latent'")
     from ..models.registry import SIZES  # late import: the registry imports torch

@@ -94,7 +94,36 @@ class FlowObjective(nn.Module):
         self.model.save(path)
 
 
+class FinetuneObjective(FlowObjective):
+    """Rectified flow on a frozen base; only the adapter (RSR experts + gates, or LoRA) trains.
+    RSR's auxiliary losses (zero unless their weights are set) join the loss; routing statistics
+    of the last forward are reported as metrics."""
+
+    def __init__(self, cfg: TrainConfig):
+        from ..adapters import attach_adapter
+
+        from ..bundled import resolve_model
+
+        model = TextToImage.load(resolve_model(cfg.finetune.base))
+        model.requires_grad_(False)
+        # the data follows the base model's canvas
+        cfg.model.canvas = model.meta["canvas"]
+        super().__init__(cfg, model)
+        self.adapter = attach_adapter(model.transformer, cfg.finetune)
+        model.train()
+
+    def forward(self, step: int, indices: range):
+        loss, metrics = super().forward(step, indices)
+        aux, stats = self.adapter.step_outputs(self.model.transformer)
+        return loss + aux, dict(metrics, **stats)
+
+    def export(self, path: Path) -> None:
+        self.adapter.save(self.model.transformer, path)
+
+
 def build_objective(cfg: TrainConfig) -> nn.Module:
+    if cfg.finetune.method != "none":
+        return FinetuneObjective(cfg)
     if cfg.model.kind == "autoencoder":
         return AutoencoderObjective(cfg)
     return FlowObjective(cfg)

@@ -1,0 +1,77 @@
+"""Adapters on a frozen base, as the fine-tuning and sampling commands see them: RSR (the method)
+or LoRA (the paper's parameter-matched SFT baseline). One place decides which one a config or a
+folder means, so `finetune`, `generate` and `sample` treat both alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import ThinkpixError
+from .integrations import lora
+from .integrations.adapters import load_rsr, save_rsr
+from .integrations.attach import attach_rsr, collect_rsr_outputs, detach_rsr, set_latent_steps
+from .rsr.config import RSRConfig
+from .rsr.outputs import total_aux_loss
+
+
+@dataclass
+class AttachedAdapter:
+    method: str  # "rsr" | "lora"
+    num_parameters: int
+
+    def step_outputs(self, transformer: nn.Module) -> tuple[torch.Tensor | float, dict]:
+        """(auxiliary loss, routing metrics) of the last forward; (0, {}) for LoRA."""
+        if self.method != "rsr":
+            return 0.0, {}
+        outputs = collect_rsr_outputs(transformer)
+        if not outputs:
+            return 0.0, {}
+        usage = torch.stack([o.usage.float().mean(0) for o in outputs if o.steps]).mean(0)  # (M,)
+        entropy = float(torch.stack([o.entropy.float().mean() for o in outputs if o.steps]).mean())
+        stats = {"routing_entropy": entropy, "expert_usage": [round(float(u), 4) for u in usage]}
+        return total_aux_loss(outputs), stats
+
+    def save(self, transformer: nn.Module, path) -> Path:
+        return save_rsr(transformer, path) if self.method == "rsr" else lora.save_lora(transformer, path)
+
+
+def _rsr_parameters(transformer: nn.Module, config: RSRConfig) -> int:
+    module = attach_rsr(transformer, config)
+    count = sum(p.numel() for p in module.parameters())
+    detach_rsr(transformer)
+    return count
+
+
+def attach_adapter(transformer: nn.Module, ft) -> AttachedAdapter:
+    """Attach what a `FinetuneConfig` asks for to a frozen transformer."""
+    rsr_cfg = RSRConfig.parse(ft.rsr) if ft.rsr else None
+    if ft.method == "rsr":
+        module = attach_rsr(transformer, rsr_cfg)
+        return AttachedAdapter("rsr", sum(p.numel() for p in module.parameters()))
+    if ft.method == "lora":
+        layers = [int(x) for x in ft.lora_layers.split(",") if x.strip()] if ft.lora_layers else rsr_cfg.layers
+        rank = ft.lora_rank or lora.matched_rank(transformer, layers, _rsr_parameters(transformer, rsr_cfg))
+        params = lora.attach_lora(transformer, layers, rank)
+        return AttachedAdapter("lora", sum(p.numel() for p in params))
+    raise ThinkpixError(f"unknown fine-tuning method {ft.method!r}; known: rsr, lora")
+
+
+def load_adapter(transformer: nn.Module, path, think_steps: int | None = None) -> str:
+    """Load an RSR or LoRA adapter folder into `transformer`; returns the method. `think_steps`
+    sets RSR's latent steps (0 = the base model); it is refused for a LoRA adapter."""
+    path = Path(path)
+    if not path.exists():
+        raise ThinkpixError(f"{path}: adapter folder not found")
+    if lora.is_lora_adapter(path):
+        if think_steps not in (None, 0, 1):
+            raise ThinkpixError(f"{path}: a LoRA adapter has no latent steps (--think-steps {think_steps})")
+        lora.load_lora(transformer, path)
+        return "lora"
+    load_rsr(transformer, path)
+    if think_steps is not None:
+        set_latent_steps(transformer, think_steps)
+    return "rsr"

@@ -1,0 +1,117 @@
+"""Attach RSR to a diffusers transformer, detach it, and drive it at run time.
+
+    rsr = attach_rsr(transformer, RSRConfig(layers=[4, 8, 12], num_experts=2, latent_steps=2, rank=8))
+    optimizer = torch.optim.AdamW(rsr.parameters())   # == transformer.rsr.parameters(); the base is frozen
+    out = transformer(...); outputs = collect_rsr_outputs(transformer)   # aux losses + routing stats
+    set_latent_steps(transformer, 0)                   # the base model, bit for bit
+    detach_rsr(transformer)                            # original processors, hooks and requires_grad back
+
+Backbone-specific code is in one module per backbone (`sd3.py`; `dit.py`/`flux.py` later), each
+providing matches / describe / num_blocks / layer_dims / check_block / install / restore.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from thinkpix.errors import ThinkpixError
+from thinkpix.rsr.config import RSRConfig
+from thinkpix.rsr.module import RSRModule
+from thinkpix.rsr.outputs import RSROutput
+
+from . import sd3
+
+BACKBONES = [sd3]  # tried in order; add dit, flux here
+
+
+def backbone_of(transformer: nn.Module):
+    for mod in BACKBONES:
+        if mod.matches(transformer):
+            return mod
+    raise ThinkpixError(f"RSR does not know how to attach to {type(transformer).__name__}; "
+                        f"supported: {[m.NAME for m in BACKBONES]}")
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    while not hasattr(model, "rsr") and isinstance(getattr(model, "module", None), nn.Module):
+        model = model.module  # DDP / accelerate wrappers
+    return model
+
+
+def get_rsr(transformer: nn.Module) -> RSRModule:
+    """The RSRModule attached to `transformer` (or a DDP wrapper of it); ThinkpixError if none."""
+    rsr = getattr(_unwrap(transformer), "rsr", None)
+    if not isinstance(rsr, RSRModule):
+        raise ThinkpixError(f"{type(transformer).__name__} has no RSR attached (use attach_rsr first)")
+    return rsr
+
+
+def attach_rsr(transformer: nn.Module, config: RSRConfig, freeze_base: bool = True) -> RSRModule:
+    """Install RSR on `config.layers` and return the module holding every added parameter.
+
+    The module is registered as `transformer.rsr`. With `freeze_base` (default) every base
+    parameter gets requires_grad=False (restored by `detach_rsr`). New weights are fp32 on the
+    transformer's device and stay fp32 if the transformer is cast later. Attach before wrapping
+    the model in DDP.
+    """
+    if isinstance(getattr(transformer, "rsr", None), RSRModule):
+        raise ThinkpixError("RSR is already attached to this transformer; detach_rsr it first")
+    backbone = backbone_of(transformer)
+    n = backbone.num_blocks(transformer)
+    bad = [i for i in config.layers if i >= n]
+    if bad:
+        raise ThinkpixError(f"RSR layers {bad} do not exist: the transformer has {n} blocks (0..{n - 1})")
+    layers = sorted(config.layers)
+    for i in layers:
+        backbone.check_block(transformer, i)
+    dims = {str(i): backbone.layer_dims(transformer, i) for i in layers}
+    rsr = RSRModule(config, dims, backbone.describe(transformer), prefix=getattr(backbone, "PREFIX", ""))
+    rsr.train(transformer.training)  # follow the transformer's train/eval mode
+    param = next(transformer.parameters(), None)
+    if param is not None:
+        rsr.to(param.device)  # dtype stays fp32
+    grad_flags = {name: p.requires_grad for name, p in transformer.named_parameters()}
+    transformer.rsr = rsr  # registered submodule: optimisers, state_dict, DDP see it
+    originals = backbone.install(transformer, rsr)
+    # plain attribute (not a buffer): what detach needs; survives copy.deepcopy of the transformer
+    rsr.__dict__["_attachment"] = {"backbone": backbone.NAME, "originals": originals,
+                                   "requires_grad": grad_flags if freeze_base else None}
+    if freeze_base:
+        for name, p in transformer.named_parameters():
+            p.requires_grad_(name.startswith("rsr."))
+    return rsr
+
+
+def detach_rsr(transformer: nn.Module) -> RSRModule:
+    """Remove RSR: the original processor objects, no hooks, base requires_grad as before. Returns the module."""
+    transformer = _unwrap(transformer)
+    rsr = get_rsr(transformer)
+    att = rsr.__dict__.pop("_attachment")
+    backbone = next(m for m in BACKBONES if m.NAME == att["backbone"])
+    backbone.restore(transformer, att["originals"])
+    del transformer.rsr
+    if att["requires_grad"] is not None:
+        for name, p in transformer.named_parameters():
+            p.requires_grad_(att["requires_grad"].get(name, p.requires_grad))
+    return rsr
+
+
+def set_latent_steps(transformer: nn.Module, steps: int) -> None:
+    """Latent steps T for the following forwards; 0 runs the original processors (the base model)."""
+    get_rsr(transformer).set_latent_steps(steps)
+
+
+def collect_rsr_outputs(transformer: nn.Module) -> list[RSROutput]:
+    """The RSROutput of every RSR layer for the most recent forward, in block order; clears the buffer."""
+    return get_rsr(transformer).collect()
+
+
+def start_trace(transformer: nn.Module, states: bool = False) -> None:
+    """Record routing decisions (expert per token, layer, latent step; with the diffusion timestep) of
+    every forward until `stop_trace`; with `states`, also the image state after each latent step."""
+    get_rsr(transformer).start_trace(states)
+
+
+def stop_trace(transformer: nn.Module) -> list[RSROutput]:
+    """Stop tracing; the traced RSROutputs (`.routing`: (steps, B, N, k) int16, `.timestep`, `.layer`)."""
+    return get_rsr(transformer).stop_trace()

@@ -1,0 +1,121 @@
+"""The paper's SFT baseline: a plain LoRA (peft) on the image-stream q/k/v of the same blocks RSR
+uses, no recursion, optionally with its rank chosen to match an RSR adapter's parameter count.
+
+An adapter directory holds `lora_adapter.safetensors` (peft's state dict) and `lora_config.json`
+(layers, rank, alpha, target modules, parameter count, sha256). Never pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from thinkpix.errors import ThinkpixError
+
+FORMAT = "thinkpix-lora-adapter"
+WEIGHTS = "lora_adapter.safetensors"
+CONFIG = "lora_config.json"
+ADAPTER_NAME = "sft"
+PROJECTIONS = ("to_q", "to_k", "to_v")  # the image stream's projections in diffusers' Attention
+
+
+def target_modules(layers: list[int]) -> list[str]:
+    return [f"transformer_blocks.{i}.attn.{p}" for i in layers for p in PROJECTIONS]
+
+
+def attach_lora(transformer: nn.Module, layers: list[int], rank: int, alpha: float | None = None) -> list[nn.Parameter]:
+    """Freeze the transformer and add a LoRA (B = 0: starts as the base) on `layers`' image q/k/v.
+    Returns the new trainable parameters."""
+    from peft import LoraConfig
+
+    n = len(transformer.transformer_blocks)
+    if not layers or any(not 0 <= i < n for i in layers):
+        raise ThinkpixError(f"LoRA layers {layers} must be block indices in 0..{n - 1}")
+    if rank < 1:
+        raise ThinkpixError(f"LoRA rank must be >= 1, got {rank}")
+    transformer.requires_grad_(False)
+    config = LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=target_modules(layers), init_lora_weights=True)
+    transformer.add_adapter(config, adapter_name=ADAPTER_NAME)
+    transformer._thinkpix_lora = {"layers": sorted(layers), "rank": rank, "alpha": alpha or rank}
+    params = [p for n_, p in transformer.named_parameters() if "lora_" in n_]
+    for p in params:
+        p.requires_grad_(True)
+    return params
+
+
+def lora_parameter_count(transformer: nn.Module, layers: list[int], rank: int) -> int:
+    """Parameters a LoRA of `rank` on `layers`' q/k/v adds (in + out features, times rank)."""
+    total = 0
+    for name in target_modules(layers):
+        lin = transformer.get_submodule(name)
+        total += rank * (lin.in_features + lin.out_features)
+    return total
+
+
+def matched_rank(transformer: nn.Module, layers: list[int], target_parameters: int) -> int:
+    """The LoRA rank whose parameter count is closest to `target_parameters`."""
+    per_rank = lora_parameter_count(transformer, layers, 1)
+    return max(1, round(target_parameters / per_rank))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_lora(transformer: nn.Module, path) -> Path:
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    meta = getattr(transformer, "_thinkpix_lora", None)
+    if meta is None:
+        raise ThinkpixError("this transformer has no thinkpix LoRA attached")
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    state = get_peft_model_state_dict(transformer, adapter_name=ADAPTER_NAME)
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
+    tmp = out / (WEIGHTS + ".tmp")
+    save_file(tensors, str(tmp), metadata={"format": FORMAT})
+    os.replace(tmp, out / WEIGHTS)
+    record = dict(meta, format=FORMAT, targets=target_modules(meta["layers"]),
+                  num_parameters=int(sum(v.numel() for v in tensors.values())), sha256=_sha256(out / WEIGHTS))
+    (out / CONFIG).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return out
+
+
+def is_lora_adapter(path) -> bool:
+    return (Path(path) / CONFIG).is_file()
+
+
+def load_lora(transformer: nn.Module, path) -> None:
+    """Attach a LoRA from `path` (refuses a damaged file or one made for other blocks/widths)."""
+    from peft.utils import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    d = Path(path)
+    try:
+        record = json.loads((d / CONFIG).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ThinkpixError(f"{d / CONFIG}: not a readable LoRA adapter config ({exc})") from None
+    if record.get("format") != FORMAT:
+        raise ThinkpixError(f"{d / CONFIG}: not a thinkpix LoRA adapter")
+    if not (d / WEIGHTS).is_file() or _sha256(d / WEIGHTS) != record.get("sha256"):
+        raise ThinkpixError(f"{d / WEIGHTS}: missing or corrupted LoRA weights (sha256 mismatch)")
+    attach_lora(transformer, record["layers"], record["rank"], record["alpha"])
+    tensors = load_file(d / WEIGHTS)
+    expected = {k: tuple(v.shape) for k, v in _peft_state(transformer).items()}
+    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    if expected != got:
+        raise ThinkpixError(f"{d}: LoRA tensors do not fit this transformer (saved for other widths or blocks)")
+    set_peft_model_state_dict(transformer, tensors, adapter_name=ADAPTER_NAME)
+    transformer.eval()
+
+
+def _peft_state(transformer):
+    from peft.utils import get_peft_model_state_dict
+
+    return get_peft_model_state_dict(transformer, adapter_name=ADAPTER_NAME)

@@ -1,0 +1,250 @@
+"""The backbone-agnostic RSR mechanism: config, experts (sparse vs dense), gate, routing, losses, recursion."""
+
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from thinkpix.errors import ThinkpixError
+from thinkpix.rsr import (BlockOps, Gate, LayerDims, LoRAExperts, RSRConfig, RSRModule, load_balance_loss,
+                          route_tokens, router_z_loss, rsr_attention)
+
+torch.set_num_threads(1)
+
+
+# ----- config --------------------------------------------------------------------------------------
+def test_rsr_does_not_import_diffusers():
+    import subprocess
+
+    code = "import sys, thinkpix.rsr; print('diffusers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_config_defaults_follow_the_paper():
+    c = RSRConfig(layers=[4, 8, 12])
+    assert (c.num_experts, c.latent_steps, c.temperature, c.top_k, c.routing) == (2, 2, 5.0, 1, "hard")
+    assert (c.base_every_step, c.remodulate, c.reinject, c.gate, c.state) == (False, True, True, "mlp", "attention")
+    assert (c.random_depth, c.load_balance_weight, c.z_loss_weight) == (False, 0.0, 0.0)
+    assert RSRConfig.from_dict(c.to_dict()) == c
+
+
+@pytest.mark.parametrize("bad", [dict(layers=[]), dict(layers=[1, 1]), dict(layers=[0], top_k=3),
+                                 dict(layers=[0], gate="attn"), dict(layers=[0], temperature=0),
+                                 dict(layers=[0], routing="argmax"), dict(layers=[0], latent_steps=-1)])
+def test_config_rejects_bad_values(bad):
+    with pytest.raises(ThinkpixError, match="invalid RSR config"):
+        RSRConfig(**bad)
+
+
+def test_config_parse_cli_spec():
+    c = RSRConfig.parse("layers=4,8,12,experts=5,steps=5,gate=tokens_only,remodulate=false,grad_steps=none")
+    assert c.layers == [4, 8, 12] and c.num_experts == 5 and c.latent_steps == 5
+    assert c.gate == "tokens_only" and c.remodulate is False and c.grad_steps is None
+    for bad in ("experts=2", "layers=1,foo=2", "layers=1,remodulate=maybe", "layers=x"):
+        with pytest.raises(ThinkpixError):
+            RSRConfig.parse(bad)
+
+
+# ----- experts ---------------------------------------------------------------------------------------
+def _bank(M, d=16, d_out=12, r=4, seed=0):
+    e = LoRAExperts(M, d, d_out, r, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        e.B.normal_(0, 0.5, generator=torch.Generator().manual_seed(seed + 1))
+    return e
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_sparse_equals_dense_values_and_gradients(k):
+    M, n = 4, 37
+    e = _bank(M)
+    u = torch.randn(n, 16, requires_grad=True)
+    logits = torch.randn(n, M, requires_grad=True)
+    grads = []
+    for dense in (False, True):
+        route = route_tokens(logits, top_k=k, training=False)
+        out = e(u, route.indices, route.weights, dense=dense)
+        assert out.shape == (3, n, 12)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads.append((out.detach(), u.grad.clone(), logits.grad.clone(), e.A.grad.clone(), e.B.grad.clone()))
+        for t in (u, logits, e.A, e.B):
+            t.grad = None
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_empty_experts_still_get_a_zero_gradient():
+    e = _bank(4)
+    u = torch.randn(10, 16)
+    idx = torch.zeros(10, 1, dtype=torch.long)  # every token to expert 0
+    e(u, idx, torch.ones(10, 1)).sum().backward()
+    assert e.A.grad is not None and e.B.grad is not None
+    assert e.B.grad[1:].abs().sum() == 0 and e.B.grad[0].abs().sum() > 0
+
+
+def test_zero_B_experts_output_exact_zero():
+    e = LoRAExperts(3, 16, 12, 4)
+    assert torch.count_nonzero(e(torch.randn(9, 16), torch.randint(0, 3, (9, 1)), torch.rand(9, 1))) == 0
+
+
+def test_sparse_cost_follows_selected_experts_not_pool_size():
+    n, d = 64, 32
+    u = torch.randn(n, d)
+    flops = {}
+    for M in (2, 16):
+        e = _bank(M, d=d, d_out=d)
+        idx = torch.randint(0, M, (n, 1), generator=torch.Generator().manual_seed(0))
+        with FlopCounterMode(display=False) as fc:
+            e(u, idx, torch.ones(n, 1))
+        flops[M] = fc.get_total_flops()
+    assert flops[2] == flops[16] == n * e.flops_per_token()
+
+
+# ----- gate and routing --------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["mlp", "tokens_only", "linear"])
+def test_gate_starts_uniform_and_is_fp32(kind):
+    g = Gate(kind, 16, 8, 3, hidden=10)
+    logits = g(torch.randn(2, 5, 16, dtype=torch.bfloat16), torch.randn(2, 8, dtype=torch.bfloat16))
+    assert logits.shape == (2, 5, 3) and logits.dtype == torch.float32
+    assert torch.count_nonzero(logits) == 0
+    assert (g.cond_in is None) == (kind == "tokens_only")
+
+
+def test_eval_routing_is_argmax_without_noise_and_per_token():
+    logits = torch.randn(50, 5)
+    r1 = route_tokens(logits, training=False)
+    r2 = route_tokens(logits, training=False)
+    assert torch.equal(r1.indices, r2.indices) and torch.equal(r1.weights, r2.weights)
+    assert torch.equal(r1.indices[:, 0], logits.argmax(-1))
+    torch.testing.assert_close(r1.weights[:, 0], torch.softmax(logits / 5.0, -1).max(-1).values)
+    assert torch.equal(route_tokens(logits[7:8], training=False).indices, r1.indices[7:8])  # no batch pooling
+
+
+def test_training_routing_is_gumbel_hard_with_straight_through_gradient():
+    torch.manual_seed(0)
+    logits = torch.zeros(4000, 2, requires_grad=True)
+    r = route_tokens(logits, training=True)
+    frac = (r.indices == 1).float().mean().item()
+    assert 0.45 < frac < 0.55  # Gumbel noise: uniform gate -> both experts chosen
+    r.weights.sum().backward()
+    assert logits.grad.abs().sum() > 0
+    r1 = route_tokens(logits.detach().requires_grad_(), training=True, scale_by_prob=False)
+    assert torch.all(r1.weights == 1.0) and r1.weights.requires_grad
+
+
+def test_soft_routing_is_a_dense_mixture():
+    r = route_tokens(torch.randn(6, 3), routing="soft")
+    assert r.dense and r.indices.shape == (6, 3)
+    torch.testing.assert_close(r.weights.sum(-1), torch.ones(6))
+
+
+def test_aux_losses():
+    probs = torch.full((8, 4), 0.25)
+    idx = torch.arange(8).remainder(4).view(8, 1)
+    assert load_balance_loss(probs, idx, 4).item() == pytest.approx(1.0)
+    skewed = torch.zeros(8, 1, dtype=torch.long)
+    assert load_balance_loss(probs, skewed, 4).item() == pytest.approx(1.0)  # P uniform
+    p2 = torch.tensor([[0.7, 0.1, 0.1, 0.1]]).expand(8, 4)
+    assert load_balance_loss(p2, skewed, 4).item() == pytest.approx(2.8)
+    assert router_z_loss(torch.zeros(3, 4)).item() == pytest.approx(torch.log(torch.tensor(4.0)).item() ** 2)
+
+
+# ----- the recursion on a toy single-head block ------------------------------------------------------
+class ToyBlock(torch.nn.Module):
+    """A minimal joint-attention block: frozen W_q/k/v for image and text, adaLN shift/scale from y."""
+
+    def __init__(self, d=16):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.w = torch.nn.ParameterDict({k: torch.nn.Parameter(torch.randn(d, d, generator=g) / 4)
+                                         for k in ("q", "k", "v", "cq", "ck", "cv", "ada")})
+        self.w.requires_grad_(False)
+
+    def ops(self, c, y):
+        cq, ck, cv = c @ self.w["cq"], c @ self.w["ck"], c @ self.w["cv"]
+        shift, scale = (y @ self.w["ada"]).chunk(2, dim=-1)
+        shift, scale = shift.repeat(1, 2), scale.repeat(1, 2)
+
+        def attend(q, k, v, final):
+            n = q.shape[1]
+            qq = torch.cat([q, cq], 1) if final else q
+            out = F.scaled_dot_product_attention(qq, torch.cat([k, ck], 1), torch.cat([v, cv], 1))
+            return (out[:, :n], out[:, n:]) if final else (out, None)
+
+        return BlockOps(base_qkv=lambda x: (x @ self.w["q"], x @ self.w["k"], x @ self.w["v"]), attend=attend,
+                        modulate=lambda a: F.layer_norm(a, a.shape[-1:]) * (1 + scale[:, None]) + shift[:, None])
+
+    def base(self, x, c):
+        q, k, v = (torch.cat([x @ self.w[a], c @ self.w["c" + a]], 1) for a in "qkv")
+        out = F.scaled_dot_product_attention(q, k, v)
+        return out[:, : x.shape[1]], out[:, x.shape[1]:]
+
+
+def _toy(cfg, seed=0):
+    torch.manual_seed(seed)
+    block = ToyBlock()
+    rsr = RSRModule(cfg, {"0": LayerDims(16, 16, 16)}, {"name": "toy"})
+    x, c, y = torch.randn(2, 6, 16), torch.randn(2, 3, 16), torch.randn(2, 16)
+    return block, rsr, x, c, y
+
+
+@pytest.mark.parametrize("T", [1, 2, 3, 5])
+@pytest.mark.parametrize("switch", [{}, {"base_every_step": True}, {"remodulate": False}, {"reinject": False},
+                                    {"gate": "tokens_only"}, {"routing": "soft"}])
+def test_zero_B_final_step_is_the_base_attention(T, switch):
+    block, rsr, x, c, y = _toy(RSRConfig(layers=[0], latent_steps=T, **switch))
+    rsr.eval()
+    a_x, a_c, out = rsr_attention(x, y, block.ops(c, y), rsr.gates["0"], rsr.experts["0"], rsr.config, T, False)
+    b_x, b_c = block.base(x, c)
+    assert (a_x - b_x).abs().max() <= 1e-6 and (a_c - b_c).abs().max() <= 1e-6
+    assert out.steps == T and out.usage.shape == (T, 2) and out.deltas.shape == (T - 1,)
+
+
+def test_experts_change_the_output_and_no_grad_early_steps():
+    block, rsr, x, c, y = _toy(RSRConfig(layers=[0], latent_steps=3, grad_steps=1))
+    with torch.no_grad():
+        rsr.experts["0"].B.normal_(0, 0.3)
+        rsr.gates["0"].out.weight.normal_(0, 1.0)
+    a_x, _, _ = rsr_attention(x, y, block.ops(c, y), rsr.gates["0"], rsr.experts["0"], rsr.config, 3, True)
+    assert (a_x - block.base(x, c)[0]).abs().max() > 1e-3
+    a_x.square().sum().backward()
+    assert rsr.experts["0"].A.grad.abs().sum() > 0 and rsr.gates["0"].out.weight.grad.abs().sum() > 0
+
+
+def test_rsr_module_keeps_trainable_weights_fp32_and_follows_device_moves():
+    _, rsr, *_ = _toy(RSRConfig(layers=[0]))
+    rsr.to(torch.bfloat16)
+    assert {p.dtype for p in rsr.parameters()} == {torch.float32}
+    rsr.half()
+    assert {p.dtype for p in rsr.parameters()} == {torch.float32}
+
+
+def test_rsr_module_runtime_state():
+    _, rsr, *_ = _toy(RSRConfig(layers=[0], latent_steps=4, random_depth=True))
+    rsr.train()
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(40):
+        rsr.begin_forward()
+        seen.add(rsr.steps_for_forward())
+    assert seen == {1, 2, 3, 4}
+    rsr.eval()
+    rsr.begin_forward()
+    assert rsr.steps_for_forward() == 4
+    rsr.set_latent_steps(0)
+    assert rsr.steps_for_forward() == 0
+    with pytest.raises(ThinkpixError):
+        rsr.set_latent_steps(-1)
+
+
+def test_gate_stays_fp32_under_autocast():
+    g = Gate("mlp", 16, 8, 3, hidden=10)
+    with torch.no_grad():
+        g.out.weight.normal_()
+    u, y = torch.randn(2, 5, 16), torch.randn(2, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = g(u, y)
+    assert logits.dtype == torch.float32
+    torch.testing.assert_close(logits, g(u, y), atol=0, rtol=0)
