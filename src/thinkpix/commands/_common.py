@@ -10,6 +10,9 @@ def add_sampling_flags(p) -> None:
     p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (1 = off)")
     p.add_argument("--sampler", choices=("euler", "heun"), default="euler")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    p.add_argument("--adapter", default=None, help="RSR or LoRA adapter folder (from `thinkpix finetune`)")
+    p.add_argument("--think-steps", type=int, default=None,
+                   help="RSR latent steps at inference (0 = the base model; default: the adapter's own)")
 
 
 def load_model(args):
@@ -24,7 +27,21 @@ def load_model(args):
         from ..errors import ThinkpixError
 
         raise ThinkpixError(f"--steps must be >= 1, got {args.steps}")
-    return TextToImage.load(resolve_model(args.model))
+    model = TextToImage.load(resolve_model(args.model))
+    if args.think_steps is not None and args.think_steps < 0:
+        from ..errors import ThinkpixError
+
+        raise ThinkpixError(f"--think-steps must be >= 0, got {args.think_steps}")
+    if args.adapter:
+        from ..adapters import load_adapter
+
+        load_adapter(model.transformer, args.adapter, args.think_steps)
+        model.eval()
+    elif args.think_steps:
+        from ..errors import ThinkpixError
+
+        raise ThinkpixError("--think-steps needs an RSR --adapter")
+    return model
 
 
 def sampling_kwargs(args) -> dict:

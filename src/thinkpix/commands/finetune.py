@@ -1,4 +1,4 @@
-"""`thinkpix finetune --base MODEL --rsr layers=2,3,experts=2,steps=2 [--method lora] [CONFIG] [key=value ...]`:
+"""`thinkpix finetune --base MODEL --rsr layers=2,3,experts=2,steps=2 [--method lora] [--config FILE] [key=value ...]`:
 train only an adapter on a frozen base: RSR experts and gates, or (`--method lora`) the paper's SFT
 baseline, a plain peft LoRA on the same blocks' image q/k/v with its rank matched to the RSR
 spec's parameter count. Reuses the trainer: progress, checkpoints, resume, torchrun DDP.
@@ -13,7 +13,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "finetune_rsr
 
 def register(sub) -> None:
     p = sub.add_parser("finetune", help="fine-tune an RSR (or LoRA) adapter on a frozen base", description=__doc__)
-    p.add_argument("config", nargs="?", default=None, help="YAML config (default: configs/finetune_rsr.yaml values)")
+    p.add_argument("--config", default=None, help="YAML config (default: configs/finetune_rsr.yaml)")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. steps=300 optim.lr=5e-4")
     p.add_argument("--base", default=None, help="base model folder or bundled name (default shapes-base)")
     p.add_argument("--rsr", default=None, help="RSR spec, e.g. layers=2,3,experts=2,steps=2,rank=8")

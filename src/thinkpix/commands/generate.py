@@ -11,6 +11,9 @@ def register(sub) -> None:
     p.add_argument("-n", "--num-images", type=int, default=4)
     p.add_argument("--out", default="grid.png", help="PNG file for the grid (default grid.png)")
     p.add_argument("--upscale", type=int, default=4, help="nearest-neighbour upscale of the grid")
+    p.add_argument("--trace", default=None, metavar="FILE",
+                   help="save RSR routing decisions (expert per token, layer, latent step, diffusion step) "
+                        "to a safetensors file")
     add_sampling_flags(p)
     p.set_defaults(func=run)
 
@@ -22,8 +25,41 @@ def run(args) -> int:
 
     if args.num_images < 1:
         raise ThinkpixError(f"-n must be >= 1, got {args.num_images}")
+    if args.trace and not args.adapter:
+        raise ThinkpixError("--trace needs an RSR --adapter")
     model = load_model(args)
+    if args.trace:
+        from ..integrations.attach import start_trace
+
+        start_trace(model.transformer)
     images = generate_images(model, [args.prompt] * args.num_images, seed=args.seed, **sampling_kwargs(args))
+    if args.trace:
+        print(f"routing trace written to {save_trace(model, args)}")
     path = save_png(grid(images, cols=min(8, args.num_images), upscale=args.upscale), args.out)
     print(f"wrote {args.num_images} image(s) for {args.prompt!r} to {path}")
     return 0
+
+
+def save_trace(model, args):
+    """Routing of every forward: `routing` int16 (forwards, layers, latent steps, batch, tokens, k),
+    `timesteps` (forwards, batch); with guidance != 1 the batch holds the conditional images first,
+    then their unconditional twins. Layer names and settings are in the file's metadata."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    from ..integrations.attach import stop_trace
+    from ..rsr.outputs import stack_trace
+
+    stacked = stack_trace(stop_trace(model.transformer))
+    tensors = {"routing": stacked["routing"].contiguous()}
+    if stacked["timesteps"] is not None:
+        tensors["timesteps"] = stacked["timesteps"].contiguous()
+    meta = {"layers": json.dumps(stacked["layers"]), "prompt": args.prompt, "num_images": str(args.num_images),
+            "guidance": str(args.guidance), "steps": str(args.steps), "seed": str(args.seed),
+            "batch_layout": "conditional then unconditional" if args.guidance != 1.0 else "conditional"}
+    path = Path(args.trace)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=meta)
+    return path
