@@ -138,7 +138,8 @@ def test_console_script_error_has_no_traceback(tmp_path):
 
 
 def test_demo_renders_scores_and_writes_sheet(tmp_path, capsys):
-    code, out, _ = run_cli(capsys, "demo", "--out", tmp_path / "demo", "--per-task", "1", "--images-per-prompt", "2")
+    code, out, _ = run_cli(capsys, "demo", "--ground-truth", "--out", tmp_path / "demo", "--per-task", "1",
+                           "--images-per-prompt", "2")
     assert code == 0 and "overall" in out
     assert (tmp_path / "demo" / "contact_sheet.png").is_file()
     summary = json.loads((tmp_path / "demo" / "images" / "summary.json").read_text())

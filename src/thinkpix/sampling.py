@@ -54,3 +54,28 @@ def generate_latents(
 def generate_images(model: TextToImage, prompts: list[str], **kwargs) -> torch.Tensor:
     """-> (N, H, W, 3) uint8 images. Keyword arguments as `generate_latents`."""
     return model.x0_to_images(generate_latents(model, prompts, **kwargs))
+
+
+def write_geneval_folder(model: TextToImage, rows: list[dict], out, images_per_prompt: int = 4, seed: int = 0,
+                         batch_size: int = 64, progress: bool = True, **kwargs) -> None:
+    """Generate images for GenEval metadata `rows` into GenEval's layout: out/<00000>/metadata.jsonl
+    and out/<00000>/samples/<0000>.png. Image k of prompt i uses noise seed `seed + i * n + k`."""
+    import json
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from .imaging import save_png
+
+    out, n = Path(out), images_per_prompt
+    per_call = max(1, batch_size // n)  # prompts per generation call
+    for start in tqdm(range(0, len(rows), per_call), desc="sampling", unit="batch", disable=not progress):
+        chunk = rows[start : start + per_call]
+        prompts = [r["prompt"] for r in chunk for _ in range(n)]
+        images = generate_images(model, prompts, seed=seed + start * n, batch_size=len(prompts), **kwargs)
+        for i, row in enumerate(chunk):
+            folder = out / f"{start + i:05d}"
+            (folder / "samples").mkdir(parents=True, exist_ok=True)
+            (folder / "metadata.jsonl").write_text(json.dumps(row) + "\n")
+            for k in range(n):
+                save_png(images[i * n + k].numpy(), folder / "samples" / f"{k:04d}.png")

@@ -20,15 +20,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import json
     from pathlib import Path
-
-    from tqdm import tqdm
 
     from ..errors import ThinkpixError
     from ..evaluation.metadata import read_metadata
-    from ..imaging import save_png
-    from ..sampling import generate_images
+    from ..sampling import write_geneval_folder
 
     if not Path(args.prompts).is_file():
         raise ThinkpixError(f"{args.prompts}: prompt file not found")
@@ -38,19 +34,7 @@ def run(args) -> int:
     if args.images_per_prompt < 1:
         raise ThinkpixError(f"--images-per-prompt must be >= 1, got {args.images_per_prompt}")
     model = load_model(args)
-    out = Path(args.out)
-    n = args.images_per_prompt
-    per_call = max(1, args.batch_size // n)  # prompts per generation call
-    for start in tqdm(range(0, len(rows), per_call), desc="sampling", unit="batch"):
-        chunk = rows[start : start + per_call]
-        prompts = [r["prompt"] for r in chunk for _ in range(n)]
-        images = generate_images(model, prompts, seed=args.seed + start * n, batch_size=len(prompts),
-                                 **sampling_kwargs(args))
-        for i, row in enumerate(chunk):
-            folder = out / f"{start + i:05d}"
-            (folder / "samples").mkdir(parents=True, exist_ok=True)
-            (folder / "metadata.jsonl").write_text(json.dumps(row) + "\n")
-            for k in range(n):
-                save_png(images[i * n + k].numpy(), folder / "samples" / f"{k:04d}.png")
-    print(f"wrote {len(rows) * n} images for {len(rows)} prompts to {out}")
+    write_geneval_folder(model, rows, args.out, args.images_per_prompt, args.seed, args.batch_size,
+                         **sampling_kwargs(args))
+    print(f"wrote {len(rows) * args.images_per_prompt} images for {len(rows)} prompts to {args.out}")
     return 0
