@@ -46,3 +46,14 @@ def load_model(args):
 
 def sampling_kwargs(args) -> dict:
     return dict(steps=args.steps, guidance=args.guidance, method=args.sampler)
+
+
+def finish_run(trainer, last: dict, out, what: str) -> int:
+    """Print the run's last loss and where `what` was written; close the process group."""
+    from ..training import distributed
+
+    if trainer.dist.is_main:
+        done = f"final loss {last['loss']:.4f}; " if last else "no steps left to run; "
+        print(f"{done}{what} written to {out}")
+    distributed.teardown()
+    return 0

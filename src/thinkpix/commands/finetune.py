@@ -6,6 +6,8 @@ The adapter (its own safetensors + JSON) is written to OUT_DIR/adapter unless --
 
 from __future__ import annotations
 
+from ._common import finish_run
+
 from pathlib import Path
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "finetune_rsr.yaml"
@@ -27,7 +29,6 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..errors import ThinkpixError
-    from ..training import distributed
     from ..training.config import load_config
     from ..training.loop import Trainer
     from ..training.objectives import build_objective
@@ -54,8 +55,4 @@ def run(args) -> int:
               f"{sum(p.numel() for p in objective.model.transformer.parameters()) - n:,}")
     last = trainer.fit(resume=not args.no_resume)
     out = trainer.export(args.export or f"{cfg.out_dir}/adapter")
-    if trainer.dist.is_main:
-        done = f"final loss {last['loss']:.4f}; " if last else "no steps left to run; "
-        print(f"{done}adapter written to {out}")
-    distributed.teardown()
-    return 0
+    return finish_run(trainer, last, out, "adapter")

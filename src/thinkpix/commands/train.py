@@ -4,6 +4,8 @@ text-to-image MMDiT). Resumes from the run folder's latest checkpoint. Under
 
 from __future__ import annotations
 
+from ._common import finish_run
+
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a model from a YAML config", description=__doc__)
@@ -17,7 +19,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..training import distributed
     from ..training.config import load_config
     from ..training.loop import Trainer
     from ..training.objectives import build_objective
@@ -26,8 +27,4 @@ def run(args) -> int:
     trainer = Trainer(cfg, build_objective(cfg))
     last = trainer.fit(resume=not args.no_resume, stop_after=args.stop_after)
     out = trainer.export(args.export or f"{cfg.out_dir}/final")
-    if trainer.dist.is_main:
-        done = f"final loss {last['loss']:.4f}; " if last else "no steps left to run; "
-        print(f"{done}weights written to {out}")
-    distributed.teardown()
-    return 0
+    return finish_run(trainer, last, out, "weights")

@@ -6,8 +6,9 @@
     set_latent_steps(transformer, 0)                   # the base model, bit for bit
     detach_rsr(transformer)                            # original processors, hooks and requires_grad back
 
-Backbone-specific code is in one module per backbone (`sd3.py`; `dit.py`/`flux.py` later), each
-providing matches / describe / num_blocks / layer_dims / check_block / install / restore.
+Backbone-specific code is in one module per backbone (`sd3.py`, `dit.py`, `flux.py`), each
+providing matches / describe / num_blocks / layer_dims / check_block / install / restore, and
+optionally check_layers (a backbone-specific refusal of layer indices, e.g. FLUX single-stream blocks).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from thinkpix.rsr.config import RSRConfig
 from thinkpix.rsr.module import RSRModule
 from thinkpix.rsr.outputs import RSROutput
 
-from . import sd3
+from . import dit, flux, sd3
 
-BACKBONES = [sd3]  # tried in order; add dit, flux here
+BACKBONES = [sd3, dit, flux]  # tried in order
 
 
 def backbone_of(transformer: nn.Module):
@@ -57,6 +58,8 @@ def attach_rsr(transformer: nn.Module, config: RSRConfig, freeze_base: bool = Tr
     if isinstance(getattr(transformer, "rsr", None), RSRModule):
         raise ThinkpixError("RSR is already attached to this transformer; detach_rsr it first")
     backbone = backbone_of(transformer)
+    if hasattr(backbone, "check_layers"):
+        backbone.check_layers(transformer, config.layers)
     n = backbone.num_blocks(transformer)
     bad = [i for i in config.layers if i >= n]
     if bad:
