@@ -9,6 +9,7 @@
 Backbone-specific code is in one module per backbone (`sd3.py`, `dit.py`, `flux.py`), each
 providing matches / describe / num_blocks / layer_dims / check_block / install / restore, and
 optionally check_layers (a backbone-specific refusal of layer indices, e.g. FLUX single-stream blocks).
+What the three share (processor shell, hooks, adaLN re-modulation, RSR FLOPs) is in `common.py`.
 """
 
 from __future__ import annotations

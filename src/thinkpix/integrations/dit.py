@@ -28,33 +28,24 @@ from thinkpix.rsr.config import RSRConfig
 from thinkpix.rsr.module import LayerDims, RSRModule
 from thinkpix.rsr.recursion import BlockOps
 
-from .sd3 import _remove_pre_hook
+from . import common
 
 NAME = "dit"
-PREFIX = "transformer_blocks."
+PREFIX = common.PREFIX
+num_blocks = common.num_blocks
 
 
 def matches(transformer: nn.Module) -> bool:
-    blocks = getattr(transformer, "transformer_blocks", None)
-    return blocks is not None and len(blocks) > 0 and all(type(b).__name__ == "BasicTransformerBlock" for b in blocks)
+    return common.blocks_are(transformer, "BasicTransformerBlock")
 
 
 def describe(transformer: nn.Module) -> dict:
     """What a saved adapter must match (dims are checked per layer via `layer_dims`)."""
-    return {"name": NAME, "class": type(transformer).__name__, "num_blocks": len(transformer.transformer_blocks)}
-
-
-def num_blocks(transformer: nn.Module) -> int:
-    return len(transformer.transformer_blocks)
+    return common.describe(NAME, transformer)
 
 
 def layer_dims(transformer: nn.Module, index: int) -> LayerDims:
-    block = transformer.transformer_blocks[index]
-    attn = block.attn1
-    d_model, d_inner = attn.to_q.in_features, attn.to_q.out_features
-    if d_inner != d_model:  # a = a_x + x~ needs a_x (pre out-projection) in the token space
-        raise ThinkpixError(f"block {index}: RSR needs heads*head_dim == width, got {d_inner} != {d_model}")
-    return LayerDims(d_model=d_model, d_inner=d_inner, d_cond=block.norm1.linear.in_features)
+    return common.layer_dims(transformer, index, "attn1")
 
 
 def check_block(transformer: nn.Module, index: int) -> None:
@@ -76,25 +67,16 @@ def check_block(transformer: nn.Module, index: int) -> None:
         raise ThinkpixError(f"block {index}: RSR does not support attention with spatial_norm or group_norm")
 
 
-class DiTRSRProcessor(nn.Module):
+class DiTRSRProcessor(common.RSRProcessor):
     """Self-attention processor running RSR's latent steps on the image tokens of one DiT block.
 
-    Holds plain (unregistered) references to the `RSRModule`, the block and the original processor,
-    so parameters keep a single owner (`transformer.rsr`). With 0 latent steps it calls the original
-    processor: the base model, bit for bit.
+    With 0 latent steps it calls the original processor: the base model, bit for bit.
     """
 
     def __init__(self, rsr: RSRModule, key: str, block: nn.Module, original):
-        super().__init__()
-        object.__setattr__(self, "rsr", rsr)
-        object.__setattr__(self, "block", block)
-        object.__setattr__(self, "original", original)
-        self.key = key
+        super().__init__(rsr, key, block, original)
         self.armed = False  # set by the block's forward pre-hook: the next norm1.emb output is this block's y
         self.y = None  # captured by the norm1.emb forward hook, consumed by __call__
-
-    def extra_repr(self) -> str:
-        return f"layer={self.key}"
 
     def capture_y(self, module, args, output):
         """Forward hook on `block.norm1.emb`: keep the block's timestep + class embedding (once per block call)."""
@@ -112,7 +94,7 @@ class DiTRSRProcessor(nn.Module):
             raise RuntimeError(f"RSR block {self.key}: expected (B, N, D) tokens, got {tuple(hidden_states.shape)}")
         ops = block_ops(attn, self.block.norm1, hidden_states, y, attention_mask, self.rsr.config)
         a_x, _ = self.rsr.run(self.key, hidden_states, y, ops)  # (B, N, inner)
-        out = attn.to_out[1](attn.to_out[0](a_x))  # out-projection (+ dropout), as in AttnProcessor2_0
+        out = common.out_project(attn, a_x)  # out-projection (+ dropout), as in AttnProcessor2_0
         if attn.residual_connection:
             out = out + hidden_states
         return out / attn.rescale_output_factor
@@ -126,9 +108,6 @@ def block_ops(attn, norm1, x_tilde: torch.Tensor, y: torch.Tensor, attention_mas
         attention_mask = attn.prepare_attention_mask(attention_mask, N, B)
         attention_mask = attention_mask.view(B, heads, -1, attention_mask.shape[-1])
 
-    def base_qkv(x):  # frozen image projections W
-        return attn.to_q(x), attn.to_k(x), attn.to_v(x)
-
     def attend(q, k, v, final):  # same arithmetic as diffusers' AttnProcessor2_0 (self-attention)
         head_dim = k.shape[-1] // heads
         q, k, v = (t.view(B, -1, heads, head_dim).transpose(1, 2) for t in (q, k, v))  # (B, H, N, hd)
@@ -139,18 +118,8 @@ def block_ops(attn, norm1, x_tilde: torch.Tensor, y: torch.Tensor, attention_mas
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
         return out.transpose(1, 2).reshape(B, -1, heads * head_dim).to(q.dtype), None  # (B, N, inner); no text
 
-    modulate = None
-    if cfg.remodulate:
-        emb = norm1.linear(norm1.silu(y))  # the block's own adaLN of y; chunk 0/1 = shift/scale (msa)
-        shift, scale = emb.chunk(6, dim=1)[:2]
-
-        def modulate(a):  # modulate(LN(a); shift_x(y), scale_x(y)), as in AdaLayerNormZero
-            return norm1.norm(a) * (1 + scale[:, None]) + shift[:, None]
-
-    def project(a_x):
-        return attn.to_out[1](attn.to_out[0](a_x))
-
-    return BlockOps(base_qkv=base_qkv, attend=attend, modulate=modulate, project=project)
+    modulate = common.msa_modulate(norm1, y, 6) if cfg.remodulate else None  # the block's own adaLN of y
+    return common.block_ops(attn, attend, modulate)
 
 
 def _arm(block, args, kwargs):
@@ -162,9 +131,7 @@ def _arm(block, args, kwargs):
 
 def _begin_forward(transformer, args, kwargs):
     """Transformer forward pre-hook: DiTTransformer2DModel(hidden, timestep, class_labels, ...)."""
-    rsr = transformer._modules.get("rsr")
-    if isinstance(rsr, RSRModule):
-        rsr.begin_forward(kwargs["timestep"] if "timestep" in kwargs else (args[1] if len(args) > 1 else None))
+    common.begin_forward(transformer, args, kwargs, 1)
 
 
 # The block and transformer hooks are module-level functions (found by identity at detach); the
@@ -172,30 +139,21 @@ def _begin_forward(transformer, args, kwargs):
 # rebinds to the copy's processor.
 def install(transformer: nn.Module, rsr: RSRModule) -> dict:
     """Install processors and hooks. Returns {attention path: original processor}."""
-    originals = {}
+    originals = common.install(transformer, rsr, "attn1", DiTRSRProcessor, _arm, _begin_forward)
     for key in rsr.layer_dims:
         block = transformer.transformer_blocks[int(key)]
-        originals[f"{PREFIX}{key}.attn1"] = block.attn1.processor
-        proc = DiTRSRProcessor(rsr, key, block, block.attn1.processor)
-        block.attn1.set_processor(proc)
-        block.register_forward_pre_hook(_arm, with_kwargs=True)
-        block.norm1.emb.register_forward_hook(proc.capture_y)
-    transformer.register_forward_pre_hook(_begin_forward, with_kwargs=True)
+        block.norm1.emb.register_forward_hook(block.attn1.processor.capture_y)
     return originals
 
 
 def restore(transformer: nn.Module, originals: dict) -> None:
     """Undo `install`: original processor objects back, hooks removed."""
-    for path, proc in originals.items():
-        attn = transformer.get_submodule(path)
-        block = transformer.get_submodule(path.rsplit(".", 1)[0])
-        emb = block.norm1.emb
+    for path in originals:
+        emb = transformer.get_submodule(path.rsplit(".", 1)[0]).norm1.emb
         for hook_id, hook in list(emb._forward_hooks.items()):
             if isinstance(getattr(hook, "__self__", None), DiTRSRProcessor):
                 del emb._forward_hooks[hook_id]
-        attn.set_processor(proc)
-        _remove_pre_hook(block, _arm)
-    _remove_pre_hook(transformer, _begin_forward)
+    common.restore(transformer, originals, _arm, _begin_forward)
 
 
 # ----- FLOP estimate (multiply-adds x 2) -----------------------------------------------------------
@@ -214,21 +172,5 @@ def estimate_forward_flops(transformer: nn.Module, batch: int, image_tokens: int
         f += 2 * B * N * D * D  # out-projection
         f += 2 * B * N * D * block.ff.net[0].proj.out_features * 2  # MLP (in and out)
     f += temb + 2 * B * D * 2 * D + 2 * B * N * D * p * p * cout  # final adaLN + proj_out
-    extra = 0
-    if config is not None:
-        T = config.latent_steps if steps is None else steps
-        k = config.num_experts if (config.routing == "soft" or config.expert_impl == "dense") else config.top_k
-        for i in config.layers if T > 0 else []:
-            d = layer_dims(transformer, i)
-            gate = 2 * d.d_model * (config.num_experts if config.gate == "linear" else config.gate_hidden)
-            gate += 0 if config.gate == "linear" else 2 * config.gate_hidden * config.num_experts
-            expert = 2 * d.d_model * 3 * config.rank + 2 * 3 * config.rank * d.d_inner
-            extra += T * B * N * (gate + k * expert)
-            extra += (T - 1) * 4 * B * N * N * D  # intermediate steps: full self-attention over the image tokens
-            if config.base_every_step:
-                extra += (T - 1) * 2 * B * N * 3 * D * D
-            if config.state == "projected":
-                extra += (T - 1) * 2 * B * N * D * D
-            if config.remodulate and T > 1:
-                extra += 2 * B * d.d_cond * transformer.transformer_blocks[i].norm1.linear.out_features
+    extra = common.rsr_flops(transformer, "attn1", config, steps, B, N, N)  # full self-attention over the image
     return {"base": f, "rsr": extra, "total": f + extra}

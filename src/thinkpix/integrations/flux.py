@@ -30,26 +30,20 @@ from thinkpix.rsr.config import RSRConfig
 from thinkpix.rsr.module import LayerDims, RSRModule
 from thinkpix.rsr.recursion import BlockOps
 
-from .sd3 import _remove_pre_hook
+from . import common
 
 NAME = "flux"
-PREFIX = "transformer_blocks."
+PREFIX = common.PREFIX
+num_blocks = common.num_blocks
 
 
 def matches(transformer: nn.Module) -> bool:
-    blocks = getattr(transformer, "transformer_blocks", None)
-    return (blocks is not None and len(blocks) > 0 and hasattr(transformer, "single_transformer_blocks")
-            and all(type(b).__name__ == "FluxTransformerBlock" for b in blocks))
+    return hasattr(transformer, "single_transformer_blocks") and common.blocks_are(transformer, "FluxTransformerBlock")
 
 
 def describe(transformer: nn.Module) -> dict:
     """What a saved adapter must match (dims are checked per layer via `layer_dims`)."""
-    return {"name": NAME, "class": type(transformer).__name__, "num_blocks": len(transformer.transformer_blocks),
-            "num_single_blocks": len(transformer.single_transformer_blocks)}
-
-
-def num_blocks(transformer: nn.Module) -> int:
-    return len(transformer.transformer_blocks)
+    return dict(common.describe(NAME, transformer), num_single_blocks=len(transformer.single_transformer_blocks))
 
 
 def check_layers(transformer: nn.Module, layers: list[int]) -> None:
@@ -65,12 +59,7 @@ def check_layers(transformer: nn.Module, layers: list[int]) -> None:
 
 
 def layer_dims(transformer: nn.Module, index: int) -> LayerDims:
-    block = transformer.transformer_blocks[index]
-    attn = block.attn
-    d_model, d_inner = attn.to_q.in_features, attn.to_q.out_features
-    if d_inner != d_model:  # a = a_x + x~ needs a_x (pre out-projection) in the token space
-        raise ThinkpixError(f"block {index}: RSR needs heads*head_dim == width, got {d_inner} != {d_model}")
-    return LayerDims(d_model=d_model, d_inner=d_inner, d_cond=block.norm1.linear.in_features)
+    return common.layer_dims(transformer, index, "attn")
 
 
 def check_block(transformer: nn.Module, index: int) -> None:
@@ -86,41 +75,31 @@ def check_block(transformer: nn.Module, index: int) -> None:
         raise ThinkpixError(f"block {index}: RSR needs a joint (double-stream) attention with text projections")
 
 
-class FluxRSRProcessor(nn.Module):
+class FluxRSRProcessor(common.TembRSRProcessor):
     """Double-stream attention processor running RSR's latent steps on the image stream of one FLUX block.
 
-    Same signature as diffusers' `FluxAttnProcessor` (FluxAttention filters kwargs by it). Holds plain
-    references to the `RSRModule`, the block and the original processor. With 0 latent steps it calls
-    the original processor: the base model, bit for bit.
+    Same signature as diffusers' `FluxAttnProcessor` (FluxAttention filters kwargs by it). With 0
+    latent steps it calls the original processor: the base model, bit for bit.
     """
 
     _attention_backend = None  # set by FluxAttention.set_attention_backend, as on FluxAttnProcessor
     _parallel_config = None
 
     def __init__(self, rsr: RSRModule, key: str, block: nn.Module, original):
-        super().__init__()
-        object.__setattr__(self, "rsr", rsr)
-        object.__setattr__(self, "block", block)
-        object.__setattr__(self, "original", original)
-        self.key = key
-        self.temb = None  # set by the block's forward pre-hook, consumed by __call__
+        super().__init__(rsr, key, block, original)
         self._attention_backend = getattr(original, "_attention_backend", None)
         self._parallel_config = getattr(original, "_parallel_config", None)
 
-    def extra_repr(self) -> str:
-        return f"layer={self.key}"
-
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, image_rotary_emb=None):
-        temb, self.temb = self.temb, None
+        temb = self.take_temb()
         if self.rsr.steps_for_forward() == 0 or encoder_hidden_states is None:
             return self.original(attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb)
         if temb is None:
-            raise RuntimeError(f"RSR block {self.key}: no temb (the block's forward pre-hook did not run); "
-                               "call the block or the transformer, not its attention directly")
+            raise self.missing_temb()
         ops = block_ops(attn, self.block.norm1, hidden_states, encoder_hidden_states, temb, image_rotary_emb,
                         attention_mask, self.rsr.config, self._attention_backend, self._parallel_config)
         a_x, a_c = self.rsr.run(self.key, hidden_states, temb, ops)  # (B, N, inner), (B, L, inner)
-        hidden_states = attn.to_out[1](attn.to_out[0](a_x.contiguous()))  # image out-projection (+ dropout)
+        hidden_states = common.out_project(attn, a_x.contiguous())  # image out-projection (+ dropout)
         return hidden_states, attn.to_add_out(a_c.contiguous())  # text out-projection
 
 
@@ -149,9 +128,6 @@ def block_ops(attn, norm1, x_tilde: torch.Tensor, c_tilde: torch.Tensor, temb: t
         cq = apply_rotary_emb(cq, txt_rot, sequence_dim=1)
         ck = apply_rotary_emb(ck, txt_rot, sequence_dim=1)
 
-    def base_qkv(x):  # frozen image projections W
-        return attn.to_q(x), attn.to_k(x), attn.to_v(x)
-
     def attend(q, k, v, final):  # same arithmetic as diffusers' FluxAttnProcessor
         q, k, v = attn.norm_q(heads(q)), attn.norm_k(heads(k)), heads(v)  # (B, N, H, hd)
         if img_rot is not None:
@@ -168,54 +144,18 @@ def block_ops(attn, norm1, x_tilde: torch.Tensor, c_tilde: torch.Tensor, temb: t
             return out, None
         return out[:, L:], (out[:, :L] if final else None)  # a_x (B, N, inner), a_c (B, L, inner)
 
-    modulate = None
-    if cfg.remodulate:
-        emb = norm1.linear(norm1.silu(temb))  # the block's own adaLN of y; chunk 0/1 = shift/scale (msa)
-        shift, scale = emb.chunk(6, dim=1)[:2]
-
-        def modulate(a):  # modulate(LN(a); shift_x(y), scale_x(y)), as in AdaLayerNormZero
-            return norm1.norm(a) * (1 + scale[:, None]) + shift[:, None]
-
-    def project(a_x):
-        return attn.to_out[1](attn.to_out[0](a_x))
-
-    return BlockOps(base_qkv=base_qkv, attend=attend, modulate=modulate, project=project)
+    modulate = common.msa_modulate(norm1, temb, 6) if cfg.remodulate else None  # the block's own adaLN of y
+    return common.block_ops(attn, attend, modulate)
 
 
-def _hand_temb(block, args, kwargs):
-    """Block forward pre-hook: FluxTransformerBlock(hidden, encoder, temb, rotary, jak) -> processor.temb."""
-    proc = block.attn.processor
-    if isinstance(proc, FluxRSRProcessor):
-        proc.temb = kwargs["temb"] if "temb" in kwargs else args[2]
-
-
-def _begin_forward(transformer, args, kwargs):
-    """Transformer forward pre-hook: FluxTransformer2DModel(hidden, encoder, pooled, timestep, ...)."""
-    rsr = transformer._modules.get("rsr")
-    if isinstance(rsr, RSRModule):
-        rsr.begin_forward(kwargs["timestep"] if "timestep" in kwargs else (args[3] if len(args) > 3 else None))
-
-
-# Hooks are module-level functions of their module argument, not closures: a deep copy of the
-# transformer (e.g. for EMA) runs its own copy of RSR, and detach finds them by identity.
+# FluxTransformerBlock(hidden, encoder, temb, rotary, jak) and FluxTransformer2DModel(hidden, encoder,
+# pooled, timestep, ...) take their arguments in SD3's order: the same hooks.
 def install(transformer: nn.Module, rsr: RSRModule) -> dict:
     """Install processors and hooks. Returns {attention path: original processor}."""
-    originals = {}
-    for key in rsr.layer_dims:
-        block = transformer.transformer_blocks[int(key)]
-        originals[f"{PREFIX}{key}.attn"] = block.attn.processor
-        block.attn.set_processor(FluxRSRProcessor(rsr, key, block, block.attn.processor))
-        block.register_forward_pre_hook(_hand_temb, with_kwargs=True)
-    transformer.register_forward_pre_hook(_begin_forward, with_kwargs=True)
-    return originals
+    return common.install_joint(transformer, rsr, FluxRSRProcessor)
 
 
-def restore(transformer: nn.Module, originals: dict) -> None:
-    """Undo `install`: original processor objects back, hooks removed."""
-    for path, proc in originals.items():
-        transformer.get_submodule(path).set_processor(proc)
-        _remove_pre_hook(transformer.get_submodule(path.rsplit(".", 1)[0]), _hand_temb)
-    _remove_pre_hook(transformer, _begin_forward)
+restore = common.restore_joint  # original processor objects back, hooks removed
 
 
 # ----- FLOP estimate (multiply-adds x 2) -----------------------------------------------------------
@@ -244,21 +184,5 @@ def estimate_forward_flops(transformer: nn.Module, batch: int, image_tokens: int
         f += 2 * B * S * D * block.mlp_hidden_dim  # parallel MLP in
         f += 2 * B * S * (D + block.mlp_hidden_dim) * D  # fused out-projection
     f += 2 * B * D * 2 * D + 2 * B * N * D * transformer.proj_out.out_features  # norm_out + proj_out
-    extra = 0
-    if config is not None:
-        T = config.latent_steps if steps is None else steps
-        k = config.num_experts if (config.routing == "soft" or config.expert_impl == "dense") else config.top_k
-        for i in config.layers if T > 0 else []:
-            d = layer_dims(transformer, i)
-            gate = 2 * d.d_model * (config.num_experts if config.gate == "linear" else config.gate_hidden)
-            gate += 0 if config.gate == "linear" else 2 * config.gate_hidden * config.num_experts
-            expert = 2 * d.d_model * 3 * config.rank + 2 * 3 * config.rank * d.d_inner
-            extra += T * B * N * (gate + k * expert)
-            extra += (T - 1) * 4 * B * N * S * D  # intermediate steps: image queries only
-            if config.base_every_step:
-                extra += (T - 1) * 2 * B * N * 3 * D * D
-            if config.state == "projected":
-                extra += (T - 1) * 2 * B * N * D * D
-            if config.remodulate and T > 1:
-                extra += 2 * B * d.d_cond * transformer.transformer_blocks[i].norm1.linear.out_features
+    extra = common.rsr_flops(transformer, "attn", config, steps, B, N, S)  # image queries, joint keys
     return {"base": f, "rsr": extra, "total": f + extra}

@@ -22,31 +22,24 @@ from thinkpix.rsr.config import RSRConfig
 from thinkpix.rsr.module import LayerDims, RSRModule
 from thinkpix.rsr.recursion import BlockOps
 
+from . import common
+
 NAME = "sd3"
-PREFIX = "transformer_blocks."
+PREFIX = common.PREFIX
+num_blocks = common.num_blocks
 
 
 def matches(transformer: nn.Module) -> bool:
-    blocks = getattr(transformer, "transformer_blocks", None)
-    return blocks is not None and len(blocks) > 0 and all(type(b).__name__ == "JointTransformerBlock" for b in blocks)
+    return common.blocks_are(transformer, "JointTransformerBlock")
 
 
 def describe(transformer: nn.Module) -> dict:
     """What a saved adapter must match (dims are checked per layer via `layer_dims`)."""
-    return {"name": NAME, "class": type(transformer).__name__, "num_blocks": len(transformer.transformer_blocks)}
-
-
-def num_blocks(transformer: nn.Module) -> int:
-    return len(transformer.transformer_blocks)
+    return common.describe(NAME, transformer)
 
 
 def layer_dims(transformer: nn.Module, index: int) -> LayerDims:
-    block = transformer.transformer_blocks[index]
-    attn = block.attn
-    d_model, d_inner = attn.to_q.in_features, attn.to_q.out_features
-    if d_inner != d_model:  # a = a_x + x~ needs a_x (pre out-projection) in the token space
-        raise ThinkpixError(f"block {index}: RSR needs heads*head_dim == width, got {d_inner} != {d_model}")
-    return LayerDims(d_model=d_model, d_inner=d_inner, d_cond=block.norm1.linear.in_features)
+    return common.layer_dims(transformer, index, "attn")
 
 
 def check_block(transformer: nn.Module, index: int) -> None:
@@ -59,35 +52,21 @@ def check_block(transformer: nn.Module, index: int) -> None:
                             f"{type(proc).__name__}; call {hint} before attach_rsr")
 
 
-class SD3RSRProcessor(nn.Module):
+class SD3RSRProcessor(common.TembRSRProcessor):
     """Joint-attention processor running RSR's latent steps on the image stream of one block.
 
-    Holds plain (unregistered) references to the `RSRModule`, the block and the original processor,
-    so parameters keep a single owner (`transformer.rsr`). With 0 latent steps it calls the original
-    processor: the base model, bit for bit.
+    With 0 latent steps it calls the original processor: the base model, bit for bit.
     """
 
-    def __init__(self, rsr: RSRModule, key: str, block: nn.Module, original):
-        super().__init__()
-        object.__setattr__(self, "rsr", rsr)
-        object.__setattr__(self, "block", block)
-        object.__setattr__(self, "original", original)
-        self.key = key
-        self.temb = None  # set by the block's forward pre-hook, consumed by __call__
-
-    def extra_repr(self) -> str:
-        return f"layer={self.key}"
-
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, **kwargs):
-        temb, self.temb = self.temb, None
+        temb = self.take_temb()
         if self.rsr.steps_for_forward() == 0 or encoder_hidden_states is None:
             return self.original(attn, hidden_states, encoder_hidden_states, attention_mask, **kwargs)
         if temb is None:
-            raise RuntimeError(f"RSR block {self.key}: no temb (the block's forward pre-hook did not run); "
-                               "call the block or the transformer, not its attention directly")
+            raise self.missing_temb()
         ops = block_ops(attn, self.block.norm1, hidden_states, encoder_hidden_states, temb, self.rsr.config)
         a_x, a_c = self.rsr.run(self.key, hidden_states, temb, ops)  # (B, N, inner), (B, L, inner)
-        hidden_states = attn.to_out[1](attn.to_out[0](a_x))  # image out-projection (+ dropout)
+        hidden_states = common.out_project(attn, a_x)  # image out-projection (+ dropout)
         if not attn.context_pre_only:
             a_c = attn.to_add_out(a_c)  # text out-projection
         return hidden_states, a_c
@@ -111,9 +90,6 @@ def block_ops(attn, norm1, x_tilde: torch.Tensor, c_tilde: torch.Tensor, temb: t
         ck = attn.norm_added_k(ck)
     k_txt_v_txt = (ck, cv)
 
-    def base_qkv(x):  # frozen image projections W
-        return attn.to_q(x), attn.to_k(x), attn.to_v(x)
-
     def attend(q, k, v, final):  # same arithmetic as diffusers' JointAttnProcessor2_0
         q, k, v = split(q), split(k), split(v)  # (B, H, N, hd)
         if attn.norm_q is not None:
@@ -130,62 +106,18 @@ def block_ops(attn, norm1, x_tilde: torch.Tensor, c_tilde: torch.Tensor, temb: t
         out = out.transpose(1, 2).reshape(B, -1, heads * head_dim).to(q.dtype)  # (B, N+L, inner)
         return out[:, :N], out[:, N:]
 
-    modulate = None
-    if cfg.remodulate:
-        emb = norm1.linear(norm1.silu(temb))  # the block's own adaLN of y; chunk 0/1 = shift/scale (msa)
-        shift, scale = emb.chunk(norm1.linear.out_features // x_tilde.shape[-1], dim=1)[:2]
-
-        def modulate(a):  # modulate(LN(a); shift_x(y), scale_x(y)), as in AdaLayerNormZero
-            return norm1.norm(a) * (1 + scale[:, None]) + shift[:, None]
-
-    def project(a_x):
-        return attn.to_out[1](attn.to_out[0](a_x))
-
-    return BlockOps(base_qkv=base_qkv, attend=attend, modulate=modulate, project=project)
+    # the block's own adaLN of y (SD3.5 dual-attention blocks have 9 chunks, the others 6)
+    modulate = (common.msa_modulate(norm1, temb, norm1.linear.out_features // x_tilde.shape[-1])
+                if cfg.remodulate else None)
+    return common.block_ops(attn, attend, modulate)
 
 
-def _hand_temb(block, args, kwargs):
-    """Block forward pre-hook: JointTransformerBlock(hidden, encoder, temb, jak) -> processor.temb."""
-    proc = block.attn.processor
-    if isinstance(proc, SD3RSRProcessor):
-        proc.temb = kwargs["temb"] if "temb" in kwargs else args[2]
-
-
-def _begin_forward(transformer, args, kwargs):
-    """Transformer forward pre-hook: SD3Transformer2DModel(hidden, encoder, pooled, timestep, ...)."""
-    rsr = transformer._modules.get("rsr")
-    if isinstance(rsr, RSRModule):
-        rsr.begin_forward(kwargs["timestep"] if "timestep" in kwargs else (args[3] if len(args) > 3 else None))
-
-
-# Hooks are module-level functions of their module argument, not closures: a deep copy of the
-# transformer (e.g. for EMA) runs its own copy of RSR, and detach finds them by identity.
 def install(transformer: nn.Module, rsr: RSRModule) -> dict:
     """Install processors and hooks. Returns {attention path: original processor}."""
-    originals = {}
-    for key in rsr.layer_dims:
-        block = transformer.transformer_blocks[int(key)]
-        originals[f"{PREFIX}{key}.attn"] = block.attn.processor
-        block.attn.set_processor(SD3RSRProcessor(rsr, key, block, block.attn.processor))
-        block.register_forward_pre_hook(_hand_temb, with_kwargs=True)
-    transformer.register_forward_pre_hook(_begin_forward, with_kwargs=True)
-    return originals
+    return common.install_joint(transformer, rsr, SD3RSRProcessor)
 
 
-def _remove_pre_hook(module: nn.Module, fn) -> None:
-    for hook_id, hook in list(module._forward_pre_hooks.items()):
-        if hook is fn:
-            del module._forward_pre_hooks[hook_id]
-            module._forward_pre_hooks_with_kwargs.pop(hook_id, None)
-
-
-def restore(transformer: nn.Module, originals: dict) -> None:
-    """Undo `install`: original processor objects back, hooks removed."""
-    for path, proc in originals.items():
-        attn = transformer.get_submodule(path)
-        attn.set_processor(proc)
-        _remove_pre_hook(transformer.get_submodule(path.rsplit(".", 1)[0]), _hand_temb)
-    _remove_pre_hook(transformer, _begin_forward)
+restore = common.restore_joint  # original processor objects back, hooks removed
 
 
 # ----- FLOP estimate (multiply-adds x 2) -----------------------------------------------------------
@@ -208,21 +140,5 @@ def estimate_forward_flops(transformer: nn.Module, batch: int, image_tokens: int
         if block.attn2 is not None:
             f += 2 * B * N * 4 * D * D + 4 * B * N * N * D
     f += 2 * B * D * 2 * D + 2 * B * N * D * p * p * cout  # norm_out + proj_out
-    extra = 0
-    if config is not None:
-        T = config.latent_steps if steps is None else steps
-        k = config.num_experts if (config.routing == "soft" or config.expert_impl == "dense") else config.top_k
-        for i in config.layers if T > 0 else []:
-            d = layer_dims(transformer, i)
-            gate = 2 * d.d_model * (config.num_experts if config.gate == "linear" else config.gate_hidden)
-            gate += 0 if config.gate == "linear" else 2 * config.gate_hidden * config.num_experts
-            expert = 2 * d.d_model * 3 * config.rank + 2 * 3 * config.rank * d.d_inner
-            extra += T * B * N * (gate + k * expert)
-            extra += (T - 1) * 4 * B * N * (N + L) * D  # intermediate steps: image queries only
-            if config.base_every_step:
-                extra += (T - 1) * 2 * B * N * 3 * D * D
-            if config.state == "projected":
-                extra += (T - 1) * 2 * B * N * D * D
-            if config.remodulate and T > 1:
-                extra += 2 * B * d.d_cond * transformer.transformer_blocks[i].norm1.linear.out_features
+    extra = common.rsr_flops(transformer, "attn", config, steps, B, N, N + L)  # image queries, joint keys
     return {"base": f, "rsr": extra, "total": f + extra}
