@@ -1,4 +1,4 @@
-"""Text-to-image sampling with classifier-free guidance and per-sample seeds.
+"""Text-to-image and class-conditional sampling with classifier-free guidance and per-sample seeds.
 
 Sample i of a call with `seed` s starts from the noise of seed s + i, and the network sees
 each sample independently, so an image does not depend on its batch-mates or batch size.
@@ -11,7 +11,34 @@ from collections.abc import Callable
 import torch
 
 from . import flow
+from .models.c2i import ClassToImage
 from .models.t2i import TextToImage
+
+
+def _guided(forward: Callable[..., torch.Tensor], cond: tuple, uncond: tuple | None, guidance: float):
+    """forward(x, t, *cond) -> velocity. With guidance != 1 the conditional and unconditional halves
+    run as one batch: v = v_u + guidance (v_c - v_u)."""
+    if uncond is None or guidance == 1.0:
+        return lambda x, t: forward(x, t, *cond)
+    both = tuple(torch.cat([c, u]) for c, u in zip(cond, uncond))  # (2b, ...): conditional, then unconditional
+
+    def velocity(x, t):
+        v_cond, v_uncond = forward(torch.cat([x, x]), torch.cat([t, t]), *both).chunk(2)  # (b, ...) each
+        return v_uncond + guidance * (v_cond - v_uncond)
+
+    return velocity
+
+
+def _integrate(model, items: list, seed: int, batch_size: int, velocity_for, steps: int, method: str, shift: float,
+               callback) -> torch.Tensor:
+    """Sample `items` in chunks; item i starts from the noise of seed + i. -> (N, C, h, w)."""
+    device = next(model.transformer.parameters()).device
+    out = []
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        noise = flow.seeded_noise(model.latent_shape, [seed + start + i for i in range(len(chunk))]).to(device)
+        out.append(flow.sample(velocity_for(chunk, device), noise, steps, method, shift, callback))
+    return torch.cat(out)
 
 
 @torch.no_grad()
@@ -26,34 +53,45 @@ def generate_latents(
     batch_size: int = 64,
     callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
-    """-> model-space samples (N, C, h, w)."""
-    device = next(model.transformer.parameters()).device
-    out = []
-    for start in range(0, len(prompts), batch_size):
-        chunk = prompts[start : start + batch_size]
-        noise = flow.seeded_noise(model.latent_shape, [seed + start + i for i in range(len(chunk))]).to(device)
-        tokens, pooled = (v.to(device) for v in model.encode_text(chunk))  # (b, L, D), (b, D)
-        if guidance != 1.0:
-            empty_tokens, empty_pooled = (v.to(device) for v in model.encode_text([""] * len(chunk)))
-            tokens2 = torch.cat([tokens, empty_tokens])  # (2b, L, D): conditional, then unconditional
-            pooled2 = torch.cat([pooled, empty_pooled])
+    """-> model-space samples (N, C, h, w); the unconditional prompt is the empty one."""
 
-            def velocity(x, t):
-                v = model.velocity(torch.cat([x, x]), torch.cat([t, t]), tokens2, pooled2)  # (2b, ...)
-                v_cond, v_uncond = v.chunk(2)
-                return v_uncond + guidance * (v_cond - v_uncond)
-        else:
+    def velocity_for(chunk: list[str], device):
+        cond = tuple(v.to(device) for v in model.encode_text(chunk))  # (b, L, D), (b, D)
+        uncond = tuple(v.to(device) for v in model.encode_text([""] * len(chunk))) if guidance != 1.0 else None
+        return _guided(model.velocity, cond, uncond, guidance)
 
-            def velocity(x, t):
-                return model.velocity(x, t, tokens, pooled)
-
-        out.append(flow.sample(velocity, noise, steps, method, shift, callback))
-    return torch.cat(out)
+    return _integrate(model, prompts, seed, batch_size, velocity_for, steps, method, shift, callback)
 
 
 def generate_images(model: TextToImage, prompts: list[str], **kwargs) -> torch.Tensor:
     """-> (N, H, W, 3) uint8 images. Keyword arguments as `generate_latents`."""
     return model.x0_to_images(generate_latents(model, prompts, **kwargs))
+
+
+@torch.no_grad()
+def generate_class_latents(
+    model: ClassToImage,
+    labels: list[int],
+    seed: int = 0,
+    steps: int = 20,
+    guidance: float = 3.0,
+    method: str = "euler",
+    shift: float = 1.0,
+    batch_size: int = 64,
+    callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+) -> torch.Tensor:
+    """Class-conditional: -> (N, C, h, w); the unconditional label is the DiT's null class."""
+
+    def velocity_for(chunk: list[int], device):
+        cond = torch.tensor(chunk, dtype=torch.long, device=device)  # (b,)
+        return _guided(model.velocity, (cond,), (torch.full_like(cond, model.null_label),), guidance)
+
+    return _integrate(model, [int(x) for x in labels], seed, batch_size, velocity_for, steps, method, shift, callback)
+
+
+def generate_class_images(model: ClassToImage, labels: list[int], **kwargs) -> torch.Tensor:
+    """-> (N, H, W, 3) uint8 images. Keyword arguments as `generate_class_latents`."""
+    return model.x0_to_images(generate_class_latents(model, labels, **kwargs))
 
 
 def write_geneval_folder(model: TextToImage, rows: list[dict], out, images_per_prompt: int = 4, seed: int = 0,
@@ -79,3 +117,26 @@ def write_geneval_folder(model: TextToImage, rows: list[dict], out, images_per_p
             (folder / "metadata.jsonl").write_text(json.dumps(row) + "\n")
             for k in range(n):
                 save_png(images[i * n + k].numpy(), folder / "samples" / f"{k:04d}.png")
+
+
+def write_class_folder(model: ClassToImage, out, images_per_class: int = 4, seed: int = 0, batch_size: int = 64,
+                       progress: bool = True, **kwargs) -> list:
+    """Images of every class of a class-conditional model: out/<NN>_<class_name>/<0000>.png
+    (e.g. out/00_red_circle/0000.png). Image k of class i uses noise seed `seed + i * n + k`.
+    Returns the class folders."""
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from .imaging import save_png
+
+    out, n = Path(out), images_per_class
+    labels = [label for label in range(len(model.classes)) for _ in range(n)]
+    images = torch.cat([generate_class_images(model, labels[i : i + batch_size], seed=seed + i, batch_size=batch_size,
+                                              **kwargs)
+                        for i in tqdm(range(0, len(labels), batch_size), desc="sampling", unit="batch",
+                                      disable=not progress)])
+    folders = [out / f"{label:02d}_{name.replace(' ', '_')}" for label, name in enumerate(model.classes)]
+    for j, image in enumerate(images):
+        save_png(image.numpy(), folders[labels[j]] / f"{j % n:04d}.png")
+    return folders

@@ -8,6 +8,7 @@ from ..errors import ThinkpixError
 
 ROOT = Path(__file__).parent
 DEFAULT_MODEL = "shapes-base"
+DEFAULT_CLASS_MODEL = "shapes-dit"  # the class-conditional base, once trained and bundled
 
 
 def bundled_path(name: str) -> Path:
@@ -18,9 +19,9 @@ def bundled_path(name: str) -> Path:
     return path
 
 
-def resolve_model(spec: str | None) -> Path:
+def resolve_model(spec: str | None, default: str = DEFAULT_MODEL) -> Path:
     """A folder path, or the name of a bundled model (default: the bundled base)."""
-    spec = spec or DEFAULT_MODEL
+    spec = spec or default
     path = Path(spec)
     if path.exists():
         return path

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 def add_sampling_flags(p) -> None:
-    p.add_argument("--model", default=None, help="model folder or bundled name (default: the bundled base)")
+    p.add_argument("--model", default=None, help="model folder or bundled name (default: the bundled base; "
+                   "class-conditional: shapes-dit)")
     p.add_argument("--seed", type=int, default=0, help="image i uses noise seed SEED + i")
     p.add_argument("--steps", type=int, default=20, help="sampler steps (default 20)")
     p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (1 = off)")
@@ -15,31 +16,41 @@ def add_sampling_flags(p) -> None:
                    help="RSR latent steps at inference (0 = the base model; default: the adapter's own)")
 
 
-def load_model(args):
+def load_model(args, kind: str = "mmdit"):
+    """The model of --model (default: the bundled base of `kind`), with --adapter loaded.
+    kind: "mmdit" (text-to-image, a PROMPT) or "dit" (class-conditional, --class / --classes)."""
     import torch
 
-    from ..bundled import resolve_model
-    from ..models.t2i import TextToImage
+    from ..bundled import DEFAULT_CLASS_MODEL, DEFAULT_MODEL, resolve_model
+    from ..errors import ThinkpixError
+    from ..models.bundle import model_kind
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.steps < 1:
-        from ..errors import ThinkpixError
-
         raise ThinkpixError(f"--steps must be >= 1, got {args.steps}")
-    model = TextToImage.load(resolve_model(args.model))
     if args.think_steps is not None and args.think_steps < 0:
-        from ..errors import ThinkpixError
-
         raise ThinkpixError(f"--think-steps must be >= 0, got {args.think_steps}")
+    path = resolve_model(args.model, DEFAULT_CLASS_MODEL if kind == "dit" else DEFAULT_MODEL)
+    found = model_kind(path)
+    if found != kind:
+        hint = ("a class-conditional model: choose a class with --class NAME (sample: --classes)" if found == "dit"
+                else "a text-to-image model: give a PROMPT (sample: --prompts FILE), not a class")
+        raise ThinkpixError(f"{path} is {hint}")
+    if kind == "dit":
+        from ..models.c2i import ClassToImage
+
+        model = ClassToImage.load(path)
+    else:
+        from ..models.t2i import TextToImage
+
+        model = TextToImage.load(path)
     if args.adapter:
         from ..adapters import load_adapter
 
         load_adapter(model.transformer, args.adapter, args.think_steps)
         model.eval()
     elif args.think_steps:
-        from ..errors import ThinkpixError
-
         raise ThinkpixError("--think-steps needs an RSR --adapter")
     return model
 

@@ -1,4 +1,6 @@
-"""`thinkpix generate "PROMPT" -n 4 --seed 0 --out grid.png`: images for one prompt, as a grid."""
+"""`thinkpix generate "PROMPT" -n 4 --seed 0 --out grid.png`: images for one prompt, as a grid.
+`thinkpix generate --class "red circle" -n 4 --model DIR --out grid.png`: the same for one class of a
+class-conditional (DiT) model; the unconditional half of guidance is the DiT's null class."""
 
 from __future__ import annotations
 
@@ -6,8 +8,10 @@ from ._common import add_sampling_flags, load_model, sampling_kwargs
 
 
 def register(sub) -> None:
-    p = sub.add_parser("generate", help="generate images for a prompt", description=__doc__)
-    p.add_argument("prompt")
+    p = sub.add_parser("generate", help="generate images for a prompt (or a class)", description=__doc__)
+    p.add_argument("prompt", nargs="?", default=None, help="the prompt (text-to-image models)")
+    p.add_argument("--class", dest="class_name", default=None, metavar="NAME",
+                   help='a class of a class-conditional model, e.g. "red circle" (instead of a prompt)')
     p.add_argument("-n", "--num-images", type=int, default=4)
     p.add_argument("--out", default="grid.png", help="PNG file for the grid (default grid.png)")
     p.add_argument("--upscale", type=int, default=4, help="nearest-neighbour upscale of the grid")
@@ -21,26 +25,37 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..errors import ThinkpixError
     from ..imaging import grid, save_png
-    from ..sampling import generate_images
 
+    if (args.prompt is None) == (args.class_name is None):
+        raise ThinkpixError("give a PROMPT or --class NAME (one of the two)")
     if args.num_images < 1:
         raise ThinkpixError(f"-n must be >= 1, got {args.num_images}")
     if args.trace and not args.adapter:
         raise ThinkpixError("--trace needs an RSR --adapter")
-    model = load_model(args)
+    model = load_model(args, "dit" if args.class_name is not None else "mmdit")
     if args.trace:
         from ..integrations.attach import start_trace
 
         start_trace(model.transformer)
-    images = generate_images(model, [args.prompt] * args.num_images, seed=args.seed, **sampling_kwargs(args))
+    if args.class_name is not None:
+        from ..sampling import generate_class_images
+
+        label = model.label_of(args.class_name)  # ThinkpixError listing the model's classes if unknown
+        what = model.classes[label]
+        images = generate_class_images(model, [label] * args.num_images, seed=args.seed, **sampling_kwargs(args))
+    else:
+        from ..sampling import generate_images
+
+        what = args.prompt
+        images = generate_images(model, [args.prompt] * args.num_images, seed=args.seed, **sampling_kwargs(args))
     if args.trace:
-        print(f"routing trace written to {save_trace(model, args)}")
+        print(f"routing trace written to {save_trace(model, args, what)}")
     path = save_png(grid(images, cols=min(8, args.num_images), upscale=args.upscale), args.out)
-    print(f"wrote {args.num_images} image(s) for {args.prompt!r} to {path}")
+    print(f"wrote {args.num_images} image(s) for {what!r} to {path}")
     return 0
 
 
-def save_trace(model, args):
+def save_trace(model, args, what: str):
     """Routing of every forward: `routing` int16 (forwards, layers, latent steps, batch, tokens, k),
     `timesteps` (forwards, batch); with guidance != 1 the batch holds the conditional images first,
     then their unconditional twins. Layer names and settings are in the file's metadata."""
@@ -56,7 +71,8 @@ def save_trace(model, args):
     tensors = {"routing": stacked["routing"].contiguous()}
     if stacked["timesteps"] is not None:
         tensors["timesteps"] = stacked["timesteps"].contiguous()
-    meta = {"layers": json.dumps(stacked["layers"]), "prompt": args.prompt, "num_images": str(args.num_images),
+    meta = {"layers": json.dumps(stacked["layers"]), "prompt" if args.class_name is None else "class": what,
+            "num_images": str(args.num_images),
             "guidance": str(args.guidance), "steps": str(args.steps), "seed": str(args.seed),
             "batch_layout": "conditional then unconditional" if args.guidance != 1.0 else "conditional"}
     path = Path(args.trace)

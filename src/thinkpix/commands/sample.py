@@ -1,7 +1,9 @@
 """`thinkpix sample --prompts FILE.jsonl --out DIR`: generate images for every prompt of a
 GenEval-style metadata file, written in GenEval's folder layout (DIR/00000/metadata.jsonl,
 DIR/00000/samples/0000.png, ...) so that `thinkpix evaluate DIR` or GenEval can score them.
-Image k of prompt i uses noise seed SEED + i * N + k (N images per prompt)."""
+Image k of prompt i uses noise seed SEED + i * N + k (N images per prompt).
+`thinkpix sample --classes --out DIR --model DIT`: a class-conditional model's images, a folder per
+class (DIR/00_red_circle/0000.png, ...), image k of class i with seed SEED + i * N + k."""
 
 from __future__ import annotations
 
@@ -9,10 +11,13 @@ from ._common import add_sampling_flags, load_model, sampling_kwargs
 
 
 def register(sub) -> None:
-    p = sub.add_parser("sample", help="generate a GenEval-layout folder for a prompt file", description=__doc__)
-    p.add_argument("--prompts", required=True, help="metadata JSONL (one GenEval metadata object per line)")
+    p = sub.add_parser("sample", help="generate a GenEval-layout folder for a prompt file (or every class)",
+                       description=__doc__)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--prompts", help="metadata JSONL (one GenEval metadata object per line)")
+    what.add_argument("--classes", action="store_true", help="every class of a class-conditional model")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--images-per-prompt", type=int, default=4)
+    p.add_argument("--images-per-prompt", type=int, default=4, help="images per prompt (or per class)")
     p.add_argument("--limit", type=int, default=0, help="only the first N prompts (0 = all)")
     p.add_argument("--batch-size", type=int, default=64)
     add_sampling_flags(p)
@@ -26,13 +31,21 @@ def run(args) -> int:
     from ..evaluation.metadata import read_metadata
     from ..sampling import write_geneval_folder
 
+    if args.images_per_prompt < 1:
+        raise ThinkpixError(f"--images-per-prompt must be >= 1, got {args.images_per_prompt}")
+    if args.classes:
+        from ..sampling import write_class_folder
+
+        model = load_model(args, "dit")
+        write_class_folder(model, args.out, args.images_per_prompt, args.seed, args.batch_size, **sampling_kwargs(args))
+        n = len(model.classes)
+        print(f"wrote {n * args.images_per_prompt} images for {n} classes to {args.out}")
+        return 0
     if not Path(args.prompts).is_file():
         raise ThinkpixError(f"{args.prompts}: prompt file not found")
     rows = [meta for _, meta in read_metadata(Path(args.prompts))]
     if args.limit:
         rows = rows[: args.limit]
-    if args.images_per_prompt < 1:
-        raise ThinkpixError(f"--images-per-prompt must be >= 1, got {args.images_per_prompt}")
     model = load_model(args)
     write_geneval_folder(model, rows, args.out, args.images_per_prompt, args.seed, args.batch_size,
                          **sampling_kwargs(args))

@@ -1,5 +1,6 @@
 """The paper's SFT baseline: a plain LoRA (peft) on the image-stream q/k/v of the same blocks RSR
 uses, no recursion, optionally with its rank chosen to match an RSR adapter's parameter count.
+The attention RSR refines is `attn` in SD3 and FLUX blocks, `attn1` (self-attention) in DiT blocks.
 
 An adapter directory holds `lora_adapter.safetensors` (peft's state dict) and `lora_config.json`
 (layers, rank, alpha, target modules, parameter count, sha256). Never pickle.
@@ -17,15 +18,19 @@ from torch import nn
 
 from thinkpix.errors import ThinkpixError
 
+from .attach import backbone_of
+
 FORMAT = "thinkpix-lora-adapter"
 WEIGHTS = "lora_adapter.safetensors"
 CONFIG = "lora_config.json"
 ADAPTER_NAME = "sft"
 PROJECTIONS = ("to_q", "to_k", "to_v")  # the image stream's projections in diffusers' Attention
+ATTENTION = {"dit": "attn1"}  # backbone name -> attention RSR uses; "attn" otherwise (SD3, FLUX)
 
 
-def target_modules(layers: list[int]) -> list[str]:
-    return [f"transformer_blocks.{i}.attn.{p}" for i in layers for p in PROJECTIONS]
+def target_modules(transformer: nn.Module, layers: list[int]) -> list[str]:
+    attn = ATTENTION.get(backbone_of(transformer).NAME, "attn")
+    return [f"transformer_blocks.{i}.{attn}.{p}" for i in layers for p in PROJECTIONS]
 
 
 def attach_lora(transformer: nn.Module, layers: list[int], rank: int, alpha: float | None = None) -> list[nn.Parameter]:
@@ -39,8 +44,14 @@ def attach_lora(transformer: nn.Module, layers: list[int], rank: int, alpha: flo
     if rank < 1:
         raise ThinkpixError(f"LoRA rank must be >= 1, got {rank}")
     transformer.requires_grad_(False)
-    config = LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=target_modules(layers), init_lora_weights=True)
-    transformer.add_adapter(config, adapter_name=ADAPTER_NAME)
+    config = LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=target_modules(transformer, layers),
+                        init_lora_weights=True)
+    if hasattr(transformer, "add_adapter"):  # diffusers' PeftAdapterMixin (SD3, FLUX)
+        transformer.add_adapter(config, adapter_name=ADAPTER_NAME)
+    else:  # DiTTransformer2DModel has no PeftAdapterMixin: peft injects the same LoRA layers directly
+        from peft import inject_adapter_in_model
+
+        inject_adapter_in_model(config, transformer, adapter_name=ADAPTER_NAME)
     transformer._thinkpix_lora = {"layers": sorted(layers), "rank": rank, "alpha": alpha or rank}
     params = [p for n_, p in transformer.named_parameters() if "lora_" in n_]
     for p in params:
@@ -51,7 +62,7 @@ def attach_lora(transformer: nn.Module, layers: list[int], rank: int, alpha: flo
 def lora_parameter_count(transformer: nn.Module, layers: list[int], rank: int) -> int:
     """Parameters a LoRA of `rank` on `layers`' q/k/v adds (in + out features, times rank)."""
     total = 0
-    for name in target_modules(layers):
+    for name in target_modules(transformer, layers):
         lin = transformer.get_submodule(name)
         total += rank * (lin.in_features + lin.out_features)
     return total
@@ -81,7 +92,7 @@ def save_lora(transformer: nn.Module, path) -> Path:
     tmp = out / (WEIGHTS + ".tmp")
     save_file(tensors, str(tmp), metadata={"format": FORMAT})
     os.replace(tmp, out / WEIGHTS)
-    record = dict(meta, format=FORMAT, targets=target_modules(meta["layers"]),
+    record = dict(meta, format=FORMAT, targets=target_modules(transformer, meta["layers"]),
                   num_parameters=int(sum(v.numel() for v in tensors.values())), sha256=_sha256(out / WEIGHTS))
     (out / CONFIG).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return out

@@ -1,7 +1,8 @@
 """Named model sizes, from a tiny one for tests to the demo size.
 
 Transformer entries give only the widths/depths; channels, patch size and sample size follow
-from the space the model works in (see `thinkpix.models.t2i.build_transformer`).
+from the space the model works in (see `thinkpix.models.t2i.build_transformer` and
+`thinkpix.models.c2i.build_transformer`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,18 @@ SIZES: dict[str, dict[str, dict]] = {
         "small": dict(num_layers=4, num_attention_heads=2, attention_head_dim=32),
         # 3.55M parameters; 2 heads of 64 trained 1.3x faster than 4 heads of 32 on one CPU thread.
         "demo": dict(num_layers=6, num_attention_heads=2, attention_head_dim=64),
+    },
+    "dit": {
+        # DiTTransformer2DModel arguments (class-conditional track). Width = heads * head dim.
+        "tiny": dict(num_layers=2, num_attention_heads=2, attention_head_dim=8),
+        "small": dict(num_layers=4, num_attention_heads=2, attention_head_dim=32),
+        # 3.53M parameters in latent space, about the text-to-image demo's 3.55M.
+        "demo": dict(num_layers=10, num_attention_heads=2, attention_head_dim=64),
+    },
+    "features": {
+        # thinkpix.models.features.FeatureNet: conv widths (stride 2 after the first) and feature size.
+        "tiny": dict(channels=(8, 16, 16), dim=32),
+        "demo": dict(channels=(32, 64, 128), dim=128),
     },
     "autoencoder": {
         # diffusers AutoencoderKL arguments; three blocks = two down-samplings (32x32 -> 8x8).

@@ -19,11 +19,11 @@ from ..errors import ThinkpixError
 
 @dataclass
 class ModelConfig:
-    kind: str = "mmdit"  # mmdit (text-to-image) | autoencoder
+    kind: str = "mmdit"  # mmdit (text-to-image) | dit (class-conditional) | autoencoder | features (FD network)
     size: str = "tiny"  # a name from thinkpix.models.registry
-    space: str = "pixel"  # pixel | latent (needs `autoencoder`)
+    space: str = "pixel"  # pixel | latent (needs `autoencoder`); mmdit and dit only
     autoencoder: str = ""  # folder of a trained autoencoder (latent space)
-    text_encoder: str = "minilm"  # minilm (frozen, offline) | words (small learned encoder, tests)
+    text_encoder: str = "minilm"  # minilm (frozen, offline) | words (small learned encoder, tests); mmdit only
     canvas: int = 32
 
 
@@ -60,7 +60,7 @@ class TrainConfig:
     batch_size: int = 64  # global batch (split across data-parallel processes)
     seed: int = 0
     ema_decay: float = 0.999
-    cond_dropout: float = 0.1  # share of captions replaced by the empty prompt (CFG)
+    cond_dropout: float = 0.1  # share of captions (class labels) replaced by the empty prompt (null class), for CFG
     threads: int = 0  # torch threads per process; 0 = leave torch's default
     log_every: int = 25
     sample_every: int = 1000
@@ -70,7 +70,7 @@ class TrainConfig:
 
 
 VALID_CHOICES = {
-    "model.kind": ("mmdit", "autoencoder"),
+    "model.kind": ("mmdit", "dit", "autoencoder", "features"),
     "model.space": ("pixel", "latent"),
     "model.text_encoder": ("minilm", "words"),
     "model.canvas": (32, 64),
@@ -142,7 +142,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             raise ThinkpixError("config key 'finetune.rsr' is required (e.g. layers=2,3,experts=2,steps=2); "
                                 "a LoRA run without it needs finetune.lora_layers and finetune.lora_rank")
         return cfg  # the model section comes from the base model
-    if cfg.model.kind == "mmdit" and cfg.model.space == "latent" and not cfg.model.autoencoder:
+    if cfg.model.kind in ("mmdit", "dit") and cfg.model.space == "latent" and not cfg.model.autoencoder:
         raise ThinkpixError("config key 'model.autoencoder' is required when model.space is 'latent'")
     from ..models.registry import SIZES  # late import: the registry imports torch
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..worlds.classes import class_sample
 from ..worlds.stream import TrainingStream
 
 
@@ -30,3 +31,18 @@ def world_batch(seed: int, step: int, indices: range, canvas: int, cond_dropout:
         images.append(image)
         seeds.append(s)
     return prompts, torch.from_numpy(np.stack(images)), seeds
+
+
+def class_batch(seed: int, step: int, indices: range, canvas: int, cond_dropout: float):
+    """Class-conditional batch -> labels (B,) int64, images (B, H, W, 3) uint8, dropped (B,) bool
+    (labels to replace by the null class for CFG, decided once per sample), seeds (B,)."""
+    labels, images, dropped, seeds = [], [], [], []
+    for j in indices:
+        s = sample_seed(seed, step, j)
+        rng = np.random.default_rng(s)
+        label, image = class_sample(rng, canvas)
+        labels.append(label)
+        images.append(image)
+        dropped.append(bool(rng.random() < cond_dropout))
+        seeds.append(s)
+    return torch.tensor(labels), torch.from_numpy(np.stack(images)), torch.tensor(dropped), seeds

@@ -2,8 +2,11 @@
 makes its own deterministic batch and returns (loss, metrics); the trainer wraps it in DDP.
 
 - `AutoencoderObjective`: trains the small AutoencoderKL on world renders.
-- `FlowObjective`: rectified-flow training of the text-to-image MMDiT (from scratch), or, when
-  the bundle's base is frozen and adapters are attached, of the adapters only.
+- `FlowObjective`: rectified-flow training of the text-to-image MMDiT (from scratch).
+- `ClassFlowObjective`: the same for the class-conditional DiT (labels dropped once per sample for CFG).
+- `FinetuneObjective` / `ClassFinetuneObjective`: either of the two on a frozen base with an adapter
+  (RSR or LoRA) attached; only the adapter trains.
+- `FeatureObjective`: the feature network of the class track's Fréchet distance.
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ import torch
 from torch import nn
 
 from .. import flow
+from ..bundled import resolve_model
 from ..models import autoencoder as ae_lib
+from ..models.bundle import model_kind
+from ..models.c2i import ClassToImage
+from ..models.features import build_feature_net, feature_loss, save_feature_net
 from ..models.t2i import TextToImage
-from ..sampling import generate_images
+from ..sampling import generate_class_images, generate_images
 from ..worlds.prompts import TASKS, random_metadata
-from .config import TrainConfig
-from .data import world_batch
+from .config import TrainConfig, to_dict
+from .data import class_batch, world_batch
 
 
 def _noise_generator(seed: int) -> torch.Generator:
@@ -94,23 +101,53 @@ class FlowObjective(nn.Module):
         self.model.save(path)
 
 
-class FinetuneObjective(FlowObjective):
-    """Rectified flow on a frozen base; only the adapter (RSR experts + gates, or LoRA) trains.
-    RSR's auxiliary losses (zero unless their weights are set) join the loss; routing statistics
-    of the last forward are reported as metrics."""
+class ClassFlowObjective(nn.Module):
+    """Rectified flow for the class-conditional DiT. A sample's label is replaced by the DiT's null
+    class with probability `cond_dropout`, decided once per sample from its own seed (the model's
+    internal per-block label dropout is off, see `thinkpix.models.c2i`)."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, model: ClassToImage | None = None):
+        super().__init__()
+        self.cfg = cfg
+        m = cfg.model
+        self.model = model or ClassToImage.create(m.size, m.space, m.canvas, m.autoencoder)
+
+    def trainable_parameters(self) -> dict[str, nn.Parameter]:
+        return {f"model.{n}": p for n, p in self.model.trainable_parameters().items()}
+
+    def forward(self, step: int, indices: range):
+        labels, images, dropped, seeds = class_batch(
+            self.cfg.seed, step, indices, self.cfg.model.canvas, self.cfg.cond_dropout
+        )
+        labels = torch.where(dropped, self.model.null_label, labels)  # (B,)
+        x0 = self.model.images_to_x0(images)  # (B, C, h, w)
+        noise = flow.seeded_noise(tuple(x0.shape[1:]), seeds)  # (B, C, h, w)
+        t = torch.cat([flow.sample_timesteps(1, _noise_generator(s)) for s in seeds])  # (B,)
+        device = next(self.model.transformer.parameters()).device
+        x0, noise, t, labels = (v.to(device) for v in (x0, noise, t, labels))
+        loss = flow.flow_loss(lambda x_t, tt: self.model.velocity(x_t, tt, labels), x0, noise, t)
+        return loss, {}
+
+    @torch.no_grad()
+    def preview(self, step: int, n: int = 24) -> torch.Tensor:
+        """One sample per class, in class order (cycling): (n, H, W, 3) uint8."""
+        labels = [i % len(self.model.classes) for i in range(n)]
+        return generate_class_images(self.model, labels, seed=0, steps=20, guidance=3.0)
+
+    def export(self, path: Path) -> None:
+        self.model.save(path)
+
+
+class AdapterTraining:
+    """Mixin for a flow objective on a frozen base: only the adapter (RSR experts + gates, or LoRA)
+    trains. RSR's auxiliary losses (zero unless their weights are set) join the loss; routing
+    statistics of the last forward are reported as metrics."""
+
+    def attach(self, cfg: TrainConfig) -> None:
         from ..adapters import attach_adapter
 
-        from ..bundled import resolve_model
-
-        model = TextToImage.load(resolve_model(cfg.finetune.base))
-        model.requires_grad_(False)
-        # the data follows the base model's canvas
-        cfg.model.canvas = model.meta["canvas"]
-        super().__init__(cfg, model)
-        self.adapter = attach_adapter(model.transformer, cfg.finetune)
-        model.train()
+        self.adapter = attach_adapter(self.model.transformer, cfg.finetune)
+        self.model.train()
 
     def forward(self, step: int, indices: range):
         loss, metrics = super().forward(step, indices)
@@ -121,9 +158,57 @@ class FinetuneObjective(FlowObjective):
         self.adapter.save(self.model.transformer, path)
 
 
+def _frozen_base(cfg: TrainConfig, bundle):
+    model = bundle.load(resolve_model(cfg.finetune.base))
+    model.requires_grad_(False)
+    cfg.model.canvas = model.meta["canvas"]  # the data follows the base model's canvas
+    return model
+
+
+class FinetuneObjective(AdapterTraining, FlowObjective):
+    """Adapter fine-tuning of a frozen text-to-image base."""
+
+    def __init__(self, cfg: TrainConfig):
+        super().__init__(cfg, _frozen_base(cfg, TextToImage))
+        self.attach(cfg)
+
+
+class ClassFinetuneObjective(AdapterTraining, ClassFlowObjective):
+    """Adapter fine-tuning of a frozen class-conditional DiT base."""
+
+    def __init__(self, cfg: TrainConfig):
+        super().__init__(cfg, _frozen_base(cfg, ClassToImage))
+        self.attach(cfg)
+
+
+class FeatureObjective(nn.Module):
+    """The Fréchet distance's feature network on clean class renders (see `thinkpix.models.features`)."""
+
+    def __init__(self, cfg: TrainConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.net = build_feature_net(cfg.model.size, cfg.model.canvas)
+
+    def trainable_parameters(self) -> dict[str, nn.Parameter]:
+        return {n: p for n, p in self.named_parameters() if p.requires_grad}
+
+    def forward(self, step: int, indices: range):
+        labels, images, _, _ = class_batch(self.cfg.seed, step, indices, self.cfg.model.canvas, 0.0)
+        return feature_loss(self.net, images, labels)
+
+    def export(self, path: Path) -> None:
+        save_feature_net(self.net, path, self.cfg.model.size, self.cfg.model.canvas,
+                         training={"config": to_dict(self.cfg), "weights": "EMA"})
+
+
 def build_objective(cfg: TrainConfig) -> nn.Module:
     if cfg.finetune.method != "none":
-        return FinetuneObjective(cfg)
+        dit = model_kind(resolve_model(cfg.finetune.base)) == "dit"
+        return ClassFinetuneObjective(cfg) if dit else FinetuneObjective(cfg)
     if cfg.model.kind == "autoencoder":
         return AutoencoderObjective(cfg)
+    if cfg.model.kind == "features":
+        return FeatureObjective(cfg)
+    if cfg.model.kind == "dit":
+        return ClassFlowObjective(cfg)
     return FlowObjective(cfg)

@@ -1,0 +1,118 @@
+"""The class-conditional table (issue 5): base DiT vs adapters, each arm sampled with the same
+labels and noise seeds, scored by class accuracy (exact detector, bootstrap 95% interval, paired
+difference to the first arm) and by the Fréchet distance of the project's feature network against
+held-out renders (basic bootstrap 95% interval, and the paired difference to the first arm: the same
+resampled rows for every arm). Also reported: the same distance between two independent held-out sets
+of the same size (what a perfect model would get, i.e. the distance's finite-sample floor) and the
+feature network's sha256 (distances are only comparable under the same network).
+
+    python -m benchmarks.class_table --model runs/dit_demo/final --features runs/features_demo/final \
+        --arm base --arm lora=runs/finetune_dit_lora/adapter --arm rsr=runs/finetune_dit_rsr/adapter \
+        --per-class 210 --out benchmarks/results/class_table.json
+
+An arm is NAME (the base), or NAME=ADAPTER_DIR[:THINK_STEPS]. 210 per class = 5,040 images per arm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def paired_difference(base: np.ndarray, arm: np.ndarray, resamples: int, seed: int = 0) -> list[float]:
+    """mean(arm - base) over paired samples with a bootstrap 95% interval: [diff, lo, hi]."""
+    d = np.asarray(arm, np.float64) - np.asarray(base, np.float64)
+    rng = np.random.default_rng(seed)
+    boot = d[rng.integers(len(d), size=(resamples, len(d)))].mean(1)
+    return [float(d.mean()), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="class-conditional base model folder")
+    parser.add_argument("--features", required=True,
+                        help="feature network folder (thinkpix train configs/features_demo.yaml)")
+    parser.add_argument("--arm", action="append", required=True)
+    parser.add_argument("--per-class", type=int, default=210)
+    parser.add_argument("--seed", type=int, default=0, help="noise seeds; held-out renders use seeds 0 and 1")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--guidance", type=float, default=3.0)
+    parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for accuracy intervals")
+    parser.add_argument("--bootstrap-fd", type=int, default=200, help="resamples for Frechet intervals")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="benchmarks/results/class_table.json")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    from thinkpix.adapters import load_adapter
+    from thinkpix.evaluation.classes import bootstrap_mean_interval, class_accuracy
+    from thinkpix.evaluation.frechet import basic_interval, bootstrap_frechet, frechet_between
+    from thinkpix.models.c2i import ClassToImage
+    from thinkpix.models.features import extract_features, load_feature_net
+    from thinkpix.sampling import generate_class_images
+    from thinkpix.worlds.classes import heldout_set
+
+    net, record = load_feature_net(args.features)
+    base = ClassToImage.load(args.model)
+    n = args.per_class * len(base.classes)
+    labels = [i % len(base.classes) for i in range(n)]
+    canvas = base.meta["canvas"]
+    reference = extract_features(net, heldout_set(n, seed=0, canvas=canvas)[1])
+    floor = extract_features(net, heldout_set(n, seed=1, canvas=canvas)[1])
+    report = {
+        "command": "python -m benchmarks.class_table " + " ".join(
+            [f"--model {args.model}", f"--features {args.features}"] + [f"--arm {a}" for a in args.arm]
+            + [f"--per-class {args.per_class}", f"--seed {args.seed}", f"--steps {args.steps}",
+               f"--guidance {args.guidance}"]),
+        "images_per_arm": n, "sampler": {"steps": args.steps, "guidance": args.guidance, "method": "euler"},
+        "features_sha256": record["sha256"],
+        "heldout_vs_heldout_fd": frechet_between(floor, reference),
+        "arms": {},
+    }
+    names, correct, feats = [], [], []
+    for arm in args.arm:
+        name, _, spec = arm.partition("=")
+        model = ClassToImage.load(args.model)
+        if spec:
+            path, _, steps = spec.partition(":")
+            load_adapter(model.transformer, path, int(steps) if steps else None)
+            model.eval()
+        start = time.time()
+        images = generate_class_images(model, labels, seed=args.seed, steps=args.steps, guidance=args.guidance)
+        seconds = time.time() - start
+        acc = class_accuracy(images.numpy(), labels, seed=args.seed)
+        names.append(name)
+        correct.append(np.array(acc.pop("correct"), dtype=bool))
+        feats.append(extract_features(net, images))
+        report["arms"][name] = {
+            "accuracy": acc["accuracy"], "accuracy_ci95": list(bootstrap_mean_interval(correct[-1], args.bootstrap)),
+            "fd": frechet_between(feats[-1], reference),
+            "per_class": acc["per_class"], "adapter": spec or None, "sampling_seconds": round(seconds, 1),
+        }
+        print(f"{name}: {n} images sampled in {seconds:.0f} s")
+    boot = bootstrap_frechet(feats, reference, args.bootstrap_fd, seed=args.seed)  # (resamples, arms)
+    for k, name in enumerate(names):
+        row = report["arms"][name]
+        row["fd_ci95"] = list(basic_interval(row["fd"], boot[:, k]))
+        if k:
+            row[f"accuracy_minus_{names[0]}"] = paired_difference(correct[0], correct[k], args.bootstrap)
+            diff = row["fd"] - report["arms"][names[0]]["fd"]
+            row[f"fd_minus_{names[0]}"] = [diff, *basic_interval(diff, boot[:, k] - boot[:, 0])]
+        (alo, ahi), (flo, fhi) = row["accuracy_ci95"], row["fd_ci95"]
+        print(f"{name:<12} accuracy {row['accuracy']:.3f} [{alo:.3f}, {ahi:.3f}]"
+              f"  FD {row['fd']:.3f} [{flo:.3f}, {fhi:.3f}]")
+    print(f"held-out vs held-out FD (floor): {report['heldout_vs_heldout_fd']:.3f}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {out}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""What every image-generation bundle shares (text-to-image `TextToImage`, class-to-image
+`ClassToImage`): a diffusers transformer, the frozen autoencoder in latent space, the mapping
+between images and model space, and the folder format
+
+  transformer/   diffusers format (config.json + safetensors)
+  autoencoder/   diffusers format (latent space only)
+  thinkpix.json  kind, space, canvas, model size, provenance (+ what the subclass adds)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL
+from torch import nn
+
+from ..errors import ThinkpixError
+from . import autoencoder as ae_lib
+
+PIXEL_PATCH = 4  # pixel space: 4x4 patches on the 32x32 canvas -> 64 tokens
+META_FILE = "thinkpix.json"
+KINDS = {"mmdit": "text-to-image", "dit": "class-conditional"}  # model kinds saved as folders
+
+
+def load_autoencoder(path: str | Path) -> AutoencoderKL:
+    path = Path(path)
+    if not (path / "config.json").exists():
+        raise ThinkpixError(f"{path}: no autoencoder here (expected a diffusers AutoencoderKL folder)")
+    return AutoencoderKL.from_pretrained(path, local_files_only=True).float().eval().requires_grad_(False)
+
+
+def space_geometry(space: str, canvas: int, autoencoder: str | Path = "") -> tuple[AutoencoderKL | None, int, int, int]:
+    """-> (autoencoder or None, channels, sample size, patch size) of the transformer's input:
+    latent space: the autoencoder's latents with 1x1 patches; pixel space: RGB with 4x4 patches."""
+    if space == "latent":
+        ae = load_autoencoder(autoencoder)
+        down = 2 ** (len(ae.config.block_out_channels) - 1)
+        return ae, ae.config.latent_channels, canvas // down, 1
+    return None, 3, canvas, PIXEL_PATCH
+
+
+def read_meta(path: str | Path) -> dict:
+    """A model folder's thinkpix.json (`kind` defaults to 'mmdit', for folders saved before kinds)."""
+    meta_file = Path(path) / META_FILE
+    if not meta_file.exists():
+        raise ThinkpixError(f"{path}: not a thinkpix model folder (no {META_FILE})")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ThinkpixError(f"{meta_file}: not valid JSON ({exc})") from None
+    meta.setdefault("kind", "mmdit")
+    return meta
+
+
+def model_kind(path: str | Path) -> str:
+    return read_meta(path)["kind"]
+
+
+def check_kind(path: str | Path, meta: dict, kind: str) -> None:
+    if meta["kind"] != kind:
+        found = meta["kind"]
+        raise ThinkpixError(f"{path}: a {KINDS.get(found, found)} model (kind {found!r}), "
+                            f"not a {KINDS[kind]} one (kind {kind!r})")
+
+
+class ImageBundle(nn.Module):
+    """Transformer + optional frozen autoencoder + metadata. Subclasses add the conditioning."""
+
+    def __init__(self, transformer: nn.Module, autoencoder: AutoencoderKL | None, meta: dict):
+        super().__init__()
+        self.transformer = transformer
+        self.autoencoder = autoencoder.eval().requires_grad_(False) if autoencoder is not None else None
+        self.meta = meta
+
+    def train(self, mode: bool = True):
+        """The autoencoder is frozen and stays in eval mode."""
+        super().train(mode)
+        if self.autoencoder is not None:
+            self.autoencoder.eval()
+        return self
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        c = self.transformer.config
+        return (c.in_channels, c.sample_size, c.sample_size)
+
+    def trainable_parameters(self) -> dict[str, nn.Parameter]:
+        """Everything that trains (from scratch: the transformer and any learned encoder)."""
+        return {n: p for n, p in self.named_parameters() if p.requires_grad}
+
+    # ---- images <-> model space ------------------------------------------------------------
+    @torch.no_grad()
+    def images_to_x0(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 3) uint8 -> (B, C, h, w) model-space clean sample."""
+        x = ae_lib.images_to_unit(images)  # (B, 3, H, W) in [-1, 1]
+        return ae_lib.encode(self.autoencoder, x) if self.autoencoder is not None else x
+
+    @torch.no_grad()
+    def x0_to_images(self, x0: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) -> (B, H, W, 3) uint8."""
+        x = ae_lib.decode(self.autoencoder, x0) if self.autoencoder is not None else x0
+        return ae_lib.unit_to_images(x)
+
+    # ---- save / load ------------------------------------------------------------------------
+    def save(self, path: str | Path, dtype: torch.dtype = torch.float32, extra_meta: dict | None = None) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        parts = {"transformer": self.transformer, "autoencoder": self.autoencoder}
+        for name, module in parts.items():
+            if module is None:
+                continue
+            if dtype != torch.float32:  # (diffusers warns on every dtype cast, even a no-op one)
+                module.to(dtype)
+            module.save_pretrained(path / name, safe_serialization=True)
+            if dtype != torch.float32:
+                module.to(torch.float32)
+        self.save_extra(path, dtype)
+        (path / META_FILE).write_text(json.dumps(dict(self.meta, **(extra_meta or {})), indent=1))
+        return path
+
+    def save_extra(self, path: Path, dtype: torch.dtype) -> None:
+        """Subclass hook: files besides transformer/ and autoencoder/."""
+
+    @staticmethod
+    def load_parts(path: str | Path, kind: str, transformer_class) -> tuple[dict, nn.Module, AutoencoderKL | None]:
+        """-> (meta, fp32 transformer, autoencoder or None) of a `kind` model folder."""
+        path = Path(path)
+        meta = read_meta(path)
+        check_kind(path, meta, kind)
+        transformer = transformer_class.from_pretrained(path / "transformer", local_files_only=True).float()
+        ae = load_autoencoder(path / "autoencoder") if meta["space"] == "latent" else None
+        return meta, transformer, ae
