@@ -51,6 +51,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="outputs/compare", help="where the image folders go")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep an arm's image folder from an earlier run with the same settings instead of re-sampling")
     parser.add_argument("--out", default="benchmarks/results/finetune_compare.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -75,7 +77,11 @@ def main() -> None:
             load_adapter(model.transformer, path, int(steps) if steps else None)
             model.eval()
         folder = Path(args.work) / name
-        write_geneval_folder(model, rows, folder, args.images_per_prompt, args.seed, steps=20, guidance=3.0)
+        stamp = json.dumps({"model": args.model, "spec": spec, "n": args.images_per_prompt, "seed": args.seed,
+                            "prompts": args.prompts})
+        if not (args.reuse and (folder / "arm.json").is_file() and (folder / "arm.json").read_text() == stamp):
+            write_geneval_folder(model, rows, folder, args.images_per_prompt, args.seed, steps=20, guidance=3.0)
+            (folder / "arm.json").write_text(stamp)
         results, summary = evaluate_folder(folder)
         print(f"== {name}\n{format_table(summary)}")
         scores[name] = per_prompt_scores(results)

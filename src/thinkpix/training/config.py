@@ -61,6 +61,7 @@ class TrainConfig:
     seed: int = 0
     ema_decay: float = 0.999
     cond_dropout: float = 0.1  # share of captions (class labels) replaced by the empty prompt (null class), for CFG
+    data_mix: str = ""  # weights of the text stream's kinds, e.g. "position=2,counting=2,free=1" ("" = default)
     threads: int = 0  # torch threads per process; 0 = leave torch's default
     log_every: int = 25
     sample_every: int = 1000
@@ -135,6 +136,16 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ThinkpixError(f"config key 'cond_dropout' must be in [0, 1), got {cfg.cond_dropout}")
     if not 0 <= cfg.ema_decay < 1:
         raise ThinkpixError(f"config key 'ema_decay' must be in [0, 1), got {cfg.ema_decay}")
+    if cfg.data_mix:
+        from ..worlds.stream import DEFAULT_MIX
+        from .data import parse_mix
+
+        try:
+            unknown = set(parse_mix(cfg.data_mix)) - set(DEFAULT_MIX)
+        except ValueError:
+            raise ThinkpixError(f"config key 'data_mix': weights must be numbers, got {cfg.data_mix!r}") from None
+        if unknown:
+            raise ThinkpixError(f"config key 'data_mix': unknown kind(s) {sorted(unknown)}; known: {list(DEFAULT_MIX)}")
     if cfg.finetune.method != "none":
         if not cfg.finetune.base:
             raise ThinkpixError("config key 'finetune.base' is required for fine-tuning (a model folder or bundled name)")

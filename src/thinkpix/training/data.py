@@ -18,12 +18,25 @@ def sample_seed(seed: int, step: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, step, index]).generate_state(2, dtype=np.uint32).view(np.uint64)[0] >> 1)
 
 
-def world_batch(seed: int, step: int, indices: range, canvas: int, cond_dropout: float):
-    """-> prompts (list[str], '' where dropped for CFG), images (B, H, W, 3) uint8, seeds (B,)."""
+def parse_mix(spec: str) -> dict[str, float] | None:
+    """'position=2,counting=2,free=1' -> {'position': 2.0, ...}; '' -> None (the default mix)."""
+    if not spec:
+        return None
+    mix = {}
+    for part in spec.split(","):
+        name, _, weight = part.partition("=")
+        mix[name.strip()] = float(weight) if weight else 1.0
+    return mix
+
+
+def world_batch(seed: int, step: int, indices: range, canvas: int, cond_dropout: float, mix: str = ""):
+    """-> prompts (list[str], '' where dropped for CFG), images (B, H, W, 3) uint8, seeds (B,).
+    `mix` weights the stream's kinds (six GenEval tasks + 'free'), e.g. 'position=2,free=1'."""
     prompts, images, seeds = [], [], []
+    weights = parse_mix(mix)
     for j in indices:
         s = sample_seed(seed, step, j)
-        stream = TrainingStream(seed=s, canvas=canvas)
+        stream = TrainingStream(seed=s, canvas=canvas, mix=weights)
         prompt, image = stream.sample()
         if stream.rng.random() < cond_dropout:
             prompt = ""

@@ -75,7 +75,7 @@ class FlowObjective(nn.Module):
 
     def forward(self, step: int, indices: range):
         prompts, images, seeds = world_batch(
-            self.cfg.seed, step, indices, self.cfg.model.canvas, self.cfg.cond_dropout
+            self.cfg.seed, step, indices, self.cfg.model.canvas, self.cfg.cond_dropout, self.cfg.data_mix
         )
         x0 = self.model.images_to_x0(images)  # (B, C, h, w)
         noise = flow.seeded_noise(tuple(x0.shape[1:]), seeds)  # (B, C, h, w)
