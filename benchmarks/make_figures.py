@@ -1,6 +1,7 @@
 """Figures the docs show (small, compressed PNGs under docs/figures/).
 
-    python -m benchmarks.make_figures base-samples     # docs/figures/base_samples.png
+    python -m benchmarks.make_figures base-samples                          # docs/figures/base_samples.png
+    python -m benchmarks.make_figures think-steps --adapter runs/ft_rsr/adapter   # docs/figures/think_steps.png
 """
 
 from __future__ import annotations
@@ -32,13 +33,45 @@ def base_samples(out: str = "docs/figures/base_samples.png", model: str = "shape
     print(f"wrote {save_png(sheet, out)} (rows, left to right: {BASE_PROMPTS})")
 
 
+THINK_PROMPTS = ["a photo of a triangle left of a square", "a photo of three circles",
+                 "a photo of a red square and a blue circle"]
+
+
+def think_steps(adapter: str, out: str = "docs/figures/think_steps.png", model: str = "shapes-base",
+                steps: tuple[int, ...] = (0, 1, 2, 3)) -> None:
+    """Rows: prompts; columns: RSR latent steps T (0 = the base model), 4 seeds each."""
+    from thinkpix.adapters import load_adapter
+    from thinkpix.bundled import resolve_model
+    from thinkpix.imaging import grid, save_png
+    from thinkpix.integrations.attach import set_latent_steps
+    from thinkpix.models.t2i import TextToImage
+    from thinkpix.sampling import generate_images
+
+    m = TextToImage.load(resolve_model(model))
+    load_adapter(m.transformer, adapter)
+    m.eval()
+    rows = []
+    for prompt in THINK_PROMPTS:
+        cells = []
+        for t in steps:
+            set_latent_steps(m.transformer, t)
+            cells.append(grid(generate_images(m, [prompt] * 4, seed=0, steps=20, guidance=3.0), cols=4, upscale=2))
+        rows.append(np.concatenate(cells, axis=1))
+    print(f"wrote {save_png(np.concatenate(rows, axis=0), out)} (rows: {THINK_PROMPTS}; columns: T = {steps})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("figure", choices=["base-samples"])
+    parser.add_argument("figure", choices=["base-samples", "think-steps"])
+    parser.add_argument("--adapter", default=None, help="RSR adapter folder (think-steps)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.figure == "base-samples":
         base_samples()
+    elif args.figure == "think-steps":
+        if not args.adapter:
+            parser.error("think-steps needs --adapter")
+        think_steps(args.adapter)
 
 
 if __name__ == "__main__":
