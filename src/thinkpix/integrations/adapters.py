@@ -11,7 +11,6 @@ anything that does not fit the transformer or fails its checksum.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from thinkpix.errors import ThinkpixError
+from thinkpix.files import sha256_file
 from thinkpix.rsr.config import RSRConfig
 from thinkpix.rsr.module import RSRModule
 
@@ -29,14 +29,6 @@ FORMAT = "thinkpix-rsr-adapter"
 FORMAT_VERSION = 1
 WEIGHTS = "rsr_adapter.safetensors"
 CONFIG = "rsr_config.json"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _adapter_dir(path) -> Path:
@@ -68,7 +60,7 @@ def save_rsr(transformer_or_module: nn.Module, path) -> Path:
         "layers": {k: d.to_dict() for k, d in rsr.layer_dims.items()},
         "tensors": {k: list(v.shape) for k, v in tensors.items()},
         "num_parameters": int(sum(v.numel() for v in tensors.values())),
-        "sha256": _sha256(out / WEIGHTS),
+        "sha256": sha256_file(out / WEIGHTS),
     }
     tmp = out / (CONFIG + ".tmp")
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -115,7 +107,7 @@ def load_rsr(transformer: nn.Module, path, strict_config: bool = True) -> RSRMod
     config, record = read_adapter_config(path)
     d = _adapter_dir(path)
     w_path = d / WEIGHTS
-    if _sha256(w_path) != record["sha256"]:
+    if sha256_file(w_path) != record["sha256"]:
         raise ThinkpixError(f"{w_path}: corrupted adapter weights (sha256 does not match {CONFIG})")
 
     backbone = backbone_of(transformer)

@@ -8,7 +8,6 @@ An adapter directory holds `lora_adapter.safetensors` (peft's state dict) and `l
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from thinkpix.errors import ThinkpixError
+from thinkpix.files import read_checked_record, sha256_file
 
 from .attach import backbone_of
 
@@ -74,10 +74,6 @@ def matched_rank(transformer: nn.Module, layers: list[int], target_parameters: i
     return max(1, round(target_parameters / per_rank))
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def save_lora(transformer: nn.Module, path) -> Path:
     from peft.utils import get_peft_model_state_dict
     from safetensors.torch import save_file
@@ -93,7 +89,7 @@ def save_lora(transformer: nn.Module, path) -> Path:
     save_file(tensors, str(tmp), metadata={"format": FORMAT})
     os.replace(tmp, out / WEIGHTS)
     record = dict(meta, format=FORMAT, targets=target_modules(transformer, meta["layers"]),
-                  num_parameters=int(sum(v.numel() for v in tensors.values())), sha256=_sha256(out / WEIGHTS))
+                  num_parameters=int(sum(v.numel() for v in tensors.values())), sha256=sha256_file(out / WEIGHTS))
     (out / CONFIG).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return out
 
@@ -108,14 +104,7 @@ def load_lora(transformer: nn.Module, path) -> None:
     from safetensors.torch import load_file
 
     d = Path(path)
-    try:
-        record = json.loads((d / CONFIG).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ThinkpixError(f"{d / CONFIG}: not a readable LoRA adapter config ({exc})") from None
-    if record.get("format") != FORMAT:
-        raise ThinkpixError(f"{d / CONFIG}: not a thinkpix LoRA adapter")
-    if not (d / WEIGHTS).is_file() or _sha256(d / WEIGHTS) != record.get("sha256"):
-        raise ThinkpixError(f"{d / WEIGHTS}: missing or corrupted LoRA weights (sha256 mismatch)")
+    record = read_checked_record(d, CONFIG, WEIGHTS, FORMAT, "LoRA adapter")
     attach_lora(transformer, record["layers"], record["rank"], record["alpha"])
     tensors = load_file(d / WEIGHTS)
     expected = {k: tuple(v.shape) for k, v in _peft_state(transformer).items()}

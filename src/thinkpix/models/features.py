@@ -27,7 +27,6 @@ What the distance built on it can and cannot say:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -37,7 +36,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..errors import ThinkpixError
+from ..files import read_checked_record, sha256_file
 from ..worlds.classes import CLASSES
 from ..worlds.palette import BACKGROUND
 from .autoencoder import images_to_unit
@@ -113,10 +112,6 @@ def extract_features(net: FeatureNet, images, batch_size: int = 512) -> np.ndarr
 
 
 # ---- save / load ----------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def save_feature_net(net: FeatureNet, path, size: str, canvas: int, training: dict | None = None) -> Path:
     """features.safetensors + features.json (size, canvas, classes, sha256 of the weights, training)."""
     out = Path(path)
@@ -124,7 +119,7 @@ def save_feature_net(net: FeatureNet, path, size: str, canvas: int, training: di
     save_file({k: v.detach().cpu().float().contiguous() for k, v in net.state_dict().items()}, str(out / WEIGHTS),
               metadata={"format": FORMAT})
     record = {"format": FORMAT, "size": size, "canvas": canvas, "classes": list(CLASSES),
-              "sha256": _sha256(out / WEIGHTS), "training": training or {}}
+              "sha256": sha256_file(out / WEIGHTS), "training": training or {}}
     (out / CONFIG).write_text(json.dumps(record, indent=1) + "\n")
     return out
 
@@ -132,14 +127,7 @@ def save_feature_net(net: FeatureNet, path, size: str, canvas: int, training: di
 def load_feature_net(path) -> tuple[FeatureNet, dict]:
     """-> (network in eval mode, its features.json record); refuses a damaged or foreign folder."""
     d = Path(path)
-    try:
-        record = json.loads((d / CONFIG).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ThinkpixError(f"{d / CONFIG}: not a readable feature network ({exc})") from None
-    if record.get("format") != FORMAT:
-        raise ThinkpixError(f"{d / CONFIG}: not a thinkpix feature network")
-    if not (d / WEIGHTS).is_file() or _sha256(d / WEIGHTS) != record["sha256"]:
-        raise ThinkpixError(f"{d / WEIGHTS}: missing or corrupted weights (sha256 mismatch)")
+    record = read_checked_record(d, CONFIG, WEIGHTS, FORMAT, "feature network")
     net = build_feature_net(record["size"], record["canvas"])
     net.load_state_dict(load_file(d / WEIGHTS))
     return net.eval().requires_grad_(False), record

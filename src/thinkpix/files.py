@@ -1,0 +1,33 @@
+"""Weights folders on disk: a safetensors file beside a JSON record carrying its format tag and
+sha256. One place checks both, so every loader refuses a damaged or foreign folder the same way."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from .errors import ThinkpixError
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_checked_record(folder, config: str, weights: str, fmt: str, what: str) -> dict:
+    """The JSON record `folder/config`, after checking its format tag is `fmt` and that
+    `folder/weights` exists with the recorded sha256; otherwise a ThinkpixError naming the file."""
+    d = Path(folder)
+    try:
+        record = json.loads((d / config).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ThinkpixError(f"{d / config}: not a readable {what} ({exc})") from None
+    if not isinstance(record, dict) or record.get("format") != fmt:
+        raise ThinkpixError(f"{d / config}: not a thinkpix {what}")
+    if not (d / weights).is_file() or sha256_file(d / weights) != record.get("sha256"):
+        raise ThinkpixError(f"{d / weights}: missing or corrupted weights (sha256 mismatch)")
+    return record
