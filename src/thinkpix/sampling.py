@@ -41,10 +41,23 @@ def _integrate(model, items: list, seed: int, batch_size: int, velocity_for, ste
     return torch.cat(out)
 
 
+def _text_velocity(model: TextToImage, chunk: list[str], guidance: float, device):
+    """Prompts -> guided velocity; the unconditional prompt is the empty one."""
+    cond = tuple(v.to(device) for v in model.encode_text(chunk))  # (b, L, D), (b, D)
+    uncond = tuple(v.to(device) for v in model.encode_text([""] * len(chunk))) if guidance != 1.0 else None
+    return _guided(model.velocity, cond, uncond, guidance)
+
+
+def _class_velocity(model: ClassToImage, chunk: list[int], guidance: float, device):
+    """Class labels -> guided velocity; the unconditional label is the DiT's null class."""
+    cond = torch.tensor(chunk, dtype=torch.long, device=device)  # (b,)
+    return _guided(model.velocity, (cond,), (torch.full_like(cond, model.null_label),), guidance)
+
+
 @torch.no_grad()
 def generate_latents(
-    model: TextToImage,
-    prompts: list[str],
+    model: TextToImage | ClassToImage,
+    conditions: list,
     seed: int = 0,
     steps: int = 20,
     guidance: float = 3.0,
@@ -53,45 +66,26 @@ def generate_latents(
     batch_size: int = 64,
     callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
-    """-> model-space samples (N, C, h, w); the unconditional prompt is the empty one."""
+    """Prompts (text-to-image) or class labels (class-conditional) -> model-space samples (N, C, h, w)."""
+    if isinstance(model, ClassToImage):
+        conditions, build = [int(x) for x in conditions], _class_velocity
+    else:
+        build = _text_velocity
 
-    def velocity_for(chunk: list[str], device):
-        cond = tuple(v.to(device) for v in model.encode_text(chunk))  # (b, L, D), (b, D)
-        uncond = tuple(v.to(device) for v in model.encode_text([""] * len(chunk))) if guidance != 1.0 else None
-        return _guided(model.velocity, cond, uncond, guidance)
+    def velocity_for(chunk: list, device):
+        return build(model, chunk, guidance, device)
 
-    return _integrate(model, prompts, seed, batch_size, velocity_for, steps, method, shift, callback)
+    return _integrate(model, conditions, seed, batch_size, velocity_for, steps, method, shift, callback)
 
 
-def generate_images(model: TextToImage, prompts: list[str], **kwargs) -> torch.Tensor:
+def generate_images(model: TextToImage | ClassToImage, conditions: list, **kwargs) -> torch.Tensor:
     """-> (N, H, W, 3) uint8 images. Keyword arguments as `generate_latents`."""
-    return model.x0_to_images(generate_latents(model, prompts, **kwargs))
+    return model.x0_to_images(generate_latents(model, conditions, **kwargs))
 
 
-@torch.no_grad()
-def generate_class_latents(
-    model: ClassToImage,
-    labels: list[int],
-    seed: int = 0,
-    steps: int = 20,
-    guidance: float = 3.0,
-    method: str = "euler",
-    shift: float = 1.0,
-    batch_size: int = 64,
-    callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
-) -> torch.Tensor:
-    """Class-conditional: -> (N, C, h, w); the unconditional label is the DiT's null class."""
-
-    def velocity_for(chunk: list[int], device):
-        cond = torch.tensor(chunk, dtype=torch.long, device=device)  # (b,)
-        return _guided(model.velocity, (cond,), (torch.full_like(cond, model.null_label),), guidance)
-
-    return _integrate(model, [int(x) for x in labels], seed, batch_size, velocity_for, steps, method, shift, callback)
-
-
-def generate_class_images(model: ClassToImage, labels: list[int], **kwargs) -> torch.Tensor:
-    """-> (N, H, W, 3) uint8 images. Keyword arguments as `generate_class_latents`."""
-    return model.x0_to_images(generate_class_latents(model, labels, **kwargs))
+# Class-conditional names, kept for readability at call sites that sample classes.
+generate_class_latents = generate_latents
+generate_class_images = generate_images
 
 
 def write_geneval_folder(model: TextToImage, rows: list[dict], out, images_per_prompt: int = 4, seed: int = 0,
