@@ -3,8 +3,8 @@ FLOP rate as a fraction of this machine's measured fp32 matmul rate (same thread
 
     python -m benchmarks.bench_training --out benchmarks/results/training.json
 
-Uses the bundled autoencoder when it exists (else an untrained one of the same size: the cost
-is identical) and the frozen MiniLM text encoder, at batch 64, one thread, as in training.
+Uses the bundled autoencoder and the frozen MiniLM text encoder (a freshly initialised demo-size
+transformer: the cost does not depend on its weights), at batch 64, one thread, as in training.
 """
 
 from __future__ import annotations
@@ -20,23 +20,11 @@ import torch
 
 
 def build(space: str):
-    from thinkpix.bundled import ROOT
-    from thinkpix.models.autoencoder import build_autoencoder
-    from thinkpix.models.t2i import TextToImage, build_transformer
-    from thinkpix.models.text import build_text_encoder
+    from thinkpix.bundled import bundled_path
+    from thinkpix.models.t2i import TextToImage
 
-    ae_path = ROOT / "shapes-base" / "autoencoder"
-    if space == "latent":
-        from thinkpix.models.t2i import load_autoencoder
-
-        ae = load_autoencoder(ae_path) if ae_path.exists() else build_autoencoder("demo").eval()
-        channels, sample, patch = ae.config.latent_channels, 8, 1
-    else:
-        ae, channels, sample, patch = None, 3, 32, 4
-    text = build_text_encoder("minilm")
-    transformer = build_transformer("demo", channels, sample, patch, text.dim)
-    meta = {"size": "demo", "space": space, "text_encoder": "minilm", "canvas": 32}
-    return TextToImage(transformer, text, ae, meta)
+    ae = bundled_path("shapes-autoencoder") if space == "latent" else ""
+    return TextToImage.create("demo", space, "minilm", 32, ae)
 
 
 def timed(fn, repeats: int) -> float:
