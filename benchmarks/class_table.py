@@ -11,6 +11,11 @@ feature network's sha256 (distances are only comparable under the same network).
         --per-class 210 --out benchmarks/results/class_table.json
 
 An arm is NAME (the base), or NAME=ADAPTER_DIR[:THINK_STEPS]. 210 per class = 5,040 images per arm.
+
+Each arm's images are kept in WORK/NAME.safetensors (uint8, with the settings and the sha256 of the
+model and adapter folders in its metadata) and reused when a later run asks for the same arm with the
+same settings, so a crash loses at most one arm, and arms can be sampled by separate processes side by
+side (`--sample-only --threads 1`, one arm each) before one run builds the table from the files.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm import tqdm
 
 
 def paired_difference(base: np.ndarray, arm: np.ndarray, resamples: int, seed: int = 0) -> list[float]:
@@ -45,6 +53,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for accuracy intervals")
     parser.add_argument("--bootstrap-fd", type=int, default=200, help="resamples for Frechet intervals")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--work", default="outputs/class_table", help="where each arm's images are kept")
+    parser.add_argument("--sample-only", action="store_true", help="sample (or find) the arms' images, no table")
     parser.add_argument("--out", default="benchmarks/results/class_table.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -52,15 +63,50 @@ def main(argv: list[str] | None = None) -> dict:
     from thinkpix.adapters import load_adapter
     from thinkpix.evaluation.classes import bootstrap_mean_interval, class_accuracy
     from thinkpix.evaluation.frechet import basic_interval, bootstrap_frechet, frechet_between
+    from thinkpix.files import folder_digest
     from thinkpix.models.c2i import ClassToImage
     from thinkpix.models.features import extract_features, load_feature_net
     from thinkpix.sampling import generate_class_images
     from thinkpix.worlds.classes import heldout_set
 
-    net, record = load_feature_net(args.features)
     base = ClassToImage.load(args.model)
     n = args.per_class * len(base.classes)
     labels = [i % len(base.classes) for i in range(n)]
+    settings = {"model": folder_digest(args.model), "n": n, "seed": args.seed, "steps": args.steps,
+                "guidance": args.guidance, "method": "euler"}
+
+    def arm_images(arm: str) -> tuple[torch.Tensor, float]:
+        """An arm's (N, H, W, 3) uint8 images and the seconds their sampling took (from WORK if kept)."""
+        name, _, spec = arm.partition("=")
+        path, _, steps = spec.partition(":")
+        stamp = json.dumps({**settings, "adapter": folder_digest(path) if spec else None, "think_steps": steps})
+        kept = Path(args.work) / f"{name}.safetensors"
+        if kept.is_file():
+            with safe_open(kept, "pt") as f:
+                if f.metadata().get("stamp") == stamp:
+                    return f.get_tensor("images"), float(f.metadata()["seconds"])
+        model = ClassToImage.load(args.model)
+        if spec:
+            load_adapter(model.transformer, path, int(steps) if steps else None)
+            model.eval()
+        start, chunks = time.time(), []
+        for i in tqdm(range(0, n, args.batch_size), desc=f"sampling {name}", unit="batch"):
+            chunks.append(generate_class_images(model, labels[i : i + args.batch_size], seed=args.seed + i,
+                                                steps=args.steps, guidance=args.guidance,
+                                                batch_size=args.batch_size))
+        images, seconds = torch.cat(chunks), time.time() - start
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        tmp = kept.with_suffix(".tmp")
+        save_file({"images": images.contiguous()}, tmp, metadata={"stamp": stamp, "seconds": f"{seconds:.1f}"})
+        tmp.replace(kept)
+        print(f"{name}: {n} images sampled in {seconds:.0f} s -> {kept}")
+        return images, seconds
+
+    if args.sample_only:
+        for arm in args.arm:
+            arm_images(arm)
+        return {}
+    net, record = load_feature_net(args.features)
     canvas = base.meta["canvas"]
     reference = extract_features(net, heldout_set(n, seed=0, canvas=canvas)[1])
     floor = extract_features(net, heldout_set(n, seed=1, canvas=canvas)[1])
@@ -77,14 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
     names, correct, feats = [], [], []
     for arm in args.arm:
         name, _, spec = arm.partition("=")
-        model = ClassToImage.load(args.model)
-        if spec:
-            path, _, steps = spec.partition(":")
-            load_adapter(model.transformer, path, int(steps) if steps else None)
-            model.eval()
-        start = time.time()
-        images = generate_class_images(model, labels, seed=args.seed, steps=args.steps, guidance=args.guidance)
-        seconds = time.time() - start
+        images, seconds = arm_images(arm)
         acc = class_accuracy(images.numpy(), labels, seed=args.seed)
         names.append(name)
         correct.append(np.array(acc.pop("correct"), dtype=bool))
@@ -94,7 +133,6 @@ def main(argv: list[str] | None = None) -> dict:
             "fd": frechet_between(feats[-1], reference),
             "per_class": acc["per_class"], "adapter": spec or None, "sampling_seconds": round(seconds, 1),
         }
-        print(f"{name}: {n} images sampled in {seconds:.0f} s")
     boot = bootstrap_frechet(feats, reference, args.bootstrap_fd, seed=args.seed)  # (resamples, arms)
     for k, name in enumerate(names):
         row = report["arms"][name]

@@ -315,10 +315,23 @@ def test_class_table_script_runs(tiny_dit, dit_adapters, tmp_path):
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     rsr, lora = dit_adapters
-    report = script.main(["--model", str(tiny_dit), "--features", str(tmp_path / "features"), "--arm", "base",
-                          "--arm", f"rsr={rsr}:2", "--arm", f"lora={lora}", "--per-class", "2", "--steps", "1",
-                          "--bootstrap", "20", "--bootstrap-fd", "4", "--threads", "1",
-                          "--out", str(tmp_path / "table.json")])
+    common = ["--model", str(tiny_dit), "--per-class", "2", "--steps", "1", "--threads", "1",
+              "--work", str(tmp_path / "work")]
+    # one process samples an arm ahead of time; the table run then takes it from the work folder
+    assert script.main([*common, "--arm", f"rsr={rsr}:2", "--sample-only", "--features", "unused"]) == {}
+    kept = tmp_path / "work" / "rsr.safetensors"
+    before = kept.stat().st_mtime_ns
+    table = [*common, "--features", str(tmp_path / "features"), "--arm", "base", "--arm", f"rsr={rsr}:2",
+             "--arm", f"lora={lora}", "--bootstrap", "20", "--bootstrap-fd", "4", "--out", str(tmp_path / "table.json")]
+    report = script.main(table)
+    assert kept.stat().st_mtime_ns == before  # reused, not re-sampled
     assert list(report["arms"]) == ["base", "rsr", "lora"] and report["images_per_arm"] == 48
     assert "accuracy_minus_base" in report["arms"]["rsr"] and "fd_minus_base" in report["arms"]["lora"]
     assert json.loads((tmp_path / "table.json").read_text())["features_sha256"] == report["features_sha256"]
+    # other settings (here the think steps) are a different arm: sampled again, and the result differs
+    from safetensors.torch import load_file
+
+    script.main([*table[: table.index(f"rsr={rsr}:2")], f"rsr={rsr}:0", *table[table.index(f"rsr={rsr}:2") + 1 :]])
+    assert kept.stat().st_mtime_ns != before
+    rsr_t0, base = load_file(kept)["images"], load_file(tmp_path / "work" / "base.safetensors")["images"]
+    assert torch.equal(rsr_t0, base)  # T=0 draws exactly the base images

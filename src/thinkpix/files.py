@@ -18,6 +18,16 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def folder_digest(folder) -> str:
+    """sha256 over every file of a folder (relative names and contents, in sorted order): one string
+    that changes whenever any weights or record inside it change."""
+    d = Path(folder)
+    h = hashlib.sha256()
+    for f in sorted(p for p in d.rglob("*") if p.is_file()):
+        h.update(f"{f.relative_to(d).as_posix()}\0{sha256_file(f)}\n".encode())
+    return h.hexdigest()
+
+
 def read_checked_record(folder, config: str, weights: str, fmt: str, what: str) -> dict:
     """The JSON record `folder/config`, after checking its format tag is `fmt` and that
     `folder/weights` exists with the recorded sha256; otherwise a ThinkpixError naming the file."""
