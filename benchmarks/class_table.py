@@ -42,7 +42,7 @@ def paired_difference(base: np.ndarray, arm: np.ndarray, resamples: int, seed: i
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="class-conditional base model folder")
+    parser.add_argument("--model", required=True, help="class-conditional base: a folder or a bundled name")
     parser.add_argument("--features", required=True,
                         help="feature network folder (thinkpix train configs/features_demo.yaml)")
     parser.add_argument("--arm", action="append", required=True)
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
 
     from thinkpix.adapters import load_adapter
+    from thinkpix.bundled import resolve_model
     from thinkpix.evaluation.classes import bootstrap_mean_interval, class_accuracy
     from thinkpix.evaluation.frechet import basic_interval, bootstrap_frechet, frechet_between
     from thinkpix.files import folder_digest
@@ -69,10 +70,11 @@ def main(argv: list[str] | None = None) -> dict:
     from thinkpix.sampling import generate_class_images
     from thinkpix.worlds.classes import heldout_set
 
-    base = ClassToImage.load(args.model)
+    model_path = resolve_model(args.model)
+    base = ClassToImage.load(model_path)
     n = args.per_class * len(base.classes)
     labels = [i % len(base.classes) for i in range(n)]
-    settings = {"model": folder_digest(args.model), "n": n, "seed": args.seed, "steps": args.steps,
+    settings = {"model": folder_digest(model_path), "n": n, "seed": args.seed, "steps": args.steps,
                 "guidance": args.guidance, "method": "euler"}
 
     def arm_images(arm: str) -> tuple[torch.Tensor, float]:
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
             with safe_open(kept, "pt") as f:
                 if f.metadata().get("stamp") == stamp:
                     return f.get_tensor("images"), float(f.metadata()["seconds"])
-        model = ClassToImage.load(args.model)
+        model = ClassToImage.load(model_path)
         if spec:
             load_adapter(model.transformer, path, int(steps) if steps else None)
             model.eval()

@@ -2,6 +2,8 @@
 
     python -m benchmarks.make_figures base-samples                          # docs/figures/base_samples.png
     python -m benchmarks.make_figures think-steps --adapter runs/ft_rsr/adapter   # docs/figures/think_steps.png
+    python -m benchmarks.make_figures class-arms --work outputs/class_table --arm base --arm lora --arm rsr
+                                                                            # docs/figures/class_arms.png
 """
 
 from __future__ import annotations
@@ -60,10 +62,29 @@ def think_steps(adapter: str, out: str = "docs/figures/think_steps.png", model: 
     print(f"wrote {save_png(np.concatenate(rows, axis=0), out)} (rows: {THINK_PROMPTS}; columns: T = {steps})")
 
 
+def class_arms(work: str, arms: list[str], out: str = "docs/figures/class_arms.png", per_class: int = 2) -> None:
+    """Rows: the arms of a `benchmarks.class_table` run (read from its work folder, nothing is sampled);
+    columns: the classes in label order, `per_class` images each (the table's first images, same seeds
+    in every row)."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from thinkpix.imaging import grid, save_png
+
+    rows = []
+    for arm in arms:
+        images = load_file(Path(work) / f"{arm}.safetensors")["images"]  # (N, H, W, 3); image i has class i % 24
+        rows.append(grid(images[: 24 * per_class], cols=24, upscale=2))
+    print(f"wrote {save_png(np.concatenate(rows, axis=0), out)} (row blocks: {arms}; columns: classes 0..23)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("figure", choices=["base-samples", "think-steps"])
+    parser.add_argument("figure", choices=["base-samples", "think-steps", "class-arms"])
     parser.add_argument("--adapter", default=None, help="RSR adapter folder (think-steps)")
+    parser.add_argument("--work", default="outputs/class_table", help="class_table's work folder (class-arms)")
+    parser.add_argument("--arm", action="append", help="arm names, in row order (class-arms)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.figure == "base-samples":
@@ -72,6 +93,8 @@ def main() -> None:
         if not args.adapter:
             parser.error("think-steps needs --adapter")
         think_steps(args.adapter)
+    elif args.figure == "class-arms":
+        class_arms(args.work, args.arm or ["base"])
 
 
 if __name__ == "__main__":

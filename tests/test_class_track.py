@@ -291,8 +291,10 @@ def test_feature_net_trains_via_the_cli_and_loads(tmp_path):
     from thinkpix.models.features import extract_features, geometry_targets, load_feature_net
 
     out = tmp_path / "features"
-    assert main(["train", str(ROOT / "configs" / "features_demo.yaml"), f"out_dir={out}", "model.size=tiny",
-                 "steps=3", "batch_size=8", "ckpt_every=3", "optim.warmup_steps=1"]) == 0
+    # an option between the config and its overrides: the overrides after it still count
+    assert main(["train", str(ROOT / "configs" / "features_demo.yaml"), "model.size=tiny", "--export",
+                 str(out / "final"), f"out_dir={out}", "steps=3", "batch_size=8", "ckpt_every=3",
+                 "optim.warmup_steps=1"]) == 0
     net, record = load_feature_net(out / "final")
     assert record["size"] == "tiny" and record["training"]["config"]["steps"] == 3
     feats = extract_features(net, heldout_set(10)[1])

@@ -59,6 +59,12 @@ def test_demo_generates_with_a_model_and_scores(tiny_model, tmp_path, capsys):
     assert summary["images"] == 6 and (tmp_path / "demo" / "contact_sheet.png").is_file()
 
 
+def test_leftover_arguments_that_are_not_overrides_are_refused(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", str(ROOT / "configs" / "tiny_pixel.yaml"), "steps=2", "--bogus", "x=1"])
+    assert exc.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
