@@ -1,14 +1,16 @@
 """The class-conditional table (issue 5): base DiT vs adapters, each arm sampled with the same
 labels and noise seeds, scored by class accuracy (exact detector, bootstrap 95% interval, paired
 difference to the first arm) and by the Fréchet distance of the project's feature network against
-held-out renders (basic bootstrap 95% interval, and the paired difference to the first arm: the same
-resampled rows for every arm). Also reported: the same distance between two independent held-out sets
-of the same size (what a perfect model would get, i.e. the distance's finite-sample floor) and the
-feature network's sha256 (distances are only comparable under the same network).
+held-out renders (95% interval from class-stratified half-sets drawn without replacement, and the
+paired difference to the first arm: the same half-set rows for every arm; why not the plain
+bootstrap: `thinkpix.evaluation.frechet.subsample_frechet`). Also reported: the same distance between
+two independent held-out sets of the same size (what a perfect model would get, i.e. the distance's
+finite-sample floor) and the feature network's sha256 (distances are only comparable under the same
+network). The whole track, base to table: `benchmarks/run_class_track.sh`.
 
-    python -m benchmarks.class_table --model runs/dit_demo/final --features runs/features_demo/final \
-        --arm base --arm lora=runs/finetune_dit_lora/adapter --arm rsr=runs/finetune_dit_rsr/adapter \
-        --per-class 210 --out benchmarks/results/class_table.json
+    python -m benchmarks.class_table --model shapes-dit --features runs/features_demo/final \
+        --arm base --arm lora=runs/ft_dit_lora/adapter --arm rsr=runs/ft_dit_rsr/adapter \
+        --per-class 210 --work runs/class_table --out benchmarks/results/class_table.json
 
 An arm is NAME (the base), or NAME=ADAPTER_DIR[:THINK_STEPS]. 210 per class = 5,040 images per arm.
 
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--guidance", type=float, default=3.0)
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for accuracy intervals")
-    parser.add_argument("--bootstrap-fd", type=int, default=200, help="resamples for Frechet intervals")
+    parser.add_argument("--fd-subsets", type=int, default=200, help="half-sets for the Frechet intervals")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--work", default="outputs/class_table", help="where each arm's images are kept")
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     from thinkpix.adapters import load_adapter
     from thinkpix.bundled import resolve_model
     from thinkpix.evaluation.classes import bootstrap_mean_interval, class_accuracy
-    from thinkpix.evaluation.frechet import basic_interval, bootstrap_frechet, frechet_between
+    from thinkpix.evaluation.frechet import frechet_between, subsample_frechet, subsample_interval
     from thinkpix.files import folder_digest
     from thinkpix.models.c2i import ClassToImage
     from thinkpix.models.features import extract_features, load_feature_net
@@ -110,7 +112,8 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     net, record = load_feature_net(args.features)
     canvas = base.meta["canvas"]
-    reference = extract_features(net, heldout_set(n, seed=0, canvas=canvas)[1])
+    reference_labels, reference_images = heldout_set(n, seed=0, canvas=canvas)
+    reference = extract_features(net, reference_images)
     floor = extract_features(net, heldout_set(n, seed=1, canvas=canvas)[1])
     report = {
         "command": "python -m benchmarks.class_table " + " ".join(
@@ -135,14 +138,15 @@ def main(argv: list[str] | None = None) -> dict:
             "fd": frechet_between(feats[-1], reference),
             "per_class": acc["per_class"], "adapter": spec or None, "sampling_seconds": round(seconds, 1),
         }
-    boot = bootstrap_frechet(feats, reference, args.bootstrap_fd, seed=args.seed)  # (resamples, arms)
+    subsets = subsample_frechet(feats, reference, np.asarray(labels), np.asarray(reference_labels), args.fd_subsets,
+                                seed=args.seed)  # (subsets, arms)
     for k, name in enumerate(names):
         row = report["arms"][name]
-        row["fd_ci95"] = list(basic_interval(row["fd"], boot[:, k]))
+        row["fd_ci95"] = list(subsample_interval(row["fd"], subsets[:, k]))
         if k:
             row[f"accuracy_minus_{names[0]}"] = paired_difference(correct[0], correct[k], args.bootstrap)
             diff = row["fd"] - report["arms"][names[0]]["fd"]
-            row[f"fd_minus_{names[0]}"] = [diff, *basic_interval(diff, boot[:, k] - boot[:, 0])]
+            row[f"fd_minus_{names[0]}"] = [diff, *subsample_interval(diff, subsets[:, k] - subsets[:, 0])]
         (alo, ahi), (flo, fhi) = row["accuracy_ci95"], row["fd_ci95"]
         print(f"{name:<12} accuracy {row['accuracy']:.3f} [{alo:.3f}, {ahi:.3f}]"
               f"  FD {row['fd']:.3f} [{flo:.3f}, {fhi:.3f}]")

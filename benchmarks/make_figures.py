@@ -62,7 +62,7 @@ def think_steps(adapter: str, out: str = "docs/figures/think_steps.png", model: 
     print(f"wrote {save_png(np.concatenate(rows, axis=0), out)} (rows: {THINK_PROMPTS}; columns: T = {steps})")
 
 
-def class_arms(work: str, arms: list[str], out: str = "docs/figures/class_arms.png", per_class: int = 2) -> None:
+def class_arms(work: str, arms: list[str], out: str = "docs/figures/class_arms.png", per_class: int = 1) -> None:
     """Rows: the arms of a `benchmarks.class_table` run (read from its work folder, nothing is sampled);
     columns: the classes in label order, `per_class` images each (the table's first images, same seeds
     in every row)."""

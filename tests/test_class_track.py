@@ -13,8 +13,8 @@ from PIL import Image
 from thinkpix.cli import main
 from thinkpix.errors import ThinkpixError
 from thinkpix.evaluation.classes import class_accuracy, judge
-from thinkpix.evaluation.frechet import (basic_interval, bootstrap_frechet, feature_statistics, frechet_between,
-                                         frechet_distance)
+from thinkpix.evaluation.frechet import (feature_statistics, frechet_between, frechet_distance, subsample_frechet,
+                                         subsample_interval)
 from thinkpix.models.c2i import ClassToImage
 from thinkpix.sampling import generate_class_images
 from thinkpix.training.config import config_from_dict
@@ -278,12 +278,39 @@ def test_frechet_distance_of_identical_sets_is_zero():
     assert abs(frechet_between(x, x)) < 1e-6
     mu, sigma = feature_statistics(x)
     assert mu.shape == (16,) and sigma.shape == (16, 16)
-    boot = bootstrap_frechet([x, x.copy(), x + 1.0], x, resamples=5)
-    assert boot.shape == (5, 3)
-    assert np.array_equal(boot[:, 0], boot[:, 1])  # paired: every set is resampled with the same rows
-    assert np.all(np.abs(boot[:, 2] - boot[:, 0] - 16.0) < 2.0)  # a mean shift of 1 in 16 dimensions
-    lo, hi = basic_interval(1.0, np.array([1.1, 1.2, 1.3]))
-    assert lo < hi < 1.0
+    strata = np.arange(500) % 5
+    sub = subsample_frechet([x, x.copy(), x + 1.0], x, strata, strata, resamples=5)
+    assert sub.shape == (5, 3)
+    assert np.array_equal(sub[:, 0], sub[:, 1])  # paired: every set is subsampled with the same rows
+    assert np.all(np.abs(sub[:, 2] - sub[:, 0] - 16.0) < 2.0)  # a mean shift of 1 in 16 dimensions
+    # symmetric subset values: the interval is centred on the full-sample estimate
+    lo, hi = subsample_interval(1.0, np.array([1.1, 1.2, 1.3]))
+    assert lo < 1.0 < hi and (lo + hi) / 2 == pytest.approx(1.0)
+
+
+def test_stratified_subsets_keep_every_stratum_and_repeat_no_row():
+    from thinkpix.evaluation.frechet import _stratified_subset
+
+    strata = np.repeat([0, 1, 2], [10, 20, 40])
+    rows = _stratified_subset(strata, 0.5, np.random.default_rng(0))
+    assert len(np.unique(rows)) == len(rows) == 35
+    assert np.bincount(strata[rows]).tolist() == [5, 10, 20]
+
+
+def test_subsample_interval_covers_the_true_distance():
+    """Coverage of the Gaussian closed-form distance over repeated experiments (fixed seeds): the
+    interval's job, which a with-replacement basic bootstrap failed on the class track's features."""
+    rng = np.random.default_rng(0)
+    mu, sd = np.array([0.5, 0.0, 0.0, 0.0]), np.array([1.3, 1.0, 1.0, 0.8])
+    true = _closed_form(np.zeros(4), np.eye(4), mu, np.diag(sd**2))
+    hits, trials, n = 0, 40, 1000
+    strata = np.arange(n) % 4
+    for trial in range(trials):
+        x, y = rng.normal(size=(n, 4)), mu + sd * rng.normal(size=(n, 4))
+        values = subsample_frechet([y], x, strata, strata, resamples=60, seed=trial)[:, 0]
+        lo, hi = subsample_interval(frechet_between(y, x), values)
+        hits += lo <= true <= hi
+    assert hits / trials >= 0.8
 
 
 # ----- the feature network ------------------------------------------------------------------------------
@@ -324,7 +351,7 @@ def test_class_table_script_runs(tiny_dit, dit_adapters, tmp_path):
     kept = tmp_path / "work" / "rsr.safetensors"
     before = kept.stat().st_mtime_ns
     table = [*common, "--features", str(tmp_path / "features"), "--arm", "base", "--arm", f"rsr={rsr}:2",
-             "--arm", f"lora={lora}", "--bootstrap", "20", "--bootstrap-fd", "4", "--out", str(tmp_path / "table.json")]
+             "--arm", f"lora={lora}", "--bootstrap", "20", "--fd-subsets", "4", "--out", str(tmp_path / "table.json")]
     report = script.main(table)
     assert kept.stat().st_mtime_ns == before  # reused, not re-sampled
     assert list(report["arms"]) == ["base", "rsr", "lora"] and report["images_per_arm"] == 48

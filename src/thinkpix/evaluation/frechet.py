@@ -49,26 +49,54 @@ def frechet_between(a: np.ndarray, b: np.ndarray) -> float:
     return frechet_distance(*feature_statistics(a), *feature_statistics(b))
 
 
-def bootstrap_frechet(feature_sets: list[np.ndarray], reference: np.ndarray, resamples: int = 200,
+def _stratified_subset(strata: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Row indices: `fraction` of every stratum's rows (at least one), drawn without replacement."""
+    rows = []
+    for value in np.unique(strata):
+        members = np.flatnonzero(strata == value)
+        rows.append(rng.permutation(members)[: max(1, round(fraction * len(members)))])
+    return np.sort(np.concatenate(rows))
+
+
+def subsample_frechet(feature_sets: list[np.ndarray], reference: np.ndarray, strata: np.ndarray,
+                      reference_strata: np.ndarray, resamples: int = 200, fraction: float = 0.5,
                       seed: int = 0) -> np.ndarray:
-    """Distances of resampled sets to the resampled reference -> (resamples, len(feature_sets)).
-    Every resample draws one set of row indices shared by all `feature_sets` (paired: row i of each
-    set comes from the same class and noise seed) and its own indices for the reference."""
+    """Distances of subsets drawn WITHOUT replacement and stratified (the same `fraction` of every
+    stratum, e.g. of every class) -> (resamples, len(feature_sets)).
+
+    Why not the plain bootstrap: resampling with replacement repeats points, and unstratified
+    resampling makes the class counts random where the design fixes them (every arm and the held-out
+    renders have exactly n / 24 images per class). Both inflate the distance far beyond its sampling
+    error: on the class track's features, unstratified half-sets of two held-out sets are 1.18 apart
+    where the full sets are 0.10 apart. Every resample draws one row subset shared by all
+    `feature_sets` (paired: row i of each set comes from the same class and noise seed) and its own
+    subset of the reference."""
     n = len(feature_sets[0])
-    if any(len(f) != n for f in feature_sets):
-        raise ValueError("paired feature sets must have the same length")
+    if any(len(f) != n for f in feature_sets) or len(strata) != n or len(reference_strata) != len(reference):
+        raise ValueError("paired feature sets, their strata and the reference's strata must have matching lengths")
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    strata, reference_strata = np.asarray(strata), np.asarray(reference_strata)
     rng = np.random.default_rng(seed)
     out = np.empty((resamples, len(feature_sets)))
     for r in range(resamples):
-        rows, ref_rows = rng.integers(n, size=n), rng.integers(len(reference), size=len(reference))
+        rows, ref_rows = _stratified_subset(strata, fraction, rng), _stratified_subset(reference_strata, fraction, rng)
         ref = feature_statistics(reference[ref_rows])
         out[r] = [frechet_distance(*feature_statistics(f[rows]), *ref) for f in feature_sets]
     return out
 
 
-def basic_interval(estimate: float, values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Basic (reverse-percentile) bootstrap interval [2 d - q_hi, 2 d - q_lo]. The distance of finite
-    samples is biased upwards and resampling (which repeats points) adds that bias again, so plain
-    percentiles sit above the estimate; the basic interval corrects this to first order."""
-    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
-    return float(2 * estimate - hi), float(2 * estimate - lo)
+def subsample_interval(estimate: float, values: np.ndarray, fraction: float = 0.5,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Interval for a full-sample statistic from its values on subsets of `fraction` of the rows
+    drawn without replacement (delete-d jackknife / subsampling, see `subsample_frechet`). The spread of a subset statistic
+    around the full one has variance sigma^2 (1/m - 1/n) = sigma^2 / n * (1 - f) / f, so it is
+    rescaled by sqrt(f / (1 - f)) (1 at f = 1/2); it is taken around the subsets' own mean, which
+    removes their extra finite-sample bias (the distance's bias grows as the sample shrinks):
+
+        [d - s (q_hi - mean), d - s (q_lo - mean)],  s = sqrt(f / (1 - f))
+    """
+    v = np.asarray(values, dtype=np.float64)
+    lo, hi = np.quantile(v, [(1 - level) / 2, (1 + level) / 2])
+    scale = np.sqrt(fraction / (1 - fraction))
+    return float(estimate - scale * (hi - v.mean())), float(estimate - scale * (lo - v.mean()))
