@@ -150,6 +150,10 @@ def main(argv: list[str] | None = None) -> dict:
         (alo, ahi), (flo, fhi) = row["accuracy_ci95"], row["fd_ci95"]
         print(f"{name:<12} accuracy {row['accuracy']:.3f} [{alo:.3f}, {ahi:.3f}]"
               f"  FD {row['fd']:.3f} [{flo:.3f}, {fhi:.3f}]")
+        if k:
+            (da, dalo, dahi), (df, dflo, dfhi) = row[f"accuracy_minus_{names[0]}"], row[f"fd_minus_{names[0]}"]
+            print(f"{'':<12} minus {names[0]}: accuracy {da:+.3f} [{dalo:+.3f}, {dahi:+.3f}]"
+                  f"  FD {df:+.3f} [{dflo:+.3f}, {dfhi:+.3f}]")
     print(f"held-out vs held-out FD (floor): {report['heldout_vs_heldout_fd']:.3f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
