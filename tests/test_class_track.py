@@ -52,6 +52,27 @@ def test_class_batch_is_deterministic_per_sample_and_covers_every_class():
         assert colours == {COLORS[CLASSES[label].split()[0]]}
 
 
+def test_class_mix_reweights_classes_and_refuses_unknown_names():
+    from thinkpix.training.data import world_batch
+    from thinkpix.worlds.classes import class_weights
+
+    w = class_weights({"circle": 3.0, "green": 2.0})
+    assert w.shape == (24,) and w.sum() == pytest.approx(1.0)
+    assert w[CLASSES.index("green circle")] == pytest.approx(6 * w[CLASSES.index("red square")])
+    assert class_weights(None) is None
+    # the default (no mix) draws exactly what it drew before the option existed: same rng calls
+    assert torch.equal(class_batch(0, 5, range(8), 32, 0.5, "")[1], class_batch(0, 5, range(8), 32, 0.5)[1])
+    labels = class_batch(3, 0, range(600), 32, 0.0, "circle=4")[0]
+    circles = np.isin(labels.numpy(), [i for i, c in enumerate(CLASSES) if c.endswith("circle")]).mean()
+    assert 0.6 < circles < 0.73  # expected 4 / 6 = 0.667 (uniform: 1/3)
+    with pytest.raises(ThinkpixError, match="unknown name"):
+        class_batch(0, 0, range(2), 32, 0.0, "position=2")
+    with pytest.raises(ThinkpixError, match="unknown kind"):
+        world_batch(0, 0, range(2), 32, 0.0, "circle=2")
+    with pytest.raises(ThinkpixError, match="neither a text-stream mix"):
+        config_from_dict({"model": {"kind": "dit", "size": "tiny"}, "data_mix": "circle=2,position=1"})
+
+
 def test_heldout_set_is_balanced_deterministic_and_seeded():
     labels, images = heldout_set(48, seed=0)
     assert labels.tolist() == list(range(24)) * 2

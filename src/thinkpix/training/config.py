@@ -61,7 +61,7 @@ class TrainConfig:
     seed: int = 0
     ema_decay: float = 0.999
     cond_dropout: float = 0.1  # share of captions (class labels) replaced by the empty prompt (null class), for CFG
-    data_mix: str = ""  # weights of the text stream's kinds, e.g. "position=2,counting=2,free=1" ("" = default)
+    data_mix: str = ""  # text: weights of the stream's kinds, e.g. "position=2,free=1"; class: of colours and shapes, e.g. "circle=3" ("" = default)
     threads: int = 0  # torch threads per process; 0 = leave torch's default
     log_every: int = 25
     sample_every: int = 1000
@@ -137,15 +137,18 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if not 0 <= cfg.ema_decay < 1:
         raise ThinkpixError(f"config key 'ema_decay' must be in [0, 1), got {cfg.ema_decay}")
     if cfg.data_mix:
+        from ..worlds.classes import CLASS_PARTS
         from ..worlds.stream import DEFAULT_MIX
         from .data import parse_mix
 
         try:
-            unknown = set(parse_mix(cfg.data_mix)) - set(DEFAULT_MIX)
+            names = set(parse_mix(cfg.data_mix))
         except ValueError:
             raise ThinkpixError(f"config key 'data_mix': weights must be numbers, got {cfg.data_mix!r}") from None
-        if unknown:
-            raise ThinkpixError(f"config key 'data_mix': unknown kind(s) {sorted(unknown)}; known: {list(DEFAULT_MIX)}")
+        class_names = {part for pair in CLASS_PARTS for part in pair}  # colours and shapes
+        if not (names <= set(DEFAULT_MIX) or names <= class_names):
+            raise ThinkpixError(f"config key 'data_mix': {sorted(names)} is neither a text-stream mix (kinds: "
+                                f"{list(DEFAULT_MIX)}) nor a class mix (colours and shapes: {sorted(class_names)})")
     if cfg.finetune.method != "none":
         if not cfg.finetune.base:
             raise ThinkpixError("config key 'finetune.base' is required for fine-tuning (a model folder or bundled name)")

@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..worlds.classes import class_sample
-from ..worlds.stream import TrainingStream
+from ..errors import ThinkpixError
+from ..worlds.classes import class_sample, class_weights
+from ..worlds.stream import DEFAULT_MIX, TrainingStream
 
 
 def sample_seed(seed: int, step: int, index: int) -> int:
@@ -34,6 +35,9 @@ def world_batch(seed: int, step: int, indices: range, canvas: int, cond_dropout:
     `mix` weights the stream's kinds (six GenEval tasks + 'free'), e.g. 'position=2,free=1'."""
     prompts, images, seeds = [], [], []
     weights = parse_mix(mix)
+    if weights and set(weights) - set(DEFAULT_MIX):
+        raise ThinkpixError(f"text-stream mix: unknown kind(s) {sorted(set(weights) - set(DEFAULT_MIX))}; "
+                            f"known: {list(DEFAULT_MIX)}")
     for j in indices:
         s = sample_seed(seed, step, j)
         stream = TrainingStream(seed=s, canvas=canvas, mix=weights)
@@ -46,14 +50,16 @@ def world_batch(seed: int, step: int, indices: range, canvas: int, cond_dropout:
     return prompts, torch.from_numpy(np.stack(images)), seeds
 
 
-def class_batch(seed: int, step: int, indices: range, canvas: int, cond_dropout: float):
+def class_batch(seed: int, step: int, indices: range, canvas: int, cond_dropout: float, mix: str = ""):
     """Class-conditional batch -> labels (B,) int64, images (B, H, W, 3) uint8, dropped (B,) bool
-    (labels to replace by the null class for CFG, decided once per sample), seeds (B,)."""
+    (labels to replace by the null class for CFG, decided once per sample), seeds (B,).
+    `mix` weights colours and shapes, e.g. 'circle=3' (`worlds.classes.class_weights`)."""
+    weights = class_weights(parse_mix(mix))
     labels, images, dropped, seeds = [], [], [], []
     for j in indices:
         s = sample_seed(seed, step, j)
         rng = np.random.default_rng(s)
-        label, image = class_sample(rng, canvas)
+        label, image = class_sample(rng, canvas, weights=weights)
         labels.append(label)
         images.append(image)
         dropped.append(bool(rng.random() < cond_dropout))

@@ -117,7 +117,7 @@ class ClassFlowObjective(nn.Module):
 
     def forward(self, step: int, indices: range):
         labels, images, dropped, seeds = class_batch(
-            self.cfg.seed, step, indices, self.cfg.model.canvas, self.cfg.cond_dropout
+            self.cfg.seed, step, indices, self.cfg.model.canvas, self.cfg.cond_dropout, self.cfg.data_mix
         )
         labels = torch.where(dropped, self.model.null_label, labels)  # (B,)
         x0 = self.model.images_to_x0(images)  # (B, C, h, w)

@@ -44,10 +44,28 @@ def random_object(label: int, rng: np.random.Generator, canvas: int = DEFAULT_CA
     return SceneObject(shape, color, x, y, size)
 
 
-def class_sample(rng: np.random.Generator, canvas: int = DEFAULT_CANVAS, label: int | None = None):
-    """-> (label, (canvas, canvas, 3) uint8 image). The label is uniform unless given."""
+def class_weights(mix: dict[str, float] | None) -> np.ndarray | None:
+    """{'circle': 3} -> (24,) class probabilities: a class's weight is its colour's weight times its
+    shape's (1 where unnamed), normalised; None -> None (uniform). Unknown names: a ThinkpixError."""
+    if not mix:
+        return None
+    known = set(COLOR_NAMES) | set(SHAPES)
+    unknown = sorted(set(mix) - known)
+    if unknown:
+        raise ThinkpixError(f"class mix: unknown name(s) {unknown}; a class mix weights colours "
+                            f"({', '.join(COLOR_NAMES)}) and shapes ({', '.join(SHAPES)})")
+    w = np.array([mix.get(c, 1.0) * mix.get(s, 1.0) for c, s in CLASS_PARTS], dtype=np.float64)
+    if (w < 0).any() or w.sum() <= 0:
+        raise ThinkpixError(f"class mix: weights must be >= 0 with a positive total, got {mix}")
+    return w / w.sum()
+
+
+def class_sample(rng: np.random.Generator, canvas: int = DEFAULT_CANVAS, label: int | None = None,
+                 weights: np.ndarray | None = None):
+    """-> (label, (canvas, canvas, 3) uint8 image). The label is drawn uniformly, or from the class
+    probabilities `weights` (see `class_weights`), unless given."""
     if label is None:
-        label = int(rng.integers(len(CLASSES)))
+        label = int(rng.integers(len(CLASSES))) if weights is None else int(rng.choice(len(CLASSES), p=weights))
     return label, render([random_object(label, rng, canvas)], canvas)
 
 
