@@ -4,6 +4,8 @@
     python -m benchmarks.make_figures think-steps --adapter runs/ft_rsr/adapter   # docs/figures/think_steps.png
     python -m benchmarks.make_figures class-arms --work outputs/class_table --arm base --arm lora --arm rsr
                                                                             # docs/figures/class_arms.png
+    python -m benchmarks.make_figures class-failures --work outputs/class_table --arm base
+                                                                            # docs/figures/class_failures.png
 """
 
 from __future__ import annotations
@@ -79,12 +81,30 @@ def class_arms(work: str, arms: list[str], out: str = "docs/figures/class_arms.p
     print(f"wrote {save_png(np.concatenate(rows, axis=0), out)} (row blocks: {arms}; columns: classes 0..23)")
 
 
+def class_failures(work: str, arm: str, out: str = "docs/figures/class_failures.png", count: int = 24) -> None:
+    """The first `count` images of a `benchmarks.class_table` arm that the exact class detector
+    rejects, in table order (read from the work folder; nothing is sampled)."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from thinkpix.evaluation.classes import class_accuracy
+    from thinkpix.imaging import grid, save_png
+    from thinkpix.worlds.classes import CLASSES
+
+    images = load_file(Path(work) / f"{arm}.safetensors")["images"]  # (N, H, W, 3); image i has class i % 24
+    labels = [i % len(CLASSES) for i in range(len(images))]
+    wrong = [i for i, ok in enumerate(class_accuracy(images.numpy(), labels)["correct"]) if not ok][:count]
+    print(f"wrote {save_png(grid(images[wrong], cols=12, upscale=2), out)} "
+          f"(asked for: {', '.join(CLASSES[labels[i]] for i in wrong)})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("figure", choices=["base-samples", "think-steps", "class-arms"])
+    parser.add_argument("figure", choices=["base-samples", "think-steps", "class-arms", "class-failures"])
     parser.add_argument("--adapter", default=None, help="RSR adapter folder (think-steps)")
     parser.add_argument("--work", default="outputs/class_table", help="class_table's work folder (class-arms)")
-    parser.add_argument("--arm", action="append", help="arm names, in row order (class-arms)")
+    parser.add_argument("--arm", action="append", help="arm names, in row order (class-arms; class-failures: the first)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.figure == "base-samples":
@@ -95,6 +115,8 @@ def main() -> None:
         think_steps(args.adapter)
     elif args.figure == "class-arms":
         class_arms(args.work, args.arm or ["base"])
+    elif args.figure == "class-failures":
+        class_failures(args.work, (args.arm or ["base"])[0])
 
 
 if __name__ == "__main__":
