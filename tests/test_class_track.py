@@ -385,3 +385,23 @@ def test_class_table_script_runs(tiny_dit, dit_adapters, tmp_path):
     assert kept.stat().st_mtime_ns != before
     rsr_t0, base = load_file(kept)["images"], load_file(tmp_path / "work" / "base.safetensors")["images"]
     assert torch.equal(rsr_t0, base)  # T=0 draws exactly the base images
+
+
+def test_inspect_adapter_measures_expert_updates_and_the_gate(tiny_dit, tmp_path):
+    from thinkpix.integrations import attach_rsr, save_rsr
+    from thinkpix.rsr import RSRConfig
+
+    spec = importlib.util.spec_from_file_location("inspect_adapter", ROOT / "benchmarks" / "inspect_adapter.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    model = ClassToImage.load(tiny_dit)
+    rsr = attach_rsr(model.transformer, RSRConfig(layers=[0], num_experts=2, latent_steps=2, rank=2))
+    fresh = script.inspect(save_rsr(model.transformer, tmp_path / "fresh"))["layers"]["0"]
+    assert fresh["expert_update_norms"] == [0.0, 0.0] and fresh["gate_out_norm"] == 0.0  # zero init
+    experts = rsr.experts["0"]
+    with torch.no_grad():
+        experts.B[0].fill_(1.0)  # only expert 0 moves
+    moved = script.inspect(save_rsr(model.transformer, tmp_path / "moved"))["layers"]["0"]
+    a, b = experts.A[0].detach().double(), experts.B[0].detach().double()  # (d_in, P*r), (P, r, d_out)
+    expected = torch.cat([(a[:, p * 2 : (p + 1) * 2] @ b[p]).flatten() for p in range(3)]).norm()
+    assert moved["expert_update_norms"][0] == pytest.approx(float(expected)) and moved["expert_update_norms"][1] == 0.0
