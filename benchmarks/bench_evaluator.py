@@ -21,7 +21,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
@@ -34,6 +33,7 @@ from thinkpix.evaluation.checks import add_noise, blur, must_show  # noqa: E402
 from thinkpix.evaluation.metadata import read_metadata  # noqa: E402
 from thinkpix.evaluation.render import ground_truth, image_rng, write_folder  # noqa: E402
 from thinkpix.evaluation.runner import evaluate_folder, score_image  # noqa: E402
+from thinkpix.files import write_json  # noqa: E402
 from thinkpix.worlds import render  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,9 +132,7 @@ def main(argv=None) -> int:
     report["machine"] = {"python": platform.python_version(), "numpy": np.__version__,
                          "processor": platform.processor() or platform.machine(), "threads": 1}
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = write_json(args.out, report, indent=2)
     ms = report["must_show"]
     print(f"evaluator: {report['speed_folder']['images_per_s']} images/s end to end "
           f"({report['speed_folder']['images']} PNGs in {report['speed_folder']['seconds']} s), "

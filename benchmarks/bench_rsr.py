@@ -24,13 +24,11 @@ least disturbed estimate on a shared machine) are reported too.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
@@ -192,9 +190,8 @@ def main(argv=None) -> dict:
         "torch": torch.__version__, "machine": platform.machine(), "processor": platform.processor(),
         "backbones": results,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    from thinkpix.files import write_json
+    out = write_json(args.out, result, indent=2)
     print(f"wrote {out}")
     return result
 

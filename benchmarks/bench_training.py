@@ -10,11 +10,9 @@ transformer: the cost does not depend on its weights), at batch 64, one thread, 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
@@ -92,8 +90,8 @@ def main() -> None:
         "mfu_vs_measured_matmul": flops / transformer_s / peak,
         "sampling_images_per_s_20_euler_cfg": len(prompts) / sample_s,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    from thinkpix.files import write_json
+    write_json(args.out, result)
     for k, v in result.items():
         print(f"{k:40s} {v:.4g}" if isinstance(v, float) else f"{k:40s} {v}")
 

@@ -34,14 +34,6 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 
-def paired_difference(base: np.ndarray, arm: np.ndarray, resamples: int, seed: int = 0) -> list[float]:
-    """mean(arm - base) over paired samples with a bootstrap 95% interval: [diff, lo, hi]."""
-    d = np.asarray(arm, np.float64) - np.asarray(base, np.float64)
-    rng = np.random.default_rng(seed)
-    boot = d[rng.integers(len(d), size=(resamples, len(d)))].mean(1)
-    return [float(d.mean()), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))]
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="class-conditional base: a folder or a bundled name")
@@ -64,9 +56,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     from thinkpix.adapters import load_adapter
     from thinkpix.bundled import resolve_model
-    from thinkpix.evaluation.classes import bootstrap_mean_interval, class_accuracy
+    from thinkpix.evaluation.bootstrap import bootstrap_mean_interval
+    from thinkpix.evaluation.classes import class_accuracy
     from thinkpix.evaluation.frechet import frechet_between, subsample_frechet, subsample_interval
-    from thinkpix.files import folder_digest
+    from thinkpix.files import folder_digest, write_json
     from thinkpix.models.c2i import ClassToImage
     from thinkpix.models.features import extract_features, load_feature_net
     from thinkpix.sampling import generate_class_images
@@ -144,7 +137,8 @@ def main(argv: list[str] | None = None) -> dict:
         row = report["arms"][name]
         row["fd_ci95"] = list(subsample_interval(row["fd"], subsets[:, k]))
         if k:
-            row[f"accuracy_minus_{names[0]}"] = paired_difference(correct[0], correct[k], args.bootstrap)
+            d = correct[k].astype(np.float64) - correct[0]  # paired: same labels and noise in every arm
+            row[f"accuracy_minus_{names[0]}"] = [float(d.mean()), *bootstrap_mean_interval(d, args.bootstrap)]
             diff = row["fd"] - report["arms"][names[0]]["fd"]
             row[f"fd_minus_{names[0]}"] = [diff, *subsample_interval(diff, subsets[:, k] - subsets[:, 0])]
         (alo, ahi), (flo, fhi) = row["accuracy_ci95"], row["fd_ci95"]
@@ -155,9 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{'':<12} minus {names[0]}: accuracy {da:+.3f} [{dalo:+.3f}, {dahi:+.3f}]"
                   f"  FD {df:+.3f} [{dflo:+.3f}, {dfhi:+.3f}]")
     print(f"held-out vs held-out FD (floor): {report['heldout_vs_heldout_fd']:.3f}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
+    out = write_json(args.out, report)
     print(f"wrote {out}")
     return report
 

@@ -31,15 +31,11 @@ def per_prompt_scores(results: list[dict]) -> dict[str, dict[str, float]]:
 
 def paired_difference(a: dict, b: dict, seed: int = 0) -> tuple[float, float, float]:
     """Overall(b) - overall(a) (unweighted over tasks) with a paired bootstrap 95% interval."""
-    rng = np.random.default_rng(seed)
-    diffs, boots = [], []
-    for task in a:
-        folders = sorted(a[task])
-        d = np.array([b[task][f] - a[task][f] for f in folders])
-        diffs.append(d.mean())
-        boots.append(d[rng.integers(len(d), size=(BOOTSTRAP, len(d)))].mean(1))
-    boot = np.mean(boots, axis=0)
-    return float(np.mean(diffs)), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))
+    from thinkpix.evaluation.bootstrap import percentile_interval, stratified_bootstrap_means
+
+    diffs = [np.array([b[task][f] - a[task][f] for f in sorted(a[task])]) for task in a]  # per task: (prompts,)
+    boot = stratified_bootstrap_means(diffs, BOOTSTRAP, seed)
+    return (float(np.mean([d.mean() for d in diffs])), *percentile_interval(boot))
 
 
 def main() -> None:
@@ -92,8 +88,8 @@ def main() -> None:
         diff, lo, hi = paired_difference(scores[first], scores[name])
         report["arms"][name][f"minus_{first}"] = {"difference": diff, "ci95": [lo, hi]}
         print(f"{name} - {first}: {diff:+.3f} (paired 95% CI {lo:+.3f} to {hi:+.3f})")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1))
+    from thinkpix.files import write_json
+    write_json(args.out, report)
 
 
 if __name__ == "__main__":

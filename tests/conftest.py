@@ -33,3 +33,4 @@ def tiny_cfg(tmp_path):
         return config_from_dict(base)
 
     return make
+

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from thinkpix.cli import main
+from tiny_runs import finetune_both
 from thinkpix.errors import ThinkpixError
 from thinkpix.evaluation.classes import class_accuracy, judge
 from thinkpix.evaluation.frechet import (feature_statistics, frechet_between, frechet_distance, subsample_frechet,
@@ -223,12 +224,7 @@ def test_sample_classes_writes_a_folder_per_class(tiny_dit, tmp_path):
 
 @pytest.fixture(scope="module")
 def dit_adapters(tiny_dit, tmp_path_factory):
-    out = tmp_path_factory.mktemp("dit_ft")
-    common = ["steps=3", "batch_size=4", "ckpt_every=3", "log_every=1", "--base", str(tiny_dit),
-              "--rsr", "layers=0,1,experts=2,steps=2,rank=2"]
-    assert main(["finetune", *common, "--out", str(out / "rsr")]) == 0
-    assert main(["finetune", *common, "--method", "lora", "--out", str(out / "lora")]) == 0
-    return out / "rsr" / "adapter", out / "lora" / "adapter"
+    return finetune_both(tiny_dit, tmp_path_factory.mktemp("dit_ft"))
 
 
 def test_finetune_rsr_and_lora_on_a_dit_base(tiny_dit, dit_adapters):
@@ -355,15 +351,21 @@ def test_feature_net_trains_via_the_cli_and_loads(tmp_path):
         load_feature_net(out / "final")
 
 
+def load_benchmark(name: str):
+    """A script of benchmarks/ as a module (benchmarks/ is not installed with the package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
 # ----- the table script, end to end at tiny scale --------------------------------------------------------
 def test_class_table_script_runs(tiny_dit, dit_adapters, tmp_path):
     from thinkpix.models.features import build_feature_net, save_feature_net
 
     torch.manual_seed(0)
     save_feature_net(build_feature_net("tiny"), tmp_path / "features", "tiny", 32)
-    spec = importlib.util.spec_from_file_location("class_table", ROOT / "benchmarks" / "class_table.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_benchmark("class_table")
     rsr, lora = dit_adapters
     common = ["--model", str(tiny_dit), "--per-class", "2", "--steps", "1", "--threads", "1",
               "--work", str(tmp_path / "work")]
@@ -391,9 +393,7 @@ def test_inspect_adapter_measures_expert_updates_and_the_gate(tiny_dit, tmp_path
     from thinkpix.integrations import attach_rsr, save_rsr
     from thinkpix.rsr import RSRConfig
 
-    spec = importlib.util.spec_from_file_location("inspect_adapter", ROOT / "benchmarks" / "inspect_adapter.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_benchmark("inspect_adapter")
     model = ClassToImage.load(tiny_dit)
     rsr = attach_rsr(model.transformer, RSRConfig(layers=[0], num_experts=2, latent_steps=2, rank=2))
     fresh = script.inspect(save_rsr(model.transformer, tmp_path / "fresh"))["layers"]["0"]

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from thinkpix.cli import main
+from tiny_runs import finetune_both
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,12 +83,7 @@ def test_bad_input_gives_one_line_error(argv, message, capsys):
 
 @pytest.fixture(scope="module")
 def tiny_adapters(tiny_model, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ft")
-    common = ["steps=3", "batch_size=4", "ckpt_every=3", "log_every=1", "--base", str(tiny_model),
-              "--rsr", "layers=0,1,experts=2,steps=2,rank=2"]
-    assert main(["finetune", *common, "--out", str(out / "rsr")]) == 0
-    assert main(["finetune", *common, "--method", "lora", "--out", str(out / "lora")]) == 0
-    return out / "rsr" / "adapter", out / "lora" / "adapter"
+    return finetune_both(tiny_model, tmp_path_factory.mktemp("ft"))
 
 
 def test_finetune_trains_only_the_adapter(tiny_adapters):

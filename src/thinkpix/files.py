@@ -28,6 +28,14 @@ def folder_digest(folder) -> str:
     return h.hexdigest()
 
 
+def write_json(path, obj, indent: int = 1) -> Path:
+    """Write `obj` as JSON (numpy scalars as floats, trailing newline), creating parent folders."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(obj, indent=indent, default=float) + "\n")
+    return out
+
+
 def read_checked_record(folder, config: str, weights: str, fmt: str, what: str) -> dict:
     """The JSON record `folder/config`, after checking its format tag is `fmt` and that
     `folder/weights` exists with the recorded sha256; otherwise a ThinkpixError naming the file."""

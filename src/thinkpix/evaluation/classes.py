@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..worlds.classes import CLASS_PARTS, CLASSES
+from .bootstrap import bootstrap_mean_interval
 from .detect import THRESHOLD, detect_all
 
 BOOTSTRAP = 1000  # resamples for the accuracy's interval
@@ -31,21 +32,11 @@ def judge(image: np.ndarray, label: int) -> tuple[bool, str]:
     return True, "ok"
 
 
-def bootstrap_mean_interval(values: np.ndarray, resamples: int = BOOTSTRAP, seed: int = 0,
-                            level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of the mean of `values` (e.g. 0/1 correctness) over resamples."""
-    values = np.asarray(values, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(len(values), size=(resamples, len(values)))].mean(1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
-
-
 def class_accuracy(images, labels, seed: int = 0) -> dict:
     """(N, H, W, 3) uint8 images and their intended labels (N,) -> {'accuracy', 'ci95', 'n',
     'per_class' (name -> accuracy over that class's images), 'correct' (N,) bool list}."""
     images, labels = np.asarray(images), np.asarray(labels)
     correct = np.array([judge(im, int(y))[0] for im, y in zip(images, labels)], dtype=bool)
     per_class = {CLASSES[k]: float(correct[labels == k].mean()) for k in sorted(set(labels.tolist()))}
-    return {"accuracy": float(correct.mean()), "ci95": list(bootstrap_mean_interval(correct, seed=seed)),
+    return {"accuracy": float(correct.mean()), "ci95": list(bootstrap_mean_interval(correct, BOOTSTRAP, seed=seed)),
             "n": int(len(correct)), "per_class": per_class, "correct": correct.tolist()}

@@ -22,6 +22,7 @@ from PIL import Image
 from ..errors import ThinkpixError, located
 from ..worlds.dense import is_dense
 from ..worlds.prompts import TASKS
+from .bootstrap import percentile_interval, stratified_bootstrap_means
 from .dense import score_dense
 from .detect import COUNTING_THRESHOLD, THRESHOLD, detect_all, group
 from .geneval import evaluate, threshold_for
@@ -123,14 +124,12 @@ def summarise(results: list[dict], seed: int = 0) -> dict:
     tasks = {t: float(np.mean([x for v in by_task[t].values() for x in v])) for t in order}
     main = [t for t in order if t in TASKS] or order
     overall = float(np.mean([tasks[t] for t in main])) if main else 0.0
-    rng = np.random.default_rng(seed)
-    boot = np.mean([per_prompt[t][rng.integers(len(per_prompt[t]), size=(BOOTSTRAP, len(per_prompt[t])))].mean(1)
-                    for t in main], axis=0) if main else np.zeros(1)
+    boot = stratified_bootstrap_means([per_prompt[t] for t in main], BOOTSTRAP, seed) if main else np.zeros(1)
     return {
         "tasks": tasks,
         "overall": overall,
         "prompts_correct": float(np.mean(list(any_correct.values()))) if any_correct else 0.0,
-        "overall_ci95": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))],
+        "overall_ci95": list(percentile_interval(boot)),
         "images": len(results),
         "prompts": len(any_correct),
         "task_images": {t: sum(len(v) for v in by_task[t].values()) for t in order},
