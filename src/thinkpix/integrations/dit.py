@@ -31,6 +31,7 @@ from thinkpix.rsr.recursion import BlockOps
 from . import common
 
 NAME = "dit"
+ATTENTION = "attn1"  # the attention module of a block that RSR (and the LoRA baseline) refine
 PREFIX = common.PREFIX
 num_blocks = common.num_blocks
 
@@ -45,7 +46,7 @@ def describe(transformer: nn.Module) -> dict:
 
 
 def layer_dims(transformer: nn.Module, index: int) -> LayerDims:
-    return common.layer_dims(transformer, index, "attn1")
+    return common.layer_dims(transformer, index, ATTENTION)
 
 
 def check_block(transformer: nn.Module, index: int) -> None:
@@ -139,7 +140,7 @@ def _begin_forward(transformer, args, kwargs):
 # rebinds to the copy's processor.
 def install(transformer: nn.Module, rsr: RSRModule) -> dict:
     """Install processors and hooks. Returns {attention path: original processor}."""
-    originals = common.install(transformer, rsr, "attn1", DiTRSRProcessor, _arm, _begin_forward)
+    originals = common.install(transformer, rsr, ATTENTION, DiTRSRProcessor, _arm, _begin_forward)
     for key in rsr.layer_dims:
         block = transformer.transformer_blocks[int(key)]
         block.norm1.emb.register_forward_hook(block.attn1.processor.capture_y)
@@ -172,5 +173,5 @@ def estimate_forward_flops(transformer: nn.Module, batch: int, image_tokens: int
         f += 2 * B * N * D * D  # out-projection
         f += 2 * B * N * D * block.ff.net[0].proj.out_features * 2  # MLP (in and out)
     f += temb + 2 * B * D * 2 * D + 2 * B * N * D * p * p * cout  # final adaLN + proj_out
-    extra = common.rsr_flops(transformer, "attn1", config, steps, B, N, N)  # full self-attention over the image
+    extra = common.rsr_flops(transformer, ATTENTION, config, steps, B, N, N)  # full self-attention over the image
     return {"base": f, "rsr": extra, "total": f + extra}

@@ -33,6 +33,7 @@ from thinkpix.rsr.recursion import BlockOps
 from . import common
 
 NAME = "flux"
+ATTENTION = "attn"  # the attention module of a block that RSR (and the LoRA baseline) refine
 PREFIX = common.PREFIX
 num_blocks = common.num_blocks
 
@@ -59,7 +60,7 @@ def check_layers(transformer: nn.Module, layers: list[int]) -> None:
 
 
 def layer_dims(transformer: nn.Module, index: int) -> LayerDims:
-    return common.layer_dims(transformer, index, "attn")
+    return common.layer_dims(transformer, index, ATTENTION)
 
 
 def check_block(transformer: nn.Module, index: int) -> None:
@@ -184,5 +185,5 @@ def estimate_forward_flops(transformer: nn.Module, batch: int, image_tokens: int
         f += 2 * B * S * D * block.mlp_hidden_dim  # parallel MLP in
         f += 2 * B * S * (D + block.mlp_hidden_dim) * D  # fused out-projection
     f += 2 * B * D * 2 * D + 2 * B * N * D * transformer.proj_out.out_features  # norm_out + proj_out
-    extra = common.rsr_flops(transformer, "attn", config, steps, B, N, S)  # image queries, joint keys
+    extra = common.rsr_flops(transformer, ATTENTION, config, steps, B, N, S)  # image queries, joint keys
     return {"base": f, "rsr": extra, "total": f + extra}

@@ -1,6 +1,7 @@
 """The paper's SFT baseline: a plain LoRA (peft) on the image-stream q/k/v of the same blocks RSR
 uses, no recursion, optionally with its rank chosen to match an RSR adapter's parameter count.
-The attention RSR refines is `attn` in SD3 and FLUX blocks, `attn1` (self-attention) in DiT blocks.
+The attention is the one RSR refines, named by each backbone's `ATTENTION`: `attn` in SD3 and FLUX
+blocks, `attn1` (self-attention) in DiT blocks.
 
 An adapter directory holds `lora_adapter.safetensors` (peft's state dict) and `lora_config.json`
 (layers, rank, alpha, target modules, parameter count, sha256). Never pickle.
@@ -25,11 +26,10 @@ WEIGHTS = "lora_adapter.safetensors"
 CONFIG = "lora_config.json"
 ADAPTER_NAME = "sft"
 PROJECTIONS = ("to_q", "to_k", "to_v")  # the image stream's projections in diffusers' Attention
-ATTENTION = {"dit": "attn1"}  # backbone name -> attention RSR uses; "attn" otherwise (SD3, FLUX)
 
 
 def target_modules(transformer: nn.Module, layers: list[int]) -> list[str]:
-    attn = ATTENTION.get(backbone_of(transformer).NAME, "attn")
+    attn = backbone_of(transformer).ATTENTION  # the attention RSR refines: `attn` (SD3, FLUX), `attn1` (DiT)
     return [f"transformer_blocks.{i}.{attn}.{p}" for i in layers for p in PROJECTIONS]
 
 

@@ -25,6 +25,7 @@ from thinkpix.rsr.recursion import BlockOps
 from . import common
 
 NAME = "sd3"
+ATTENTION = "attn"  # the attention module of a block that RSR (and the LoRA baseline) refine
 PREFIX = common.PREFIX
 num_blocks = common.num_blocks
 
@@ -39,7 +40,7 @@ def describe(transformer: nn.Module) -> dict:
 
 
 def layer_dims(transformer: nn.Module, index: int) -> LayerDims:
-    return common.layer_dims(transformer, index, "attn")
+    return common.layer_dims(transformer, index, ATTENTION)
 
 
 def check_block(transformer: nn.Module, index: int) -> None:
@@ -140,5 +141,5 @@ def estimate_forward_flops(transformer: nn.Module, batch: int, image_tokens: int
         if block.attn2 is not None:
             f += 2 * B * N * 4 * D * D + 4 * B * N * N * D
     f += 2 * B * D * 2 * D + 2 * B * N * D * p * p * cout  # norm_out + proj_out
-    extra = common.rsr_flops(transformer, "attn", config, steps, B, N, N + L)  # image queries, joint keys
+    extra = common.rsr_flops(transformer, ATTENTION, config, steps, B, N, N + L)  # image queries, joint keys
     return {"base": f, "rsr": extra, "total": f + extra}
