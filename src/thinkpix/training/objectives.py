@@ -64,28 +64,38 @@ class AutoencoderObjective(nn.Module):
 
 
 class FlowObjective(nn.Module):
-    def __init__(self, cfg: TrainConfig, model: TextToImage | None = None):
+    """Rectified flow: noise and timestep per sample from the sample's own seed, velocity target.
+    Subclasses change only the model they build, the batch and its conditioning, and the preview."""
+
+    def __init__(self, cfg: TrainConfig, model: TextToImage | ClassToImage | None = None):
         super().__init__()
         self.cfg = cfg
-        m = cfg.model
-        self.model = model or TextToImage.create(m.size, m.space, m.text_encoder, m.canvas, m.autoencoder)
+        self.model = model or self.create_model(cfg.model)
+
+    @staticmethod
+    def create_model(m) -> TextToImage:
+        return TextToImage.create(m.size, m.space, m.text_encoder, m.canvas, m.autoencoder)
 
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         return {f"model.{n}": p for n, p in self.model.trainable_parameters().items()}
 
-    def forward(self, step: int, indices: range):
+    def batch(self, step: int, indices: range) -> tuple[torch.Tensor, list[int], tuple[torch.Tensor, ...]]:
+        """-> images (B, H, W, 3) uint8, seeds (B,), the velocity's conditioning: (tokens (B, L, Dt), pooled (B, Dt))."""
         prompts, images, seeds = world_batch(
             self.cfg.seed, step, indices, self.cfg.model.canvas, self.cfg.cond_dropout, self.cfg.data_mix
         )
+        return images, seeds, tuple(self.model.encode_text(prompts))
+
+    def forward(self, step: int, indices: range):
+        images, seeds, conditions = self.batch(step, indices)
         x0 = self.model.images_to_x0(images)  # (B, C, h, w)
         noise = flow.seeded_noise(tuple(x0.shape[1:]), seeds)  # (B, C, h, w)
         t = torch.cat([flow.sample_timesteps(1, _noise_generator(s)) for s in seeds])  # (B,)
-        tokens, pooled = self.model.encode_text(prompts)  # (B, L, Dt), (B, Dt)
         device = next(self.model.transformer.parameters()).device
-        x0, noise, t, tokens, pooled = (v.to(device) for v in (x0, noise, t, tokens, pooled))
+        x0, noise, t, *conditions = (v.to(device) for v in (x0, noise, t, *conditions))
 
         def velocity(x_t, tt):
-            return self.model.velocity(x_t, tt, tokens, pooled)
+            return self.model.velocity(x_t, tt, *conditions)
 
         loss = flow.flow_loss(velocity, x0, noise, t)
         return loss, {}
@@ -101,41 +111,27 @@ class FlowObjective(nn.Module):
         self.model.save(path)
 
 
-class ClassFlowObjective(nn.Module):
+class ClassFlowObjective(FlowObjective):
     """Rectified flow for the class-conditional DiT. A sample's label is replaced by the DiT's null
     class with probability `cond_dropout`, decided once per sample from its own seed (the model's
     internal per-block label dropout is off, see `thinkpix.models.c2i`)."""
 
-    def __init__(self, cfg: TrainConfig, model: ClassToImage | None = None):
-        super().__init__()
-        self.cfg = cfg
-        m = cfg.model
-        self.model = model or ClassToImage.create(m.size, m.space, m.canvas, m.autoencoder)
+    @staticmethod
+    def create_model(m) -> ClassToImage:
+        return ClassToImage.create(m.size, m.space, m.canvas, m.autoencoder)
 
-    def trainable_parameters(self) -> dict[str, nn.Parameter]:
-        return {f"model.{n}": p for n, p in self.model.trainable_parameters().items()}
-
-    def forward(self, step: int, indices: range):
+    def batch(self, step: int, indices: range) -> tuple[torch.Tensor, list[int], tuple[torch.Tensor, ...]]:
+        """-> images (B, H, W, 3) uint8, seeds (B,), the velocity's conditioning: (labels (B,),)."""
         labels, images, dropped, seeds = class_batch(
             self.cfg.seed, step, indices, self.cfg.model.canvas, self.cfg.cond_dropout, self.cfg.data_mix
         )
-        labels = torch.where(dropped, self.model.null_label, labels)  # (B,)
-        x0 = self.model.images_to_x0(images)  # (B, C, h, w)
-        noise = flow.seeded_noise(tuple(x0.shape[1:]), seeds)  # (B, C, h, w)
-        t = torch.cat([flow.sample_timesteps(1, _noise_generator(s)) for s in seeds])  # (B,)
-        device = next(self.model.transformer.parameters()).device
-        x0, noise, t, labels = (v.to(device) for v in (x0, noise, t, labels))
-        loss = flow.flow_loss(lambda x_t, tt: self.model.velocity(x_t, tt, labels), x0, noise, t)
-        return loss, {}
+        return images, seeds, (torch.where(dropped, self.model.null_label, labels),)
 
     @torch.no_grad()
     def preview(self, step: int, n: int = 24) -> torch.Tensor:
         """One sample per class, in class order (cycling): (n, H, W, 3) uint8."""
         labels = [i % len(self.model.classes) for i in range(n)]
         return generate_class_images(self.model, labels, seed=0, steps=20, guidance=3.0)
-
-    def export(self, path: Path) -> None:
-        self.model.save(path)
 
 
 class AdapterTraining:
