@@ -58,7 +58,7 @@ def test_zero_B_identity_holds_for_every_switch_in_training_mode(bb):
 
 def test_sparse_path_equals_dense_reference(bb):
     model, x = bb.make(), bb.inputs()
-    rsr = attach_rsr(model, RSRConfig(layers=bb.layers, num_experts=4, latent_steps=3, top_k=2))
+    rsr = attach_rsr(model, RSRConfig(layers=bb.layers, num_experts=4, latent_steps=3, top_k=2, alpha=20.0))  # scale 2.5
     randomize(rsr)
     sparse = run(model, x)
     rsr.config.expert_impl = "dense"

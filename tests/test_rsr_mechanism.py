@@ -49,17 +49,18 @@ def test_config_parse_cli_spec():
 
 
 # ----- experts ---------------------------------------------------------------------------------------
-def _bank(M, d=16, d_out=12, r=4, seed=0):
-    e = LoRAExperts(M, d, d_out, r, generator=torch.Generator().manual_seed(seed))
+def _bank(M, d=16, d_out=12, r=4, seed=0, scale=1.0):
+    e = LoRAExperts(M, d, d_out, r, scale=scale, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         e.B.normal_(0, 0.5, generator=torch.Generator().manual_seed(seed + 1))
     return e
 
 
+@pytest.mark.parametrize("scale", [1.0, 2.5])
 @pytest.mark.parametrize("k", [1, 2])
-def test_sparse_equals_dense_values_and_gradients(k):
+def test_sparse_equals_dense_values_and_gradients(k, scale):
     M, n = 4, 37
-    e = _bank(M)
+    e = _bank(M, scale=scale)
     u = torch.randn(n, 16, requires_grad=True)
     logits = torch.randn(n, M, requires_grad=True)
     grads = []
@@ -73,6 +74,15 @@ def test_sparse_equals_dense_values_and_gradients(k):
             t.grad = None
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    # and both equal the definition: sum over the selected experts of weight * scale * (u A_m) B_m
+    route = route_tokens(logits.detach(), top_k=k, training=False)
+    r = e.rank
+    want = torch.zeros(3, n, 12)
+    for i in range(n):
+        for m, w in zip(route.indices[i].tolist(), route.weights[i].tolist()):
+            for p in range(3):
+                want[p, i] += w * scale * (u[i].detach() @ e.A[m, :, p * r:(p + 1) * r]) @ e.B[m, p]
+    torch.testing.assert_close(grads[0][0], want.detach(), atol=1e-5, rtol=1e-5)
 
 
 def test_empty_experts_still_get_a_zero_gradient():
@@ -203,14 +213,20 @@ def test_zero_B_final_step_is_the_base_attention(T, switch):
 
 
 def test_experts_change_the_output_and_no_grad_early_steps():
-    block, rsr, x, c, y = _toy(RSRConfig(layers=[0], latent_steps=3, grad_steps=1))
-    with torch.no_grad():
-        rsr.experts["0"].B.normal_(0, 0.3)
-        rsr.gates["0"].out.weight.normal_(0, 1.0)
-    a_x, _, _ = rsr_attention(x, y, block.ops(c, y), rsr.gates["0"], rsr.experts["0"], rsr.config, 3, True)
-    assert (a_x - block.base(x, c)[0]).abs().max() > 1e-3
-    a_x.square().sum().backward()
-    assert rsr.experts["0"].A.grad.abs().sum() > 0 and rsr.gates["0"].out.weight.grad.abs().sum() > 0
+    """grad_steps=1 keeps the values, keeps a gradient (the last step), and drops the early steps' part of it."""
+    grads, outs = {}, {}
+    for g in (1, None):
+        block, rsr, x, c, y = _toy(RSRConfig(layers=[0], latent_steps=3, grad_steps=g))
+        with torch.no_grad():
+            rsr.experts["0"].B.normal_(0, 0.3, generator=torch.Generator().manual_seed(1))
+            rsr.gates["0"].out.weight.normal_(0, 1.0, generator=torch.Generator().manual_seed(2))
+        a_x, _, _ = rsr_attention(x, y, block.ops(c, y), rsr.gates["0"], rsr.experts["0"], rsr.config, 3, False)
+        assert (a_x - block.base(x, c)[0]).abs().max() > 1e-3
+        a_x.square().sum().backward()
+        assert rsr.experts["0"].A.grad.abs().sum() > 0 and rsr.gates["0"].out.weight.grad.abs().sum() > 0
+        outs[g], grads[g] = a_x.detach(), rsr.experts["0"].A.grad.clone()
+    assert torch.equal(outs[1], outs[None])
+    assert (grads[1] - grads[None]).abs().max() > 1e-4
 
 
 def test_rsr_module_keeps_trainable_weights_fp32_and_follows_device_moves():
