@@ -1,28 +1,50 @@
 #!/bin/bash
-# The class-conditional track of docs/class_track.md, end to end, on a 2-core CPU machine (~1 h 40 min):
-# DiT base (bundled as shapes-dit, fp16), feature network, RSR and LoRA adapters, 5,040 images per arm
-# (two processes side by side, one thread each), then the table and its figure.
+# The class-conditional track of docs/class_track.md, end to end, on a 2-core CPU machine (~2 h 30 min):
+# DiT base, feature network, the six adapters of the table (RSR, LoRA, RSR with soft routing, and RSR and
+# LoRA on circle-weighted data), 5,040 images per arm (two processes side by side, one thread each),
+# then the table and its figure. Everything goes into RUNS_DIR; nothing under src/ is touched.
 #   bash benchmarks/run_class_track.sh [RUNS_DIR]      (default runs/; every step resumes or reuses)
+#   BASE=shapes-dit bash benchmarks/run_class_track.sh  skip step 1 and use the bundled base instead
+# The table is written to RUNS_DIR/class_table.json (benchmarks/results/class_table.json is the copy
+# the docs quote: copy it there to update them; tests/test_docs_numbers.py then checks the docs).
 set -euo pipefail
 R=${1:-runs}
-torchrun --standalone --nproc_per_node 2 -m thinkpix.cli train configs/dit_demo.yaml out_dir=$R/dit_demo
-python - "$R" <<'PY'
+mkdir -p "$R"
+if [ -z "${BASE:-}" ]; then
+  # 1. the base: 6,000 steps x 64, bundled fp16 into RUNS_DIR (the same format as src/thinkpix/bundled/shapes-dit)
+  torchrun --standalone --nproc_per_node 2 -m thinkpix.cli train configs/dit_demo.yaml out_dir=$R/dit_demo
+  python - "$R" <<'PY'
 import sys, torch
 from thinkpix.models.c2i import ClassToImage
-ClassToImage.load(f"{sys.argv[1]}/dit_demo/final").save("src/thinkpix/bundled/shapes-dit", dtype=torch.float16,
+ClassToImage.load(f"{sys.argv[1]}/dit_demo/final").save(f"{sys.argv[1]}/shapes-dit", dtype=torch.float16,
     extra_meta={"training": {"config": "configs/dit_demo.yaml", "seed": 0, "steps": 6000, "batch_size": 64,
     "images_seen": 384000, "weights": "EMA (decay 0.999), stored fp16",
     "command": "torchrun --standalone --nproc_per_node 2 -m thinkpix.cli train configs/dit_demo.yaml"}})
 PY
-T="python -m benchmarks.class_table --model shapes-dit --per-class 210 --work $R/class_table"
+  BASE=$R/shapes-dit
+fi
+T="python -m benchmarks.class_table --model $BASE --per-class 210 --work $R/class_table"
+FT="thinkpix finetune --config configs/finetune_dit.yaml --base $BASE"
+SOFT=layers=4,5,experts=2,steps=2,rank=8,routing=soft
+ARMS="lora=$R/ft_dit_lora/adapter rsr=$R/ft_dit_rsr/adapter rsr_soft=$R/ft_dit_rsr_soft/adapter
+      lora_circle=$R/ft_dit_lora_circle/adapter rsr_circle=$R/ft_dit_rsr_circle/adapter"
+# 2. the feature network and the base's images | 3. the six adapters, 600 steps x 64 each
 ( thinkpix train configs/features_demo.yaml --export $R/features_demo/final out_dir=$R/features_demo
-  $T --features - --threads 1 --sample-only --arm base ) &
-( thinkpix finetune --config configs/finetune_dit.yaml --out $R/ft_dit_rsr
-  thinkpix finetune --config configs/finetune_dit.yaml --method lora --out $R/ft_dit_lora ) &
+  $T --features - --threads 1 --sample-only --arm base
+  $FT --out $R/ft_dit_rsr_soft --rsr $SOFT ) &
+( $FT --out $R/ft_dit_rsr
+  $FT --method lora --out $R/ft_dit_lora
+  $FT --out $R/ft_dit_rsr_circle data_mix=circle=4
+  $FT --method lora --out $R/ft_dit_lora_circle data_mix=circle=4 ) &
 wait
-$T --features - --threads 1 --sample-only --arm rsr=$R/ft_dit_rsr/adapter &
-$T --features - --threads 1 --sample-only --arm lora=$R/ft_dit_lora/adapter &
-wait
-$T --features $R/features_demo/final --arm base --arm lora=$R/ft_dit_lora/adapter --arm rsr=$R/ft_dit_rsr/adapter \
-   --out benchmarks/results/class_table.json
+# 4. 5,040 images per arm, two arms side by side
+set -- $ARMS
+while [ $# -gt 0 ]; do
+  $T --features - --threads 1 --sample-only --arm "$1" &
+  if [ $# -gt 1 ]; then $T --features - --threads 1 --sample-only --arm "$2" & fi
+  wait
+  shift $(( $# > 1 ? 2 : 1 ))
+done
+# 5. the table (all six arms) and its figure
+$T --features $R/features_demo/final --arm base $(printf -- '--arm %s ' $ARMS) --out $R/class_table.json
 python -m benchmarks.make_figures class-arms --work $R/class_table --arm base --arm lora --arm rsr
