@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from thinkpix.cli import main
-from tiny_runs import finetune_both
+from tiny_runs import assert_parameter_matched, finetune_both
 from thinkpix.errors import ThinkpixError
 from thinkpix.evaluation.classes import class_accuracy, judge
 from thinkpix.evaluation.frechet import (feature_statistics, frechet_between, frechet_distance, subsample_frechet,
@@ -234,8 +234,7 @@ def test_finetune_rsr_and_lora_on_a_dit_base(tiny_dit, dit_adapters):
     assert json.loads((rsr / "rsr_config.json").read_text())["backbone"]["name"] == "dit"
     record = json.loads((lora / "lora_config.json").read_text())
     assert record["targets"][0] == "transformer_blocks.0.attn1.to_q" and len(record["targets"]) == 6
-    rsr_n = json.loads((rsr / "rsr_config.json").read_text())["num_parameters"]
-    assert 0.5 * rsr_n <= record["num_parameters"] <= 1.5 * rsr_n  # parameter-matched baseline
+    assert_parameter_matched(rsr, lora)
     assert any(v.abs().max() > 0 for k, v in load_file(lora / "lora_adapter.safetensors").items() if "lora_B" in k)
     metrics = [json.loads(x) for x in open(rsr.parent / "metrics.jsonl")]
     assert "routing_entropy" in metrics[-1] and len(metrics[-1]["expert_usage"]) == 2
@@ -249,6 +248,8 @@ def test_generate_class_with_adapters(tiny_dit, dit_adapters, tmp_path):
     assert Image.open(tmp_path / "t0.png").tobytes() == Image.open(tmp_path / "base.png").tobytes()
     assert main([*base, "--adapter", str(rsr), "--think-steps", "3", "--out", str(tmp_path / "t3.png")]) == 0
     assert main([*base, "--adapter", str(lora), "--out", str(tmp_path / "lora.png")]) == 0
+    # (that adapters change the images is checked on the text-to-image model, test_cli_model.py: this
+    # 3-step DiT's adaLN-Zero attention gates are still ~0 and its images saturated, so they cannot show it)
 
 
 # ----- class accuracy ----------------------------------------------------------------------------------

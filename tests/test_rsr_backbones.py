@@ -207,16 +207,25 @@ def test_save_load_round_trip(bb, tmp_path):
     assert torch.equal(run(fresh, x), base)
 
 
-def test_bf16_base_on_cpu_keeps_fp32_adapter(bb):
-    model = bb.make()
+def test_bf16_base_on_cpu_keeps_fp32_adapter_and_stays_close_to_fp32(bb):
+    """Tolerance (outputs of magnitude ~1-2): max |bf16 - fp32| <= 0.06 and mean <= 0.01 (bf16 keeps 8
+    bits of mantissa: 0.4% per rounding, a few roundings deep); and the bf16 error is under half of
+    what the adapter changes, so bf16 keeps the adapter's effect (measured: max 0.014-0.042, mean
+    0.003-0.008 against a mean effect of 0.012-0.059)."""
+    model, x = bb.make(), bb.inputs()
+    base = run(model, x)
     rsr = attach_rsr(model, RSRConfig(layers=bb.layers, latent_steps=2))
     randomize(rsr)
+    ref = run(model, x)
     model.to(torch.bfloat16)
     assert {p.dtype for p in rsr.parameters()} == {torch.float32}
     assert rsr_attn(model, bb, 0).to_q.weight.dtype == torch.bfloat16
-    x = {k: (v.bfloat16() if k in bb.float_inputs else v) for k, v in bb.inputs().items()}
-    out = run(model, x)
+    xb = {k: (v.bfloat16() if k in bb.float_inputs else v) for k, v in x.items()}
+    out = run(model, xb)
     assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+    err = (out.float() - ref).abs()
+    assert err.max() <= 0.06 and err.mean() <= 0.01, (err.max(), err.mean())
+    assert err.mean() < 0.5 * (ref - base).abs().mean()
 
 
 @pytest.mark.parametrize("name", ["sd3", "sd35", "flux"])  # DiT: per-block fused processors, in test_rsr_dit.py

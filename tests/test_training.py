@@ -124,3 +124,21 @@ def test_two_process_torchrun_matches_one_process(tiny_cfg, tmp_path):
     assert state["step"] == 4
     for k, p in single.params.items():
         torch.testing.assert_close(tensors[f"param.{k}"], p.detach(), rtol=1e-4, atol=1e-5)
+
+
+def test_ema_follows_the_weights_as_configured(tiny_cfg):
+    """After every step the shadow moves towards the weights by 1 - d, d = min(ema_decay, (1 + step) / (10 + step)):
+    the warm-up branch at step 1 (2/11 < 0.2), the configured decay from step 2 on (3/12 > 0.2)."""
+    cfg = tiny_cfg(steps=4, ema_decay=0.2)
+    trainer = Trainer(cfg, build_objective(cfg))
+    want = {k: p.detach().clone().float() for k, p in trainer.params.items()}
+    for step in range(1, 5):
+        trainer.train_step()
+        d = min(0.2, (1 + step) / (10 + step))
+        for k, p in trainer.params.items():
+            want[k] = d * want[k] + (1 - d) * p.detach().float()
+    moved = 0
+    for k, shadow in trainer.ema.shadow.items():
+        torch.testing.assert_close(shadow, want[k], atol=1e-6, rtol=1e-5)
+        moved += int(not torch.equal(shadow, trainer.params[k].detach()))
+    assert moved > 0  # the shadow lags the weights: it is not a copy of them
