@@ -45,7 +45,7 @@ TESTS = ROOT / "tests"
 
 RSR_TESTS = ["test_rsr_mechanism.py", "test_rsr_reference.py", "test_rsr_backbones.py", "test_rsr_sd3.py",
              "test_rsr_dit.py", "test_rsr_flux.py", "test_rsr_adapters.py"]
-EVAL_TESTS = ["test_evaluation_pins.py", "test_evaluator.py", "test_class_track.py"]
+EVAL_TESTS = ["test_bootstrap.py", "test_evaluation_pins.py", "test_evaluator.py", "test_class_track.py"]
 TARGETS = {
     "rsr": {"files": sorted((SRC / "thinkpix" / "rsr").glob("*.py")), "tests": RSR_TESTS},
     "evaluation": {"files": sorted((SRC / "thinkpix" / "evaluation").glob("*.py")), "tests": EVAL_TESTS},

@@ -1,0 +1,77 @@
+"""Every threshold of the evaluator is pinned: moving one changes every score in docs/results.md, so it must
+be a deliberate change of this table, of docs/evaluation.md and of the results in the same commit.
+Each pin is also checked as behaviour at its boundary, not only as a number."""
+
+import importlib
+
+import numpy as np
+import pytest
+
+from thinkpix.evaluation.detect import Detection, group
+from thinkpix.evaluation.geneval import evaluate, threshold_for
+
+# the modules themselves (thinkpix.evaluation exports a function named `detect`)
+checks, classes, detect, frechet, runner = (importlib.import_module(f"thinkpix.evaluation.{m}")
+                                            for m in ("checks", "classes", "detect", "frechet", "runner"))
+
+PINS = {  # module constant: value (docs/evaluation.md explains each)
+    (detect, "THRESHOLD"): 0.6,  # GenEval's 0.3 on our template-IoU confidence
+    (detect, "COUNTING_THRESHOLD"): 0.75,  # GenEval's 0.9 for counting prompts
+    (detect, "GENEVAL_THRESHOLD"): 0.3,
+    (detect, "GENEVAL_COUNTING_THRESHOLD"): 0.9,
+    (detect, "MAX_OBJECTS"): 16,
+    (detect, "MIN_AREA_32"): 10,
+    (checks, "NOISE_SIGMA"): 0.05,
+    (runner, "BOOTSTRAP"): 1000,
+    (classes, "BOOTSTRAP"): 1000,
+    (frechet, "RIDGE"): 1e-6,
+    (frechet, "IMAGINARY_TOLERANCE"): 1e-3,
+}
+
+
+@pytest.mark.parametrize("module,name", list(PINS), ids=lambda x: getattr(x, "__name__", x))
+def test_threshold_is_pinned(module, name):
+    assert getattr(module, name) == PINS[module, name]
+
+
+def test_docs_state_the_two_confidence_thresholds():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "evaluation.md").read_text()
+    assert f"**{detect.THRESHOLD}**" in doc and f"**{detect.COUNTING_THRESHOLD}**" in doc
+
+
+def _det(conf, x=0):
+    return Detection((x, 0, x + 6, 6), np.ones((6, 6), bool), "red", conf, "circle")
+
+
+@pytest.mark.parametrize("tag,cut", [("counting", 0.75), ("two_object", 0.6), ("colors", 0.6), ("position", 0.6)])
+def test_confidence_cuts_act_at_their_boundary(tag, cut):
+    """A detection counts only strictly above its prompt's cut: at the cut it is dropped, just above it kept."""
+    assert threshold_for({"tag": tag}) == cut
+    at, above = group([_det(cut)], threshold_for({"tag": tag})), group([_det(cut + 1e-3)], threshold_for({"tag": tag}))
+    assert at == {} and len(above["circle"]) == 1
+    meta = {"tag": tag, "include": [{"class": "circle", "count": 1}]}
+    assert not evaluate(at, meta)[0] and evaluate(above, meta)[0]
+
+
+def test_a_blob_between_the_cuts_counts_as_an_object_but_not_for_counting():
+    blobs = [_det(1.0), _det(0.7, x=10)]  # one clear circle, one 0.7 blob (e.g. two merged circles)
+    counting = {"tag": "counting", "include": [{"class": "circle", "count": 1}],
+                "exclude": [{"class": "circle", "count": 2}]}
+    assert evaluate(group(blobs, threshold_for(counting)), counting) == (True, "")
+    assert len(group(blobs, threshold_for({"tag": "two_object"}))["circle"]) == 2
+
+
+def test_max_objects_caps_each_class():
+    many = [_det(0.9 + i * 1e-3, x=8 * i) for i in range(detect.MAX_OBJECTS + 3)]
+    kept = group(many, 0.6)["circle"]
+    assert len(kept) == detect.MAX_OBJECTS and kept[0].confidence == max(d.confidence for d in many)
+
+
+def test_class_judge_uses_the_plain_threshold():
+    from thinkpix.worlds import SceneObject, render
+    from thinkpix.worlds.classes import CLASSES
+
+    image = render([SceneObject("circle", "red", 8, 8, 12)])
+    assert classes.judge(image, CLASSES.index("red circle")) == (True, "ok")
