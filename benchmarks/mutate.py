@@ -21,9 +21,10 @@ test files (ordered fastest-killing first) in-process. A mutant is *killed* when
 run exceeds --timeout), *survives* when every test passes. `--jobs` mutants run side by side.
 Nothing is written into the source tree.
 
-Mutation testing of mutmut 3 is not used: it rewrites the whole package into a `mutants/` copy with
-a trampoline per function, which breaks torch's `nn.Module` method identity checks and the
-deep-copy-based EMA; forking per mutant with an import hook is simpler and needs no extra package.
+Why not mutmut 3 (PyPI's current mutmut): it mutates code inside functions only (its docs point to
+mutmut 2 for code outside functions), so module constants such as the evaluator's COUNTING_THRESHOLD (one of the
+mutations issue 13 names) and the RSRConfig defaults would never be mutated. This script
+needs no new dependency; mutmut was not installed or tried here.
 """
 
 from __future__ import annotations

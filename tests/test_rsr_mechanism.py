@@ -1,5 +1,6 @@
 """The backbone-agnostic RSR mechanism: config, experts (sparse vs dense), gate, routing, losses, recursion."""
 
+import json
 import sys
 
 import pytest
@@ -37,6 +38,47 @@ def test_config_defaults_follow_the_paper():
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ThinkpixError, match="invalid RSR config"):
         RSRConfig(**bad)
+
+
+def test_config_accepts_every_boundary_value_and_rejects_the_next_one():
+    edge = dict(layers=[0], num_experts=1, latent_steps=0, rank=1, top_k=1, gate_hidden=1, grad_steps=1,
+                temperature=1e-6, load_balance_weight=0.0, z_loss_weight=0.0)
+    RSRConfig(**edge)  # every value at its lower limit is valid
+    RSRConfig(**dict(edge, num_experts=3, top_k=3))  # top_k may equal the pool size
+    for bad in (dict(num_experts=0), dict(latent_steps=-1), dict(rank=0), dict(top_k=0), dict(gate_hidden=0),
+                dict(grad_steps=0), dict(temperature=0.0), dict(temperature=-1.0), dict(load_balance_weight=-1e-3),
+                dict(z_loss_weight=-1e-3), dict(layers=[-1]), dict(state="after"), dict(expert_impl="fused")):
+        with pytest.raises(ThinkpixError, match="invalid RSR config"):
+            RSRConfig(**dict(edge, **bad))
+    c = RSRConfig(layers=3)  # a single index is a one-element list
+    assert c.layers == [3] and c.scaling == 1.0 and RSRConfig(layers=[0], rank=4, alpha=6).scaling == 1.5
+
+
+def test_config_parse_types_aliases_and_booleans():
+    c = RSRConfig.parse("layers=1,2,k=2,experts=3,tau=0.5,alpha=8,grad_steps=2,seed=7")
+    assert (c.layers, c.top_k, c.num_experts, c.temperature, c.alpha, c.grad_steps, c.seed) == ([1, 2], 2, 3, 0.5, 8.0,
+                                                                                                 2, 7)
+    assert isinstance(c.temperature, float) and isinstance(c.grad_steps, int) and isinstance(c.alpha, float)
+    for word, value in (("true", True), ("1", True), ("yes", True), ("on", True), ("false", False), ("0", False),
+                        ("no", False), ("off", False), ("On", True)):
+        assert RSRConfig.parse(f"layers=0,reinject={word}").reinject is value
+    assert RSRConfig.parse("layers=0,alpha=none").alpha is None
+    assert RSRConfig.parse("layers=0", latent_steps=4).latent_steps == 4  # keyword defaults
+    assert RSRConfig.parse(" layers = 5 , 6 ,steps=3").layers == [5, 6]
+    for bad in ("layers=0,extra=1", "layers=0,steps=two", "layers=0,tau=x", "layers=0,bogus=1", "steps=2,3"):
+        with pytest.raises(ThinkpixError):
+            RSRConfig.parse(bad)
+
+
+def test_config_round_trips_and_reports_differences():
+    a = RSRConfig(layers=[1, 2], latent_steps=2)
+    b = a.replace(latent_steps=5, expert_impl="dense", num_experts=3)
+    assert a.differences(b) == {"num_experts": (2, 3)}  # runtime fields ignored
+    assert a.differences(b, ignore=()) == {"num_experts": (2, 3), "latent_steps": (2, 5),
+                                           "expert_impl": ("sparse", "dense")}
+    assert RSRConfig.from_dict(json.loads(b.to_json())) == b
+    with pytest.raises(ThinkpixError, match="unknown RSR config field"):
+        RSRConfig.from_dict(dict(a.to_dict(), colour=1))
 
 
 def test_config_parse_cli_spec():
@@ -264,3 +306,47 @@ def test_gate_stays_fp32_under_autocast():
         logits = g(u, y)
     assert logits.dtype == torch.float32
     torch.testing.assert_close(logits, g(u, y), atol=0, rtol=0)
+
+
+def test_step_statistics_are_what_they_say():
+    """usage: fraction of assignments per expert (= the traced routing); entropy: mean per-token entropy of
+    softmax(g / tau); deltas: ||a_x^t - a_x^{t-1}|| / ||a_x^{t-1}||; aux: the weighted losses of the steps."""
+    cfg = RSRConfig(layers=[0], num_experts=3, latent_steps=3, load_balance_weight=0.3, z_loss_weight=0.01)
+    block, rsr, x, c, y = _toy(cfg)
+    with torch.no_grad():
+        rsr.experts["0"].B.normal_(0, 0.3, generator=torch.Generator().manual_seed(1))
+        rsr.gates["0"].out.weight.normal_(0, 1.0, generator=torch.Generator().manual_seed(2))
+    gate = rsr.gates["0"]
+    _, _, out = rsr_attention(x, y, block.ops(c, y), gate, rsr.experts["0"], cfg, 3, False, trace=True,
+                              trace_states=True)
+    assert out.routing.shape == (3, 2, 6, 1) and out.states.shape == (3, 2, 6, 16)
+    for t in range(3):
+        counts = torch.bincount(out.routing[t].long().flatten(), minlength=3).float()
+        torch.testing.assert_close(out.usage[t], counts / counts.sum())
+    logits = gate(x, y).flatten(0, 1)  # step 1 routes x~ itself
+    p = torch.softmax(logits / cfg.temperature, -1)
+    torch.testing.assert_close(out.entropy[0], -(p * p.log()).sum(-1).mean())
+    assert 0 < out.entropy.min() and out.entropy.max() <= torch.log(torch.tensor(3.0))
+    a_x = out.states - x  # state = a_x + x~ (re-injection, the attention output as state)
+    for t in (1, 2):
+        torch.testing.assert_close(out.deltas[t - 1], (a_x[t] - a_x[t - 1]).norm() / a_x[t - 1].norm())
+    one = rsr_attention(x, y, block.ops(c, y), gate, rsr.experts["0"], cfg, 1, False)[2]  # T = 1: step 1 only
+    idx = p.argmax(-1, keepdim=True)
+    want = 0.3 * load_balance_loss(p, idx, 3) + 0.01 * router_z_loss(logits)
+    torch.testing.assert_close(one.aux_loss, want)
+    torch.testing.assert_close(one.load_balance_loss, load_balance_loss(p, idx, 3))
+    summary = out.summary()
+    assert summary["steps"] == 3 and len(summary["deltas"]) == 2 and sum(summary["usage"]) == pytest.approx(1.0)
+    assert summary["entropy"] == pytest.approx(float(out.entropy.mean()))
+    assert summary["load_balance_loss"] == pytest.approx(out.load_balance_loss.detach().item())
+
+
+def test_soft_routing_usage_is_the_mean_probability():
+    cfg = RSRConfig(layers=[0], num_experts=3, latent_steps=1, routing="soft")
+    block, rsr, x, c, y = _toy(cfg)
+    with torch.no_grad():
+        rsr.gates["0"].out.weight.normal_(0, 1.0, generator=torch.Generator().manual_seed(2))
+    out = rsr_attention(x, y, block.ops(c, y), rsr.gates["0"], rsr.experts["0"], cfg, 1, False)[2]
+    p = torch.softmax(rsr.gates["0"](x, y).flatten(0, 1) / cfg.temperature, -1)
+    torch.testing.assert_close(out.usage[0], p.mean(0))
+    assert out.aux_loss.item() == 0.0 and out.load_balance_loss is None and out.z_loss is None
