@@ -61,6 +61,7 @@ class Mutant:
     source: str = ""  # the whole mutated file (not saved in the report)
     status: str = ""  # killed | survived | timeout
     seconds: float = 0.0
+    killed_by: str = ""  # the first failing test (or collection error)
     name: str = ""  # named mutants only
     tests: tuple = ()
 
@@ -216,6 +217,26 @@ def _module_name(rel: str) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+class _FirstFailure:
+    """pytest plugin: remembers the first failing test (or collection error) of the run."""
+
+    def __init__(self):
+        self.nodeid = ""
+
+    def pytest_runtest_logreport(self, report):
+        if report.failed and not self.nodeid:
+            self.nodeid = report.nodeid
+
+    def pytest_collectreport(self, report):
+        if report.failed and not self.nodeid:
+            self.nodeid = f"collecting {report.nodeid}"
+
+
+def _report_path(parent: int, child: int) -> Path:
+    """Where a mutant's child writes its first failure for the parent."""
+    return Path(os.environ.get("TMPDIR", "/tmp")) / f"thinkpix-mutant-{parent}-{child}"
+
+
 def _child(m: Mutant) -> int:
     sys.meta_path.insert(0, _MutatedSource(_module_name(m.file), str(ROOT / m.file), m.source))
     sys.path.insert(0, str(SRC))
@@ -226,7 +247,10 @@ def _child(m: Mutant) -> int:
 
     args = [str(TESTS / t) for t in m.tests] + ["-x", "-q", "-m", "not slow", "-p", "no:cacheprovider",
                                                  "--rootdir", str(ROOT)]
-    return int(pytest.main(args))
+    first = _FirstFailure()
+    rc = int(pytest.main(args, plugins=[first]))
+    _report_path(os.getppid(), os.getpid()).write_text(first.nodeid)
+    return rc
 
 
 def run_all(mutants: list[Mutant], jobs: int, timeout: float, log) -> None:
@@ -257,10 +281,14 @@ def run_all(mutants: list[Mutant], jobs: int, timeout: float, log) -> None:
                 rc = os.waitstatus_to_exitcode(status)
                 m.status = "survived" if rc == 0 else "killed" if rc in (1, 2) else f"error({rc})"
             m.seconds = round(elapsed, 1)
+            report = _report_path(os.getpid(), pid)
+            if report.exists():
+                m.killed_by = report.read_text()
+                report.unlink()
             del running[pid]
             done += 1
             print(f"[{done}/{len(mutants)}] {m.status:8s} {m.seconds:6.1f}s {m.file}:{m.line} "
-                  f"{m.name or m.description}", file=log, flush=True)
+                  f"{m.name or m.description}  [{m.killed_by}]", file=log, flush=True)
 
 
 def _preimport():
