@@ -46,7 +46,11 @@ TESTS = ROOT / "tests"
 
 RSR_TESTS = ["test_rsr_mechanism.py", "test_rsr_reference.py", "test_rsr_backbones.py", "test_rsr_sd3.py",
              "test_rsr_dit.py", "test_rsr_flux.py", "test_rsr_adapters.py"]
-EVAL_TESTS = ["test_bootstrap.py", "test_evaluation_pins.py", "test_evaluator.py", "test_class_track.py"]
+EVAL_TESTS = ["test_evaluation_pins.py", "test_bootstrap.py", "test_evaluator.py"] + [
+    f"test_class_track.py::{t}" for t in (  # the class track's evaluation tests, not its training runs
+        "test_class_accuracy_is_exact_on_renders", "test_frechet_distance_matches_the_gaussian_closed_form",
+        "test_frechet_distance_of_identical_sets_is_zero", "test_stratified_subsets_keep_every_stratum_and_repeat_no_row",
+        "test_subsample_interval_covers_the_true_distance")]
 TARGETS = {
     "rsr": {"files": sorted((SRC / "thinkpix" / "rsr").glob("*.py")), "tests": RSR_TESTS},
     "evaluation": {"files": sorted((SRC / "thinkpix" / "evaluation").glob("*.py")), "tests": EVAL_TESTS},
@@ -309,7 +313,8 @@ def _preimport():
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--target", choices=["named", *TARGETS], required=True)
-    p.add_argument("--only", default=None, help="FILE or FILE:LINE (file name within the target) to restrict to")
+    p.add_argument("--only", default=None,
+                   help="FILE or FILE:LINE (file name within the target), or several joined by commas, to restrict to")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--timeout", type=float, default=240.0, help="seconds per mutant before it counts as killed")
     p.add_argument("--limit", type=int, default=0, help="run at most this many mutants (0: all)")
@@ -325,8 +330,9 @@ def main(argv=None) -> int:
         t = TARGETS[a.target]
         mutants = [m for f in t["files"] for m in generated_mutants(f, t["tests"])]
     if a.only:
-        fname, _, line = a.only.partition(":")
-        mutants = [m for m in mutants if Path(m.file).name == fname and (not line or m.line == int(line))]
+        wanted = [w.partition(":") for w in a.only.split(",")]
+        mutants = [m for m in mutants if any(Path(m.file).name == f and (not line or m.line == int(line))
+                                             for f, _, line in wanted)]
     if a.limit:
         mutants = mutants[:a.limit]
     if a.list:
