@@ -257,7 +257,7 @@ def _child(m: Mutant) -> int:
     return rc
 
 
-def run_all(mutants: list[Mutant], jobs: int, timeout: float, log) -> None:
+def run_all(mutants: list[Mutant], jobs: int, timeout: float, log, after_each=None) -> None:
     pending, running = list(mutants), {}
     done = 0
     while pending or running:
@@ -293,6 +293,8 @@ def run_all(mutants: list[Mutant], jobs: int, timeout: float, log) -> None:
             done += 1
             print(f"[{done}/{len(mutants)}] {m.status:8s} {m.seconds:6.1f}s {m.file}:{m.line} "
                   f"{m.name or m.description}  [{m.killed_by}]", file=log, flush=True)
+            if after_each:
+                after_each()
 
 
 def _preimport():
@@ -310,6 +312,28 @@ def _preimport():
     assert not any(k == "thinkpix" or k.startswith("thinkpix.") for k in sys.modules), "thinkpix imported early"
 
 
+def _key(record: dict) -> tuple:
+    return record["file"], record["line"], record["description"]
+
+
+def _counts(mutants: list[Mutant]) -> dict:
+    counts = {}
+    for m in mutants:
+        counts[m.status or "not run"] = counts.get(m.status or "not run", 0) + 1
+    return counts
+
+
+def _write_report(path, command: str, target: str, mutants: list[Mutant], seconds: float) -> None:
+    """The JSON report: counts, survivors first, then every mutant (its status, time and first failing test)."""
+    rows = [{k: v for k, v in asdict(m).items() if k not in ("source", "tests")} for m in mutants]
+    report = {"command": command, "target": target, "tests": sorted({t for m in mutants for t in m.tests}),
+              "mutants": len(mutants), "counts": _counts(mutants), "seconds_this_run": round(seconds),
+              "survivors": [r for r in rows if r["status"] == "survived"], "all": rows}
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--target", choices=["named", *TARGETS], required=True)
@@ -319,7 +343,8 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=240.0, help="seconds per mutant before it counts as killed")
     p.add_argument("--limit", type=int, default=0, help="run at most this many mutants (0: all)")
     p.add_argument("--list", action="store_true", help="list the mutants, run nothing")
-    p.add_argument("--out", default=None, help="JSON report (default: print a summary only)")
+    p.add_argument("--out", default=None, help="JSON report, rewritten after every mutant (default: summary only)")
+    p.add_argument("--resume", action="store_true", help="keep the statuses already in --out; run the rest")
     a = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -340,11 +365,18 @@ def main(argv=None) -> int:
             print(f"{m.file}:{m.line} {m.name or m.description}")
         print(f"{len(mutants)} mutants")
         return 0
+    done = {}
+    if a.resume and a.out and Path(a.out).is_file():  # keep what an earlier (interrupted) run decided
+        done = {_key(r): r for r in json.loads(Path(a.out).read_text())["all"] if r["status"]}
+        for m in mutants:
+            for k in ("status", "seconds", "killed_by"):
+                setattr(m, k, done.get(_key(asdict(m)), {}).get(k, getattr(m, k)))
+    todo = [m for m in mutants if not m.status]
     _preimport()
     t0 = time.monotonic()
     # control: the unchanged source through the same machinery must pass every test, or nothing counts
     controls = {}
-    for m in mutants:
+    for m in todo:
         key = tuple(m.tests)
         if key not in controls:
             controls[key] = Mutant(m.file, 0, "control (unmutated)", (ROOT / m.file).read_text(), tests=key)
@@ -352,21 +384,13 @@ def main(argv=None) -> int:
     if any(c.status != "survived" for c in controls.values()):
         print("control run failed: the unmutated tests do not pass; fix that first", file=sys.stderr)
         return 1
-    run_all(mutants, a.jobs, a.timeout, sys.stdout)
-    counts = {}
-    for m in mutants:
-        counts[m.status] = counts.get(m.status, 0) + 1
-    survivors = [m for m in mutants if m.status == "survived"]
-    print(f"{len(mutants)} mutants in {time.monotonic() - t0:.0f} s: {counts}")
-    if a.out:
-        report = {
-            "command": "python -m benchmarks.mutate " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "target": a.target, "tests": sorted({t for m in mutants for t in m.tests}),
-            "mutants": len(mutants), "counts": counts, "seconds": round(time.monotonic() - t0),
-            "survivors": [{k: v for k, v in asdict(m).items() if k not in ("source", "tests")} for m in survivors],
-            "all": [{k: v for k, v in asdict(m).items() if k not in ("source", "tests")} for m in mutants],
-        }
-        Path(a.out).write_text(json.dumps(report, indent=1) + "\n")
+    command = "python -m benchmarks.mutate " + " ".join(argv if argv is not None else sys.argv[1:])
+    save = (lambda: _write_report(a.out, command, a.target, mutants, time.monotonic() - t0)) if a.out else None
+    run_all(todo, a.jobs, a.timeout, sys.stdout, save)
+    counts = _counts(mutants)
+    print(f"{len(mutants)} mutants ({len(todo)} run now) in {time.monotonic() - t0:.0f} s: {counts}")
+    if save:
+        save()
     return 0
 
 
