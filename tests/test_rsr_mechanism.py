@@ -10,7 +10,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from thinkpix.errors import ThinkpixError
 from thinkpix.rsr import (BlockOps, Gate, LayerDims, LoRAExperts, RSRConfig, RSRModule, load_balance_loss,
-                          route_tokens, router_z_loss, rsr_attention)
+                          route_tokens, router_z_loss, rsr_attention, stack_trace, total_aux_loss)
+from thinkpix.rsr.routing import gumbel_noise
 
 torch.set_num_threads(1)
 
@@ -65,7 +66,8 @@ def test_config_parse_types_aliases_and_booleans():
     assert RSRConfig.parse("layers=0,alpha=none").alpha is None
     assert RSRConfig.parse("layers=0", latent_steps=4).latent_steps == 4  # keyword defaults
     assert RSRConfig.parse(" layers = 5 , 6 ,steps=3").layers == [5, 6]
-    for bad in ("layers=0,extra=1", "layers=0,steps=two", "layers=0,tau=x", "layers=0,bogus=1", "steps=2,3"):
+    for bad in ("layers=0,extra=1", "layers=0,steps=two", "layers=0,tau=x", "layers=0,bogus=1", "steps=2,3",
+                "layers=0,tau=1=2"):
         with pytest.raises(ThinkpixError):
             RSRConfig.parse(bad)
 
@@ -162,6 +164,26 @@ def test_gate_starts_uniform_and_is_fp32(kind):
     assert logits.shape == (2, 5, 3) and logits.dtype == torch.float32
     assert torch.count_nonzero(logits) == 0
     assert (g.cond_in is None) == (kind == "tokens_only")
+
+
+@pytest.mark.parametrize("kind", ["mlp", "tokens_only", "linear"])
+def test_gate_init_and_flop_count(kind):
+    """LeCun-normal input layers (std 1/sqrt(fan_in)); the linear gate starts with its y weights at zero too (a
+    uniform start), the MLP gate keeps them (y shapes the hidden layer); FLOPs per token as counted by torch,
+    plus one projection of y per sample."""
+    d, d_cond, M, hidden, B, N = 256, 128, 4, 96, 2, 50
+    g = Gate(kind, d, d_cond, M, hidden=hidden, generator=torch.Generator().manual_seed(0))
+    if kind == "linear":  # token_in is its output layer: zero, like the y weights
+        assert torch.count_nonzero(g.token_in.weight) == 0 and torch.count_nonzero(g.cond_in.weight) == 0
+    else:
+        assert g.token_in.weight.std().item() == pytest.approx(d ** -0.5, rel=0.05)
+    if kind == "mlp":
+        assert g.cond_in.weight.std().item() == pytest.approx(d_cond ** -0.5, rel=0.05)
+    u, y = torch.randn(B, N, d), torch.randn(B, d_cond)
+    with FlopCounterMode(display=False) as fc:
+        g(u, y)
+    per_sample = 0 if g.cond_in is None else 2 * d_cond * g.cond_in.out_features
+    assert fc.get_total_flops() == B * N * g.flops_per_token() + B * per_sample
 
 
 def test_eval_routing_is_argmax_without_noise_and_per_token():
@@ -350,3 +372,102 @@ def test_soft_routing_usage_is_the_mean_probability():
     p = torch.softmax(rsr.gates["0"](x, y).flatten(0, 1) / cfg.temperature, -1)
     torch.testing.assert_close(out.usage[0], p.mean(0))
     assert out.aux_loss.item() == 0.0 and out.load_balance_loss is None and out.z_loss is None
+
+
+# ----- what the first mutation run (benchmarks/results/mutation_rsr.json) showed untested ---------------
+def test_training_routing_samples_experts_with_the_gate_probabilities():
+    """Gumbel-max: argmax(g + G) picks expert m with probability softmax(g)_m, whatever tau; the selected
+    weight is softmax((g + G) / tau) at the winner, G the same noise (replayed from the seed)."""
+    g = torch.tensor([[0.0, 1.0, -0.5]]).expand(20000, 3).contiguous()
+    torch.manual_seed(0)
+    r = route_tokens(g, temperature=5.0, training=True)
+    freq = torch.bincount(r.indices.flatten(), minlength=3).float() / 20000
+    torch.testing.assert_close(freq, torch.softmax(g[0], -1), atol=0.015, rtol=0)
+    torch.manual_seed(0)
+    noise = gumbel_noise(g)
+    want = torch.softmax((g + noise) / 5.0, -1)
+    assert torch.equal(r.indices[:, 0], want.argmax(-1))
+    torch.testing.assert_close(r.weights[:, 0], want.gather(-1, r.indices)[:, 0])
+    torch.manual_seed(1)
+    r2 = route_tokens(g[:6], top_k=2, temperature=5.0, training=True)
+    torch.manual_seed(1)
+    want2 = torch.softmax((g[:6] + gumbel_noise(g[:6])) / 5.0, -1).topk(2, -1)
+    assert torch.equal(r2.indices, want2.indices) and torch.equal(r2.weights, want2.values)
+
+
+def test_expert_impl_decides_the_cost_not_the_value():
+    """`sparse` computes only the selected expert of each token, `dense` all M (same values)."""
+    flops, outs = {}, {}
+    for impl in ("sparse", "dense"):
+        cfg = RSRConfig(layers=[0], num_experts=4, latent_steps=2, expert_impl=impl)
+        block, rsr, x, c, y = _toy(cfg)
+        with torch.no_grad():
+            rsr.experts["0"].B.normal_(0, 0.3, generator=torch.Generator().manual_seed(1))
+        with FlopCounterMode(display=False) as fc:
+            outs[impl] = rsr_attention(x, y, block.ops(c, y), rsr.gates["0"], rsr.experts["0"], cfg, 2, False)[0]
+        flops[impl] = fc.get_total_flops()
+    per_step = x.shape[0] * x.shape[1] * rsr.experts["0"].flops_per_token()  # one expert on every token
+    assert flops["dense"] - flops["sparse"] >= 2 * 3 * per_step  # 3 more experts at each of 2 steps
+    torch.testing.assert_close(outs["sparse"], outs["dense"], atol=1e-5, rtol=1e-5)
+
+
+def test_deltas_are_relative_also_for_small_states():
+    cfg = RSRConfig(layers=[0], num_experts=2, latent_steps=2)
+    block, rsr, x, c, y = _toy(cfg)
+    with torch.no_grad():
+        rsr.experts["0"].B.normal_(0, 0.3, generator=torch.Generator().manual_seed(1))
+        for w in block.w.values():
+            w.mul_(0.01)  # attention outputs with norm << 1
+    _, _, out = rsr_attention(x * 0.01, y, block.ops(c * 0.01, y), rsr.gates["0"], rsr.experts["0"], cfg, 2, False,
+                              trace=True, trace_states=True)
+    a_x = out.states - x * 0.01
+    assert a_x[0].norm() < 0.1
+    torch.testing.assert_close(out.deltas[0], (a_x[1] - a_x[0]).norm() / a_x[0].norm())
+
+
+def test_trace_keeps_every_pick_of_top_k():
+    cfg = RSRConfig(layers=[0], num_experts=3, top_k=2, latent_steps=2)
+    block, rsr, x, c, y = _toy(cfg)
+    out = rsr_attention(x, y, block.ops(c, y), rsr.gates["0"], rsr.experts["0"], cfg, 2, False, trace=True)[2]
+    assert out.routing.shape == (2, 2, 6, 2) and torch.all(out.routing[..., 0] != out.routing[..., 1])
+
+
+def test_layer_dims_and_shared_pools():
+    dims = LayerDims(16, 16, 8)
+    with pytest.raises(AttributeError):
+        dims.d_model = 32  # frozen: the widths an adapter was built for do not change under it
+    assert {dims: 1}[LayerDims(16, 16, 8)] == 1
+    cfg = RSRConfig(layers=[0, 1], shared_experts=True)
+    RSRModule(cfg, {"0": dims, "1": LayerDims(16, 16, 4)}, {"name": "toy"})  # gates may differ in y width
+    with pytest.raises(ThinkpixError, match="same widths"):
+        RSRModule(cfg, {"0": dims, "1": LayerDims(32, 32, 8)}, {"name": "toy"})
+
+
+def test_random_depth_samples_every_depth_from_two_on():
+    _, rsr, *_ = _toy(RSRConfig(layers=[0], latent_steps=2, random_depth=True))
+    rsr.train()
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(30):
+        rsr.begin_forward()
+        seen.add(rsr.steps_for_forward())
+    assert seen == {1, 2}
+
+
+def test_total_aux_loss_and_trace_stacking():
+    cfg = RSRConfig(layers=[0], num_experts=2, latent_steps=2, load_balance_weight=0.5, z_loss_weight=0.1)
+    block, rsr, x, c, y = _toy(cfg)
+    outs = [rsr_attention(x, y, block.ops(c, y), rsr.gates["0"], rsr.experts["0"], cfg, 2, False, trace=True)[2]
+            for _ in range(2)]
+    for i, o in enumerate(outs):
+        o.layer = f"transformer_blocks.{i}"
+    assert total_aux_loss([]) == 0.0
+    torch.testing.assert_close(total_aux_loss(outs), outs[0].aux_loss + outs[1].aux_loss)
+    s = outs[0].summary()
+    assert s["z_loss"] == pytest.approx(outs[0].z_loss.detach().item()) and "load_balance_loss" in s
+    stacked = stack_trace(outs + outs)  # two forwards over two layers
+    assert stacked["layers"] == ["transformer_blocks.0", "transformer_blocks.1"]
+    assert stacked["routing"].shape == (2, 2, 2, 2, 6, 1)
+    for bad in (outs + outs[:1], [outs[1], outs[0], outs[0], outs[1]]):  # not whole forwards; layers out of order
+        with pytest.raises(ValueError, match="whole number of forwards"):
+            stack_trace(bad)
