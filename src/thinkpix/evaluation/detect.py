@@ -89,17 +89,20 @@ _DIRS_N2 = (_DIRS**2).sum(-1)  # (K,)
 def quantise(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 or float in 0..255 -> (H, W) int palette index (0 = background).
 
-    Nearest palette entry where each colour stands for its blends with the background: a
-    pixel takes the colour whose segment background->colour passes closest, and is
-    foreground when it lies at least half-way along that segment. On pure palette pixels this
-    is the nearest-palette rule; on blurred or anti-aliased edges it keeps the object's own
-    colour instead of a neighbouring palette colour (white at 60% would be nearest to purple).
+    Nearest palette entry where each colour stands for its blends with the background: among
+    the colours whose segment background->colour the pixel lies at least half-way along, it
+    takes the one whose segment passes closest, and it is foreground when that colour explains
+    it better than the background does. On pure palette pixels this is the nearest-palette
+    rule; on blurred or anti-aliased edges it keeps the object's own colour instead of a
+    neighbouring palette colour (white at 60% would be nearest to purple); a muddy colour
+    (green with some pink) stays foreground instead of passing for faint white.
     """
     d = np.asarray(image, dtype=np.float32)[..., :3] - _BG  # (H, W, 3)
     alpha = np.clip(d @ _DIRS.T / _DIRS_N2, 0.0, 1.0)  # (H, W, K): position along each segment
     resid = ((d[..., None, :] - alpha[..., None] * _DIRS) ** 2).sum(-1)  # (H, W, K)
+    resid = np.where(alpha >= 0.5, resid, np.inf)
     best = resid.argmin(-1)  # (H, W)
-    fg = np.take_along_axis(alpha, best[..., None], -1)[..., 0] >= 0.5
+    fg = np.take_along_axis(resid, best[..., None], -1)[..., 0] < (d**2).sum(-1)
     return np.where(fg, best + 1, 0)
 
 

@@ -15,6 +15,7 @@ Rates carry Wilson 95% intervals.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import numpy as np
@@ -116,30 +117,72 @@ def degraded_scenes(n: int, seed: int, canvas: int = 32, broken: float = 0.5, cu
         i += 1
 
 
-def verdict_agreement(n: int, seed: int, canvas: int = 32) -> dict:
+def _counts(c: Counter) -> dict:
+    return {"agreement": rate(c["agree"], c["n"]), "false_accept": rate(c["false_accept"], c["n"] - c["truth_correct"]),
+            "false_reject": rate(c["false_reject"], c["truth_correct"]), "ambiguous_left_out": c["ambiguous"]}
+
+
+def verdict_agreement(n: int, seed: int, canvas: int = 32, counting_thresholds: tuple[float, ...] = (),
+                      folder=None) -> dict:
     """Per task: agreement of the evaluator's verdict with the truth verdict, false accepts (truth
-    wrong, evaluator correct) and false rejects, on unambiguous degraded scenes."""
+    wrong, evaluator correct) and false rejects, on unambiguous degraded scenes. With
+    `counting_thresholds`, also the counting task's numbers at each of those cuts
+    ("counting@0.75"). With `folder`, the images are also written there in GenEval's layout
+    (with `truth.jsonl`), for scoring them with another evaluator."""
     rows: dict[str, Counter] = {}
-    for meta, drawn in degraded_scenes(n, seed, canvas):
+    truths = []
+    for i, (meta, drawn) in enumerate(degraded_scenes(n, seed, canvas)):
         truth, ambiguous = truth_verdict(drawn, meta)
-        c = rows.setdefault(meta["tag"], Counter())
-        if ambiguous:
+        truths.append({"folder": f"{i:05d}", "truth": truth, "ambiguous": ambiguous})
+        if folder is not None:
+            _write(folder, i, meta, drawn.image)
+        found = detect_all(drawn.image)
+        verdicts = {meta["tag"]: evaluate(group(found, threshold_for(meta)), meta)[0]}
+        if meta["tag"] == "counting":
+            verdicts |= {f"counting@{t:g}": evaluate(group(found, t), meta)[0] for t in counting_thresholds}
+        for name, said in verdicts.items():
+            c = rows.setdefault(name, Counter())
+            if ambiguous:
+                c["ambiguous"] += 1
+                continue
+            c["n"] += 1
+            c["agree"] += said == truth
+            c["truth_correct"] += truth
+            c["false_accept"] += said and not truth
+            c["false_reject"] += truth and not said
+    if folder is not None:
+        from pathlib import Path
+
+        (Path(folder) / "truth.jsonl").write_text("".join(json.dumps(t) + "\n" for t in truths))
+    return {name: _counts(rows.get(name, Counter())) for name in [*TASKS, *sorted(set(rows) - set(TASKS))]}
+
+
+def _write(folder, i: int, meta: dict, image: np.ndarray) -> None:
+    from pathlib import Path
+
+    from PIL import Image
+
+    d = Path(folder) / f"{i:05d}"
+    (d / "samples").mkdir(parents=True, exist_ok=True)
+    (d / "metadata.jsonl").write_text(json.dumps(meta) + "\n")
+    Image.fromarray(image).save(d / "samples" / "0000.png")
+
+
+def agreement_of(said: dict[str, bool], truths: list[dict], tags: dict[str, str]) -> dict:
+    """Per task agreement of verdicts {folder: correct} with `truth.jsonl` rows (unambiguous only)."""
+    rows: dict[str, Counter] = {}
+    for t in truths:
+        c = rows.setdefault(tags[t["folder"]], Counter())
+        if t["ambiguous"]:
             c["ambiguous"] += 1
             continue
-        said = score_image(drawn.image, meta)["correct"]
+        s, truth = said[t["folder"]], t["truth"]
         c["n"] += 1
-        c["agree"] += said == truth
+        c["agree"] += s == truth
         c["truth_correct"] += truth
-        c["false_accept"] += said and not truth
-        c["false_reject"] += truth and not said
-    out = {}
-    for task in TASKS:
-        c = rows.get(task, Counter())
-        out[task] = {"agreement": rate(c["agree"], c["n"]),
-                     "false_accept": rate(c["false_accept"], c["n"] - c["truth_correct"]),
-                     "false_reject": rate(c["false_reject"], c["truth_correct"]),
-                     "ambiguous_left_out": c["ambiguous"]}
-    return out
+        c["false_accept"] += s and not truth
+        c["false_reject"] += truth and not s
+    return {task: _counts(rows.get(task, Counter())) for task in TASKS}
 
 
 def split_rate(n: int, seed: int, canvas: int = 32) -> dict:
