@@ -62,8 +62,13 @@ from thinkpix.evaluation.render import ground_truth, image_rng
 from thinkpix.evaluation.runner import score_image
 from thinkpix.worlds import render
 metas = [m for _, m in read_metadata(sys.argv[1])]
-n, repeats = int(sys.argv[2]), int(sys.argv[3])
-pairs = [(render(ground_truth(m, image_rng(0, i, j))), m) for i, m in enumerate(metas) for j in range(n)]
+n, repeats, images = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+if images == "-":
+    pairs = [(render(ground_truth(m, image_rng(0, i, j))), m) for i, m in enumerate(metas) for j in range(n)]
+else:  # degraded renders of the same scenes, written by this checkout (the other may not know how)
+    import numpy as np
+    stack = np.load(images)
+    pairs = [(stack[k], m) for k, (m, _) in enumerate((m, j) for m in metas for j in range(n))]
 times = []
 for _ in range(repeats):
     t0 = time.perf_counter()
@@ -104,8 +109,32 @@ def settled_verdicts(path: Path, rev: str | None = None) -> list[bool]:
     return run(_SETTLED, [str(path)], rev)
 
 
-def speed(prompts: Path, images_per_prompt: int, repeats: int, rev: str | None = None) -> dict:
-    return run(_SPEED, [str(prompts), str(images_per_prompt), str(repeats)], rev)
+def speed(prompts: Path, images_per_prompt: int, repeats: int, rev: str | None = None, degraded: bool = False) -> dict:
+    """In-memory speed of scoring the prompt set's ground-truth renders (image j of prompt i from
+    `image_rng(0, i, j)`), or with `degraded` the same scenes drawn degraded (seed 2)."""
+    if not degraded:
+        return run(_SPEED, [str(prompts), str(images_per_prompt), str(repeats), "-"], rev)
+    path = _degraded_stack(str(prompts), images_per_prompt)
+    return run(_SPEED, [str(prompts), str(images_per_prompt), str(repeats), str(path)], rev)
+
+
+@lru_cache(maxsize=None)
+def _degraded_stack(prompts: str, images_per_prompt: int) -> Path:
+    """(N, H, W, 3) uint8 .npy of the prompt set's scenes drawn degraded (seed 2), in set order."""
+    import numpy as np
+
+    from thinkpix.evaluation.degraded import draw, from_scene, random_degradation
+    from thinkpix.evaluation.metadata import read_metadata
+    from thinkpix.evaluation.render import ground_truth, image_rng
+
+    images = []
+    for i, (_, meta) in enumerate(read_metadata(Path(prompts))):
+        for j in range(images_per_prompt):
+            rng = image_rng(2, i, j)
+            images.append(draw(from_scene(ground_truth(meta, rng), rng), random_degradation(rng), rng).image)
+    path = Path(tempfile.mkdtemp(prefix="thinkpix-degraded-")) / "images.npy"
+    np.save(path, np.stack(images))
+    return path
 
 
 def compare_folder(folder: Path, rev: str = BEFORE) -> dict:
