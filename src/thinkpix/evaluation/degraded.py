@@ -9,6 +9,7 @@ with colours off the palette. `draw` renders objects that way, from a seeded gen
 - each object's colour = its palette colour, shifted per channel (N(0, 10)), sometimes mixed
   with another palette colour (up to 20%: "muddy" colours), composited over the background in
   drawing order;
+- half the squares with rounded corners (radius up to a quarter of the side: still squares);
 - a Gaussian blur of sigma 0..0.6 px, then pixel noise sigma 0..0.03 (0..1 scale), and a
   background shifted by up to 4 per channel.
 
@@ -36,6 +37,7 @@ COLOUR_SHIFT = 10.0  # per-channel sigma of each object's colour shift (0..255)
 MUDDY_PROB, MUDDY_MAX = 0.3, 0.2  # share of objects mixed with another palette colour, and how much
 COLOUR_MARGIN = 0.7  # a drawn colour is at most 0.7x as far from its own palette colour as from any other
 BG_SHIFT = 4  # background shift per channel, at most
+ROUNDED_PROB, MAX_ROUNDING = 0.5, 0.25  # squares drawn with rounded corners (radius up to a quarter side)
 MIN_VISIBLE = 0.6  # an object cut by the border keeps at least this share of its area
 
 
@@ -48,6 +50,7 @@ class DrawnObject:
     size: float
     mix: tuple[str, float] = ("", 0.0)  # (other palette colour, its share) for muddy colours
     shift: tuple[float, float, float] = (0.0, 0.0, 0.0)  # per-channel colour shift
+    rounding: float = 0.0  # a square's corner radius, share of the side
 
     @property
     def box(self) -> tuple[float, float, float, float]:
@@ -97,7 +100,8 @@ def random_look(rng: np.random.Generator, shape: str, color: str, x: float, y: f
         if rng.random() < MUDDY_PROB:
             other = [c for c in COLOR_NAMES if c != color]
             mix = (other[int(rng.integers(len(other)))], float(rng.uniform(0.0, MUDDY_MAX)))
-        obj = DrawnObject(shape, color, x, y, size, mix, shift)
+        rounding = float(rng.uniform(0.0, MAX_ROUNDING)) if shape == "square" and rng.random() < ROUNDED_PROB else 0.0
+        obj = DrawnObject(shape, color, x, y, size, mix, shift, rounding)
         dist = np.linalg.norm(palette - obj.rgb(), axis=1)  # (K,)
         own = COLOR_NAMES.index(color)
         if dist[own] <= COLOUR_MARGIN * np.delete(dist, own).min():
@@ -116,7 +120,7 @@ def draw(objects: list[DrawnObject], degradation: Degradation, rng: np.random.Ge
     image[:] = np.array(BACKGROUND, dtype=np.float32) + np.array(degradation.background, dtype=np.float32)
     covers = []
     for obj in objects:
-        a = coverage(obj.shape, obj.x, obj.y, obj.size, canvas)  # (H, W)
+        a = coverage(obj.shape, obj.x, obj.y, obj.size, canvas, rounding=obj.rounding)  # (H, W)
         covers = [c * (1 - a) for c in covers] + [a]  # what each object still shows
         image = image * (1 - a[..., None]) + obj.rgb() * a[..., None]
     if degradation.blur > 0:

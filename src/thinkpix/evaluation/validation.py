@@ -112,7 +112,7 @@ def degraded_scenes(n: int, seed: int, canvas: int = 32, broken: float = 0.5, cu
             o = drawn_objects[j]
             cut = float(rng.uniform(0.05, 1 - MIN_VISIBLE)) * o.size
             x = -cut if o.x + o.size / 2 < canvas / 2 else canvas - o.size + cut
-            drawn_objects[j] = type(o)(o.shape, o.color, x, o.y, o.size, o.mix, o.shift)
+            drawn_objects[j] = type(o)(o.shape, o.color, x, o.y, o.size, o.mix, o.shift, o.rounding)
         yield meta, draw(drawn_objects, random_degradation(rng), rng, canvas)
         i += 1
 
