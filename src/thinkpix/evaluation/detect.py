@@ -5,7 +5,8 @@
 2. Foreground pixels form 8-connected components; components smaller than `min_area` (10 px
    on 32x32, scaled with the canvas area) are dropped.
 3. Refusals: a component wider or taller than MAX_SIDE (20 px on 32x32; the world draws 7..12,
-   the models up to ~16) or whose interior colours spread like noise (MAX_SPREAD) is no object:
+   the models up to ~16), whose interior colours spread like noise (MAX_SPREAD) or whose
+   surround is not the world's background (MAX_SURROUND: drawn on noise) is no object:
    it is kept with confidence 0, so it never passes a threshold but still counts as something
    drawn where every component counts (class accuracy).
 4. Colour = the palette colour nearest to the mean of the component's interior (its pixels
@@ -51,11 +52,13 @@ MAX_OBJECTS = 16  # per class, as GenEval
 MIN_AREA_32 = 10  # minimum component area in pixels on a 32x32 canvas
 MAX_SIDE_32 = 20  # a component wider or taller than this (32x32; the world draws 7..12) is no object
 MAX_SPREAD = 0.25  # interior colour spread (mean distance from its mean / distance from the background)
+MAX_SURROUND = 30.0  # mean RGB distance of the background around an object from the world's background
 MIN_SHADE = 0.9  # an object's colour is a palette colour at 90-100% of its strength
 ALPHA_FLOOR = 0.05  # alpha below this is background noise
 PAD = 2  # pixels around a component's box where its soft edge is read
 SPLIT_BELOW = 0.9  # a one-colour component fitting worse than this may be two touching objects
 SPLIT_ASPECT = 1.4  # ... and if this elongated, straight cuts across it are tried too
+MAX_PART_32 = 16  # ... into parts no wider or taller than this (the models draw up to ~16 px)
 SPLIT_MARGIN = 0.05  # a split must fit every part this much better than the whole
 _EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity
 
@@ -137,6 +140,7 @@ class _Image:
         self.size = self.labels.shape[0]
         self.min_area = min_area or min_area_for(self.size)
         self.max_side = max_side_for(self.size)
+        self.max_part = round(MAX_PART_32 * self.size / 32)
 
     def detection(self, rows: slice, cols: slice, piece: np.ndarray) -> Detection:
         """A component (tight bool mask `piece` at rows x cols) -> Detection."""
@@ -146,7 +150,10 @@ class _Image:
         box = (cols.start, rows.start, cols.stop, rows.stop)
         if max(piece.shape) > self.max_side or self.noisy(inner):  # a flat fill, a giant blob, or noise
             return Detection(box, piece, COLOR_NAMES[k], 0.0, SHAPES[0])
-        shape, confidence = classify_soft(*self._alpha(rows, cols, piece, mean))
+        alpha, cut, patch_box, surround = self._alpha(rows, cols, piece, mean)
+        if surround > MAX_SURROUND:  # drawn on noise, not on the world's background
+            return Detection(box, piece, COLOR_NAMES[k], 0.0, SHAPES[0])
+        shape, confidence = classify_soft(alpha, cut, patch_box)
         return Detection(box, piece, COLOR_NAMES[k], confidence, shape)
 
     def interior(self, rows: slice, cols: slice, piece: np.ndarray) -> np.ndarray:
@@ -163,17 +170,21 @@ class _Image:
 
     def _alpha(self, rows: slice, cols: slice, piece: np.ndarray, colour: np.ndarray):
         """The object's alpha patch (its box padded by PAD, other objects' pixels zeroed), which
-        sides of the patch are the canvas border (left, right, top, bottom), and the component's
-        box in the patch."""
+        sides of the patch are the canvas border (left, right, top, bottom), the component's box
+        in the patch, and how far its surround (background pixels of the patch not next to it)
+        lies from the background colour on average."""
         n = self.size
         r0, r1 = max(rows.start - PAD, 0), min(rows.stop + PAD, n)
         c0, c1 = max(cols.start - PAD, 0), min(cols.stop + PAD, n)
         alpha = object_alpha(self.pixels[r0:r1, c0:c1], colour, _BG)  # (h, w)
         own = np.zeros(alpha.shape, dtype=bool)
         own[rows.start - r0 : rows.stop - r0, cols.start - c0 : cols.stop - c0] = piece
-        alpha[((self.labels[r0:r1, c0:c1] > 0) & ~own) | (alpha < ALPHA_FLOOR)] = 0.0
+        labels = self.labels[r0:r1, c0:c1]
+        alpha[((labels > 0) & ~own) | (alpha < ALPHA_FLOOR)] = 0.0
+        ring = (labels == 0) & ~ndimage.binary_dilation(own, structure=_EIGHT)
+        surround = float(np.linalg.norm(self.pixels[r0:r1, c0:c1][ring] - _BG, axis=1).mean()) if ring.any() else 0.0
         cut = (cols.start == 0, cols.stop == n, rows.start == 0, rows.stop == n)
-        return alpha, cut, (cols.start - c0, rows.start - r0, cols.stop - c0, rows.stop - r0)
+        return alpha, cut, (cols.start - c0, rows.start - r0, cols.stop - c0, rows.stop - r0), surround
 
     def pieces(self, rows: slice, cols: slice, piece: np.ndarray, mask: np.ndarray) -> list[Detection]:
         """Detections of the components of `piece & mask` (mask in the piece's box)."""
@@ -228,7 +239,9 @@ def detect_all(image: np.ndarray, min_area: int | None = None) -> list[Detection
             best: list[Detection] = []
             for labels in _cuts(piece):  # maybe touching objects of one colour: split where shapes say two
                 parts = [d for i in range(1, int(labels.max()) + 1) for d in img.pieces(rows, cols, piece, labels == i)]
-                if len(parts) >= 2 and (not best or min(p.confidence for p in parts) > min(p.confidence for p in best)):
+                if len(parts) < 2 or max(max(p.mask.shape) for p in parts) > img.max_part:
+                    continue  # a giant blob cut in pieces is still no object
+                if not best or min(p.confidence for p in parts) > min(p.confidence for p in best):
                     best = parts
             if best and min(p.confidence for p in best) > max(whole.confidence + SPLIT_MARGIN, THRESHOLD):
                 found += best
