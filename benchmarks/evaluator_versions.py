@@ -174,6 +174,7 @@ def main(argv=None) -> int:
     p.add_argument("--rev", default=BEFORE)
     p.add_argument("--out", help="write the comparison as JSON here")
     args = p.parse_args(argv)
+    command = f"python -m benchmarks.evaluator_versions {args.kind} {args.path} --rev {args.rev}"
     if args.kind == "folder":
         report = compare_folder(Path(args.path), args.rev)
         for name in ("before", "after"):
@@ -184,6 +185,7 @@ def main(argv=None) -> int:
         report = compare_classes(Path(args.path), args.rev)
         print(f"class accuracy before {report['before']['accuracy']:.3f}, after {report['after']['accuracy']:.3f}"
               f" ({report['n']} images)")
+    report["command"] = command
     print(json.dumps(report.get("changed", {})))
     if args.out:
         from thinkpix.files import write_json
