@@ -195,7 +195,7 @@ GARBAGE_KINDS = ("uniform_noise", "colour_noise", "flat_palette", "flat_random",
 def garbage(n: int, seed: int, canvas: int = 32) -> list[tuple[str, np.ndarray]]:
     """`n` images that show no object, kinds in turn: uniform noise, Gaussian noise (sigma 0.1-0.4)
     around a random colour, a flat palette colour, a flat random colour, and one shape too large
-    to be an object (side 0.7-1.5 x the canvas)."""
+    to be an object (side 0.8-1.5 x the canvas, its box over at least 3/4 of the canvas each way)."""
     rng = np.random.default_rng([seed, 3])
     out = []
     for i in range(n):
@@ -208,9 +208,9 @@ def garbage(n: int, seed: int, canvas: int = 32) -> list[tuple[str, np.ndarray]]
             img = np.broadcast_to(np.array(COLORS[COLOR_NAMES[int(rng.integers(len(COLOR_NAMES)))]]), (canvas, canvas, 3))
         elif kind == "flat_random":
             img = np.broadcast_to(rng.uniform(0, 255, 3), (canvas, canvas, 3))
-        else:
-            size = float(rng.uniform(0.7, 1.5)) * canvas
-            x, y = (float(v) for v in rng.uniform(-0.3 * size, canvas - 0.7 * size, 2))
+        else:  # its box covers at least 3/4 of the canvas each way
+            size = float(rng.uniform(0.8, 1.5)) * canvas
+            x, y = (float(v) for v in rng.uniform(0.75 * canvas - size, 0.25 * canvas, 2))
             obj = random_look(rng, SHAPES[int(rng.integers(len(SHAPES)))], COLOR_NAMES[int(rng.integers(len(COLOR_NAMES)))],
                               x, y, size)
             img = draw([obj], random_degradation(rng), rng, canvas).image

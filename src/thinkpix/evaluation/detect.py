@@ -144,11 +144,11 @@ class _Image:
 
     def detection(self, rows: slice, cols: slice, piece: np.ndarray) -> Detection:
         """A component (tight bool mask `piece` at rows x cols) -> Detection."""
-        inner = self.interior(rows, cols, piece)  # (n, 3)
+        inner, solid = self.interior(rows, cols, piece)  # (n, 3)
         mean = inner.mean(0)  # (3,) the object's own colour, shifts and all
         k = colour_index(mean)
         box = (cols.start, rows.start, cols.stop, rows.stop)
-        if max(piece.shape) > self.max_side or self.noisy(inner):  # a flat fill, a giant blob, or noise
+        if max(piece.shape) > self.max_side or (solid and self.noisy(inner)):  # a fill, a giant blob, noise
             return Detection(box, piece, COLOR_NAMES[k], 0.0, SHAPES[0])
         alpha, cut, patch_box, surround = self._alpha(rows, cols, piece, mean)
         if surround > MAX_SURROUND:  # drawn on noise, not on the world's background
@@ -156,10 +156,11 @@ class _Image:
         shape, confidence = classify_soft(alpha, cut, patch_box)
         return Detection(box, piece, COLOR_NAMES[k], confidence, shape)
 
-    def interior(self, rows: slice, cols: slice, piece: np.ndarray) -> np.ndarray:
-        """(n, 3) pixels of the component after a 1-px erosion (all of them if none is left)."""
+    def interior(self, rows: slice, cols: slice, piece: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(n, 3) pixels of the component after a 1-px erosion (all of them if none is left), and
+        whether any was left (a component too small to have an interior cannot look noisy)."""
         core = ndimage.binary_erosion(piece, structure=_EIGHT, border_value=0)
-        return self.pixels[rows, cols][core if core.any() else piece]
+        return self.pixels[rows, cols][core if core.any() else piece], bool(core.any())
 
     @staticmethod
     def noisy(inner: np.ndarray) -> bool:
@@ -235,7 +236,7 @@ def detect_all(image: np.ndarray, min_area: int | None = None) -> list[Detection
             if len(parts) > 1 and min(p.confidence for p in parts) > whole.confidence:
                 found += parts
                 continue
-        if whole.confidence < SPLIT_BELOW and piece.sum() >= 2 * img.min_area and not img.noisy(img.interior(rows, cols, piece)):
+        if whole.confidence < SPLIT_BELOW and piece.sum() >= 2 * img.min_area and not img.noisy(img.interior(rows, cols, piece)[0]):
             best: list[Detection] = []
             for labels in _cuts(piece):  # maybe touching objects of one colour: split where shapes say two
                 parts = [d for i in range(1, int(labels.max()) + 1) for d in img.pieces(rows, cols, piece, labels == i)]

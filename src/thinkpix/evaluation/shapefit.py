@@ -33,6 +33,7 @@ from ..worlds.shapes import SHAPES, coverage, shape_mask
 
 BLURS = (0.0, 0.5, 1.0)  # Gaussian sigmas (pixels) of the soft templates; the hard drawing is tried too
 SUPERSAMPLE = 4  # sub-pixel grid of the templates
+MIN_CUT_SHOWN = 0.4  # an object cut by the border is fitted as cut if at least this share of its side shows
 
 
 def object_alpha(patch: np.ndarray, colour: np.ndarray, background: np.ndarray) -> np.ndarray:
@@ -67,15 +68,19 @@ def fit_boxes(alpha: np.ndarray, cut: tuple[bool, bool, bool, bool]) -> dict[str
     position: the centre of the column / row maxima, except that a triangle's box stands on its
     base (the bottom edge; its apex fades first under blur). `cut` = the object reaches the
     (left, right, top, bottom) side of the patch where the canvas ends: then it may be cut, and a
-    second box is tried, its side the larger soft extent, placed against the visible edges."""
+    second box is tried, its side the larger soft extent, placed against the visible edges, unless
+    less than MIN_CUT_SHOWN of it shows across the cut."""
     cols, rows = alpha.max(0), alpha.max(1)  # (w,), (h,)
     width, height = float(cols.sum()), float(rows.sum())
-    mass = float(alpha.sum())
+    mass, extent = float(alpha.sum()), max(width, height, 1.0)
+    shown = min(width if cut[0] or cut[1] else extent, height if cut[2] or cut[3] else extent)
     out: dict[str, list[tuple[float, float, float]]] = {}
     for shape in SHAPES:
         out[shape] = []
-        for cut_here in ((False,) * 4, cut) if any(cut) else ((False,) * 4,):
-            side = max(width, height, 1.0) if any(cut_here) else max(np.sqrt(mass / FILL[shape]), 1.0)
+        fits = [((False,) * 4, max(np.sqrt(mass / FILL[shape]), 1.0))]
+        if any(cut) and shown >= MIN_CUT_SHOWN * extent:  # a sliver at the border could be any shape
+            fits.append((cut, extent))
+        for cut_here, side in fits:
             origin = []
             for axis, (profile, length, lo_cut, hi_cut) in enumerate(((cols, width, cut_here[0], cut_here[1]),
                                                                       (rows, height, cut_here[2], cut_here[3]))):
