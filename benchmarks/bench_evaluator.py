@@ -5,7 +5,9 @@
 One thread. Renders data/eval/geneval.jsonl (and dense.jsonl) at 4 images per prompt as PNG in
 GenEval's layout, then:
 - speed: `evaluate_folder` end to end (PNG decoding, detection, GenEval rules, results.jsonl),
-  the median of `--repeats` runs, in images/s; and the in-memory detector + rules alone;
+  the median of `--repeats` runs, in images/s; and the in-memory detector + rules alone, for this
+  evaluator and the one before issue 9 side by side (each in its own subprocess, same images), on
+  the ground-truth renders and on degraded renders (`thinkpix.evaluation.degraded`);
 - ground truth per task, Gaussian noise sigma 0.05, 3x3 Gaussian and box blurs, and each
   controlled break's false-accept rate (`thinkpix.evaluation.checks.must_show`);
 - a robustness sweep beyond the must-shows (stronger noise, blur applied twice) and the dense
@@ -100,6 +102,21 @@ def in_memory_speed(metas: list[dict], images_per_prompt: int, seed: int) -> dic
     return {"images": len(pairs), "seconds": round(t, 3), "images_per_s": round(len(pairs) / t, 1)}
 
 
+def side_by_side(prompts: Path, images_per_prompt: int, repeats: int, before: str | None) -> dict:
+    """In-memory speed (best of `repeats`) of this evaluator and the earlier one, each in a fresh
+    subprocess on the same images: ground-truth renders of the prompt set, then degraded renders of
+    the same scenes (seed 2). Ratio = now / before (above 1: faster now)."""
+    from benchmarks import evaluator_versions as versions
+
+    rev = before or versions.BEFORE
+    out = {"before_rev": rev}
+    for kind in ("ground_truth", "degraded"):
+        now, then = (versions.speed(prompts, images_per_prompt, repeats, r, degraded=kind == "degraded")
+                     for r in (None, rev))
+        out[kind] = {"now": now, "before": then, "ratio": round(now["images_per_s"] / then["images_per_s"], 3)}
+    return out
+
+
 def _rel(path: str) -> str:
     p = Path(path).resolve()
     return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
@@ -113,6 +130,7 @@ def main(argv=None) -> int:
     p.add_argument("--images-per-prompt", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--before", default=None, help="git revision of the earlier evaluator (default: BEFORE)")
     args = p.parse_args(argv)
 
     metas = [m for _, m in read_metadata(Path(args.prompts))]
@@ -126,6 +144,7 @@ def main(argv=None) -> int:
         report["speed_folder"] = speed(Path(tmp) / "geneval", args.repeats)
         report["speed_folder_dense"] = speed(Path(tmp) / "dense", args.repeats)
     report["speed_in_memory"] = in_memory_speed(metas, n, args.seed)
+    report["speed_side_by_side"] = side_by_side(Path(args.prompts), n, args.repeats, args.before)
     report["must_show"] = must_show(metas, n, args.seed)
     report["sweep"] = sweep(metas, n, args.seed)
     report["dense"] = dense_scores(dense, n, args.seed)
@@ -137,6 +156,10 @@ def main(argv=None) -> int:
     print(f"evaluator: {report['speed_folder']['images_per_s']} images/s end to end "
           f"({report['speed_folder']['images']} PNGs in {report['speed_folder']['seconds']} s), "
           f"{report['speed_in_memory']['images_per_s']} images/s in memory; one thread")
+    sbs = report["speed_side_by_side"]
+    print("side by side, images/s now vs before: " + ", ".join(
+        f"{k} {sbs[k]['now']['images_per_s']:.0f} vs {sbs[k]['before']['images_per_s']:.0f} (x{sbs[k]['ratio']})"
+        for k in ("ground_truth", "degraded")))
     print("ground truth: " + ", ".join(f"{t} {v:.4f}" for t, v in ms["clean"]["tasks"].items())
           + f"; overall {ms['clean']['overall']:.4f}")
     for name in ("noise", "blur_gaussian", "blur_box"):

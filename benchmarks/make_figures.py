@@ -82,21 +82,29 @@ def class_arms(work: str, arms: list[str], out: str = "docs/figures/class_arms.p
 
 
 def class_failures(work: str, arm: str, out: str = "docs/figures/class_failures.png", count: int = 24) -> None:
-    """The first `count` images of a `benchmarks.class_table` arm that the exact class detector
-    rejects, in table order (read from the work folder; nothing is sampled)."""
+    """The first `count` images of a `benchmarks.class_table` arm that the class detector before
+    issue 9 rejected (row 1-2) and the first `count` the detector now rejects (rows 3-4, if any),
+    in table order, at 3x (read from the work folder; nothing is sampled)."""
     from pathlib import Path
 
     from safetensors.torch import load_file
 
-    from thinkpix.evaluation.classes import class_accuracy
+    from benchmarks.evaluator_versions import BEFORE, class_judgements
     from thinkpix.imaging import grid, save_png
     from thinkpix.worlds.classes import CLASSES
 
-    images = load_file(Path(work) / f"{arm}.safetensors")["images"]  # (N, H, W, 3); image i has class i % 24
-    labels = [i % len(CLASSES) for i in range(len(images))]
-    wrong = [i for i, ok in enumerate(class_accuracy(images.numpy(), labels)["correct"]) if not ok][:count]
-    print(f"wrote {save_png(grid(images[wrong], cols=12, upscale=2), out)} "
-          f"(asked for: {', '.join(CLASSES[labels[i]] for i in wrong)})")
+    path = Path(work) / f"{arm}.safetensors"
+    images = load_file(path)["images"]  # (N, H, W, 3); image i has class i % 24
+    before, now = class_judgements(path, BEFORE), class_judgements(path)
+    rows = []
+    for name, verdicts in (("before", before), ("now", now)):
+        wrong = [i for i, ok in enumerate(verdicts) if not ok][:count]
+        print(f"rejected {name} ({sum(not v for v in verdicts)} of {len(verdicts)}), first {len(wrong)}: "
+              + ", ".join(f"{i} {CLASSES[i % len(CLASSES)]}" + ("" if name == "now" or not now[i] else " (accepted now)")
+                          for i in wrong))
+        if wrong:
+            rows.append(grid(images[wrong], cols=12, upscale=3))
+    print(f"wrote {save_png(np.concatenate(rows, axis=0), out)}")
 
 
 def main() -> None:

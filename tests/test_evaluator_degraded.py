@@ -1,0 +1,104 @@
+"""The evaluator on images that look generated (soft, small, touching, cut by the border, off
+the palette) and on images with no object at all."""
+
+import numpy as np
+import pytest
+
+from thinkpix.evaluation.classes import judge
+from thinkpix.evaluation.degraded import (GARBAGE_KINDS, Degradation, DrawnObject, draw, garbage, single_objects,
+                                          touching_pairs)
+from thinkpix.evaluation.detect import COUNTING_THRESHOLD, THRESHOLD, detect_all
+from thinkpix.evaluation.runner import score_image
+from thinkpix.evaluation.validation import (degraded_scenes, shape_confusion, split_rate, truth_verdict,
+                                            verdict_agreement, wilson)
+from thinkpix.worlds import CLASSES, SHAPES, TASKS
+from thinkpix.worlds.dense import dense_set
+from thinkpix.worlds.prompts import random_metadata
+from thinkpix.worlds.shapes import coverage, shape_mask
+
+
+def test_coverage_is_the_world_drawing_at_half_cover():
+    for shape in SHAPES:
+        for size in (5, 7, 10, 12):
+            cov = coverage(shape, 3, 4, size, 20)
+            assert np.array_equal(cov[4:4 + size, 3:3 + size] >= 0.5, shape_mask(shape, size))
+            assert cov.sum() == pytest.approx(cov[4:4 + size, 3:3 + size].sum())  # nothing outside the box
+    half = coverage("square", 2.5, 2.0, 4.0, 10)  # a box starting half-way into pixel 2
+    assert half[3, 2] == pytest.approx(0.5) and half[3, 3] == 1.0
+
+
+@pytest.mark.parametrize("size", [5.5, 6.5, 8.0])
+def test_small_soft_circles_are_circles_and_squares_squares(size):
+    """The issue's main confusion: small soft-edged circles read as squares."""
+    rng = np.random.default_rng(0)
+    for shape in ("circle", "square", "triangle"):
+        for dx in (0.0, 0.25, 0.5):
+            for blur in (0.0, 0.3, 0.5):
+                drawn = draw([DrawnObject(shape, "red", 10 + dx, 12.3, size)], Degradation(blur), rng)
+                (d,) = detect_all(drawn.image)
+                assert (d.shape, d.color) == (shape, "red") and d.confidence > COUNTING_THRESHOLD, (shape, dx, blur)
+
+
+@pytest.mark.parametrize("canvas", [32, 64])
+def test_noise_flat_fills_and_giant_blobs_score_zero_on_every_task(canvas):
+    metas = [random_metadata(task, np.random.default_rng(i)) for i, task in enumerate(TASKS)]
+    metas += dense_set(3, seed=0)
+    images = garbage(40, seed=0, canvas=canvas)
+    assert {kind for kind, _ in images} == set(GARBAGE_KINDS)
+    flat_bg = np.empty((canvas, canvas, 3), np.uint8)
+    flat_bg[:] = (16, 16, 20)
+    for kind, image in images + [("background", flat_bg)]:
+        assert not any(d.confidence > THRESHOLD for d in detect_all(image)), kind
+        for meta in metas:
+            r = score_image(image, meta)
+            assert not r["correct"] and r.get("score", 0.0) == 0.0, (kind, meta["prompt"])
+        assert not any(judge(image, label)[0] for label in range(len(CLASSES))), kind
+
+
+def test_degraded_single_objects_shape_colour_and_count():
+    table = shape_confusion(240, seed=3)
+    uncut = {k: v for k, v in table.items() if not k.endswith("cut")}
+    assert {k.split()[0] for k in uncut} == set(SHAPES)
+    right = sum(v["shape_accuracy"]["rate"] * v["shape_accuracy"]["n"] for v in uncut.values())
+    total = sum(v["shape_accuracy"]["n"] for v in uncut.values())
+    assert right / total >= 0.99
+    for key, v in uncut.items():
+        assert v["colour_accuracy"]["rate"] >= 0.95 and v["counted"]["rate"] >= 0.95, key
+
+
+def test_touching_objects_of_one_colour_are_counted_as_two():
+    assert split_rate(60, seed=3)["rate"] >= 0.95
+    pair = touching_pairs(1, seed=0)[0]
+    counted = [d for d in detect_all(pair.image) if d.confidence > COUNTING_THRESHOLD]
+    assert len(counted) == 2
+
+
+def test_verdicts_on_degraded_scenes_agree_with_the_truth():
+    report = verdict_agreement(90, seed=3)
+    assert set(report) == set(TASKS)
+    agree = sum(v["agreement"]["rate"] * v["agreement"]["n"] for v in report.values())
+    n = sum(v["agreement"]["n"] for v in report.values())
+    assert n >= 80 and agree / n >= 0.97
+    assert all(v["false_accept"]["n"] > 0 and v["false_reject"]["n"] > 0 for v in report.values())
+
+
+def test_truth_verdict_is_geneval_on_the_drawn_objects():
+    """On undegraded, unjittered drawings the truth and the evaluator must agree exactly, and a
+    broken scene's truth is 'wrong'."""
+    checked = 0
+    for meta, drawn in degraded_scenes(30, seed=5, broken=0.5, cut_prob=0.0):
+        clean = draw([DrawnObject(o.shape, o.color, round(o.x), round(o.y), round(o.size)) for o in drawn.objects],
+                     Degradation(), np.random.default_rng(0))
+        truth, ambiguous = truth_verdict(clean, meta)
+        if not ambiguous:
+            assert truth == score_image(clean.image, meta)["correct"], meta["prompt"]
+            checked += 1
+    assert checked >= 25
+
+
+def test_single_objects_are_seeded_and_wilson_interval():
+    a, b = single_objects(4, seed=1), single_objects(4, seed=1)
+    assert all(np.array_equal(x.image, y.image) for x, y in zip(a, b))
+    assert [d.objects[0].shape for d in a] == ["circle", "square", "triangle", "circle"]
+    lo, hi = wilson(99, 100)
+    assert 0.94 < lo < 0.99 < hi <= 1.0
