@@ -46,7 +46,7 @@ TESTS = ROOT / "tests"
 
 RSR_TESTS = ["test_rsr_mechanism.py", "test_rsr_reference.py", "test_rsr_backbones.py", "test_rsr_sd3.py",
              "test_rsr_dit.py", "test_rsr_flux.py", "test_rsr_adapters.py"]
-EVAL_TESTS = ["test_evaluation_pins.py", "test_bootstrap.py", "test_evaluator.py"] + [
+EVAL_TESTS = ["test_evaluation_pins.py", "test_bootstrap.py", "test_evaluator.py", "test_evaluator_degraded.py"] + [
     f"test_class_track.py::{t}" for t in (  # the class track's evaluation tests, not its training runs
         "test_class_accuracy_is_exact_on_renders", "test_frechet_distance_matches_the_gaussian_closed_form",
         "test_frechet_distance_of_identical_sets_is_zero", "test_stratified_subsets_keep_every_stratum_and_repeat_no_row",
@@ -342,6 +342,8 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--timeout", type=float, default=240.0, help="seconds per mutant before it counts as killed")
     p.add_argument("--limit", type=int, default=0, help="run at most this many mutants (0: all)")
+    p.add_argument("--sample", type=int, default=0, help="run a seeded random sample of this many mutants (0: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample")
     p.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     p.add_argument("--out", default=None, help="JSON report, rewritten after every mutant (default: summary only)")
     p.add_argument("--resume", action="store_true", help="keep the statuses already in --out; run the rest")
@@ -359,6 +361,11 @@ def main(argv=None) -> int:
         wanted = [w.partition(":") for w in a.only.split(",")]
         mutants = [m for m in mutants if any(Path(m.file).name == f and (not line or m.line == int(line))
                                              for f, _, line in wanted)]
+    if a.sample:  # a seeded random sample, when the whole target does not fit the time
+        import random
+
+        mutants = sorted(random.Random(a.seed).sample(mutants, min(a.sample, len(mutants))),
+                         key=lambda m: (m.file, m.line, m.description))
     if a.limit:
         mutants = mutants[:a.limit]
     if a.list:
