@@ -6,7 +6,8 @@
    on 32x32, scaled with the canvas area) are dropped.
 3. Refusals: a component wider or taller than MAX_SIDE (20 px on 32x32; the world draws 7..12,
    the models up to ~16), whose interior colours spread like noise (MAX_SPREAD) or whose
-   surround is not the world's background (MAX_SURROUND: drawn on noise) is no object:
+   surround's mean colour is not the world's background (MAX_SURROUND: drawn on coloured noise)
+   is no object:
    it is kept with confidence 0, so it never passes a threshold but still counts as something
    drawn where every component counts (class accuracy).
 4. Colour = the palette colour nearest to the mean of the component's interior (its pixels
@@ -51,8 +52,8 @@ COUNTING_THRESHOLD = 0.7  # GenEval's 0.9 for counting prompts: clearly an objec
 MAX_OBJECTS = 16  # per class, as GenEval
 MIN_AREA_32 = 10  # minimum component area in pixels on a 32x32 canvas
 MAX_SIDE_32 = 20  # a component wider or taller than this (32x32; the world draws 7..12) is no object
-MAX_SPREAD = 0.25  # interior colour spread (mean distance from its mean / distance from the background)
-MAX_SURROUND = 30.0  # mean RGB distance of the background around an object from the world's background
+MAX_SPREAD = 0.5  # interior colour spread (mean distance from its mean / distance from the background)
+MAX_SURROUND = 30.0  # RGB distance of the mean colour around an object from the world's background
 MIN_SHADE = 0.9  # an object's colour is a palette colour at 90-100% of its strength
 ALPHA_FLOOR = 0.05  # alpha below this is background noise
 PAD = 2  # pixels around a component's box where its soft edge is read
@@ -172,8 +173,9 @@ class _Image:
     def _alpha(self, rows: slice, cols: slice, piece: np.ndarray, colour: np.ndarray):
         """The object's alpha patch (its box padded by PAD, other objects' pixels zeroed), which
         sides of the patch are the canvas border (left, right, top, bottom), the component's box
-        in the patch, and how far its surround (background pixels of the patch not next to it)
-        lies from the background colour on average."""
+        in the patch, and how far the mean colour of its surround (background pixels of the patch
+        not next to it) lies from the background colour (pixel noise averages out, a coloured
+        ground does not)."""
         n = self.size
         r0, r1 = max(rows.start - PAD, 0), min(rows.stop + PAD, n)
         c0, c1 = max(cols.start - PAD, 0), min(cols.stop + PAD, n)
@@ -183,7 +185,7 @@ class _Image:
         labels = self.labels[r0:r1, c0:c1]
         alpha[((labels > 0) & ~own) | (alpha < ALPHA_FLOOR)] = 0.0
         ring = (labels == 0) & ~ndimage.binary_dilation(own, structure=_EIGHT)
-        surround = float(np.linalg.norm(self.pixels[r0:r1, c0:c1][ring] - _BG, axis=1).mean()) if ring.any() else 0.0
+        surround = float(np.linalg.norm(self.pixels[r0:r1, c0:c1][ring].mean(0) - _BG)) if ring.any() else 0.0
         cut = (cols.start == 0, cols.stop == n, rows.start == 0, rows.stop == n)
         return alpha, cut, (cols.start - c0, rows.start - r0, cols.stop - c0, rows.stop - r0), surround
 

@@ -97,11 +97,30 @@ def fit_boxes(alpha: np.ndarray, cut: tuple[bool, bool, bool, bool]) -> dict[str
     return out
 
 
-@lru_cache(maxsize=4096)
-def _soft(shape: str, x: float, y: float, side: float, h: int, w: int) -> np.ndarray:
-    """(len(BLURS), h, w): the shape anti-aliased in the box, at each blur."""
-    cover = coverage(shape, x, y, side, h, w, SUPERSAMPLE).astype(np.float32)
+MARGIN = 3  # pixels of blur tail kept around a template tile
+
+
+@lru_cache(maxsize=8192)
+def _tile(shape: str, fx: float, fy: float, side: float) -> np.ndarray:
+    """(len(BLURS), n, n): the shape anti-aliased in a box of `side` whose corner sits at
+    (MARGIN + fx, MARGIN + fy) of the tile, at each blur. Cached by sub-pixel phase, so every
+    position of one size and phase shares it."""
+    n = int(np.ceil(max(fx, fy) + side)) + 2 * MARGIN
+    cover = coverage(shape, MARGIN + fx, MARGIN + fy, side, n, n, SUPERSAMPLE).astype(np.float32)
     return np.stack([ndimage.gaussian_filter(cover, sigma, mode="constant") if sigma else cover for sigma in BLURS])
+
+
+def _soft(shape: str, x: float, y: float, side: float, h: int, w: int) -> np.ndarray:
+    """(len(BLURS), h, w): the shape anti-aliased in the box at (x, y) of an (h, w) patch, at each blur."""
+    ix, iy = int(np.floor(x)), int(np.floor(y))
+    tile = _tile(shape, x - ix, y - iy, side)
+    out = np.zeros((len(BLURS), h, w), dtype=np.float32)
+    x0, y0 = ix - MARGIN, iy - MARGIN  # the tile's corner in the patch
+    n = tile.shape[1]
+    ys, xs = slice(max(y0, 0), min(y0 + n, h)), slice(max(x0, 0), min(x0 + n, w))
+    if ys.start < ys.stop and xs.start < xs.stop:
+        out[:, ys, xs] = tile[:, ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
+    return out
 
 
 @lru_cache(maxsize=4096)
