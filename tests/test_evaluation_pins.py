@@ -23,7 +23,7 @@ PINS = {  # module constant: value (docs/evaluation.md explains each)
     (detect, "MAX_OBJECTS"): 16,
     (detect, "MIN_AREA_32"): 10,
     (detect, "MAX_SIDE_32"): 20,
-    (detect, "MAX_SPREAD"): 0.25,
+    (detect, "MAX_SPREAD"): 0.5,
     (detect, "MAX_SURROUND"): 30.0,
     (detect, "MIN_SHADE"): 0.9,
     (detect, "ALPHA_FLOOR"): 0.05,
@@ -35,6 +35,7 @@ PINS = {  # module constant: value (docs/evaluation.md explains each)
     (shapefit, "BLURS"): (0.0, 0.5, 1.0),
     (shapefit, "SUPERSAMPLE"): 4,
     (shapefit, "MIN_CUT_SHOWN"): 0.4,
+    (shapefit, "MARGIN"): 3,
     (degraded, "BLUR"): (0.0, 0.6),  # the validation set's degradations
     (degraded, "NOISE"): (0.0, 0.03),
     (degraded, "COLOUR_SHIFT"): 10.0,
