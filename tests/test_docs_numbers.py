@@ -6,9 +6,10 @@ with every number replaced by `{}`; `values` names, in order, where each number 
 into `json` ("arms.base.overall_ci95.0": dict keys and list indices joined by dots), optionally
 `(path, factor)` to rescale (e.g. FLOPs to GFLOP), "other.json:path" for a value from another results
 file, or "=name" for a fact computed by `COMPUTED`.
-`section` narrows the search to the part of the doc from a given text (e.g. the command that wrote the
-JSON) to the next heading, when one row label occurs in several tables. The test finds every occurrence of the text in the doc (at least one) and checks each number against
-its source to the precision the doc prints (half a unit of its last digit, so 0.6525 may read 0.652
+`section` narrows the search to the part of the doc from a given text (e.g. the command that wrote
+the JSON) to the next heading, when one row label occurs in several tables. The test finds every
+occurrence of the text in the doc (at least one) and checks each number against its source to the
+precision the doc prints (half a unit of its last digit, so 0.6525 may read 0.652
 or 0.653). To add a check: copy the doc's line, put `{}` where its numbers are, list their sources.
 """
 
