@@ -64,7 +64,7 @@ def test_checkpoint_files_are_safetensors_and_json(tiny_cfg):
 @pytest.mark.parametrize(
     "override, message",
     [
-        (["optim.lr=-1"], "'optim.lr' must be > 0"),
+        (["optim.lr=-1"], "'optim.lr' must be in (0.0"),
         (["model.space=voxel"], "'model.space'"),
         (["nonsense=3"], "unknown config key 'nonsense'"),
         (["steps=abc"], "'steps': expected int"),

@@ -19,6 +19,7 @@ from torch import nn
 
 from .. import flow
 from ..bundled import resolve_model
+from ..files import write_manifest
 from ..models import autoencoder as ae_lib
 from ..models.bundle import model_kind
 from ..models.c2i import ClassToImage
@@ -61,6 +62,7 @@ class AutoencoderObjective(nn.Module):
         _, images, _ = world_batch(self.cfg.seed + 7, 0, range(512), self.cfg.model.canvas, 0.0)
         ae_lib.fit_latent_normalisation(self.autoencoder, ae_lib.images_to_unit(images))
         self.autoencoder.save_pretrained(path, safe_serialization=True)
+        write_manifest(path)
 
 
 class FlowObjective(nn.Module):
