@@ -70,9 +70,9 @@ def test_leftover_arguments_that_are_not_overrides_are_refused(capsys):
     "argv, message",
     [
         (["generate", "x", "--model", "/no/such/model"], "no bundled model"),
-        (["generate", "x", "-n", "0"], "-n must be >= 1"),
-        (["sample", "--prompts", "/no/such.jsonl", "--out", "o"], "prompt file not found"),
-        (["train", "/no/such.yaml"], "config file not found"),
+        (["generate", "x", "-n", "0"], "-n must be in [1, 4096], got 0"),
+        (["sample", "--prompts", "/no/such.jsonl", "--out", "o"], "--prompts /no/such.jsonl: file not found"),
+        (["train", "/no/such.yaml"], "CONFIG /no/such.yaml: file not found"),
     ],
 )
 def test_bad_input_gives_one_line_error(argv, message, capsys):

@@ -27,10 +27,6 @@ def load_model(args, kind: str = "mmdit"):
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.steps < 1:
-        raise ThinkpixError(f"--steps must be >= 1, got {args.steps}")
-    if args.think_steps is not None and args.think_steps < 0:
-        raise ThinkpixError(f"--think-steps must be >= 0, got {args.think_steps}")
     path = resolve_model(args.model, DEFAULT_CLASS_MODEL if kind == "dit" else DEFAULT_MODEL)
     found = model_kind(path)
     if found != kind:
@@ -57,6 +53,20 @@ def load_model(args, kind: str = "mmdit"):
 
 def sampling_kwargs(args) -> dict:
     return dict(steps=args.steps, guidance=args.guidance, method=args.sampler)
+
+
+def add_run_flags(p) -> None:
+    """--no-resume / --resume-from / --overwrite of the training commands (see `Trainer.fit`)."""
+    p.add_argument("--no-resume", action="store_true", help="start from scratch (refused in a folder holding a "
+                   "run unless --overwrite)")
+    p.add_argument("--resume-from", default=None, metavar="CHECKPOINT",
+                   help="resume from this checkpoint folder instead of OUT/checkpoints/latest")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --no-resume: replace the run already in the folder (its checkpoints and metrics)")
+
+
+def run_flags(args) -> dict:
+    return dict(resume=not args.no_resume, resume_from=args.resume_from, overwrite=args.overwrite)
 
 
 def finish_run(trainer, last: dict, out, what: str) -> int:

@@ -31,8 +31,6 @@ def run(args) -> int:
     from ..evaluation.metadata import read_metadata
     from ..sampling import write_geneval_folder
 
-    if args.images_per_prompt < 1:
-        raise ThinkpixError(f"--images-per-prompt must be >= 1, got {args.images_per_prompt}")
     if args.classes:
         from ..sampling import write_class_folder
 

@@ -44,8 +44,6 @@ def run_prompts(args) -> int:
     from ..worlds.dense import dense_set
     from ..worlds.prompts import geneval_set
 
-    if args.per_task < 1:
-        raise ThinkpixError(f"--per-task must be >= 1, got {args.per_task}")
     metas = geneval_set(args.per_task, args.seed) if args.which == "geneval" else dense_set(args.per_task, args.seed)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -74,10 +72,6 @@ def run_render(args) -> int:
     from ..evaluation.metadata import read_metadata
     from ..evaluation.render import write_folder
 
-    if args.images_per_prompt < 1:
-        raise ThinkpixError(f"--images-per-prompt must be >= 1, got {args.images_per_prompt}")
-    if args.distractors < 0:
-        raise ThinkpixError(f"--distractors must be >= 0, got {args.distractors}")
     lines = read_metadata(Path(args.prompts))
     out = Path(args.out)
     clear_prompt_folders(out, args.overwrite)

@@ -29,6 +29,7 @@ from ..sampling import generate_class_images, generate_images
 from ..worlds.prompts import TASKS, random_metadata
 from .config import TrainConfig, to_dict
 from .data import class_batch, world_batch
+from .seeding import seed_everything
 
 
 def _noise_generator(seed: int) -> torch.Generator:
@@ -200,6 +201,7 @@ class FeatureObjective(nn.Module):
 
 
 def build_objective(cfg: TrainConfig) -> nn.Module:
+    seed_everything(cfg.seed)  # initial weights (model, RSR experts, LoRA) follow the config's seed
     if cfg.finetune.method != "none":
         dit = model_kind(resolve_model(cfg.finetune.base)) == "dit"
         return ClassFinetuneObjective(cfg) if dit else FinetuneObjective(cfg)
