@@ -43,7 +43,7 @@ def test_sample_writes_geneval_layout_that_evaluate_reads(tiny_model, tmp_path, 
     rc = main(["sample", "--prompts", str(ROOT / "data" / "eval" / "geneval.jsonl"), "--limit", "3",
                "--images-per-prompt", "2", "--model", str(tiny_model), "--steps", "2", "--out", str(out)])
     assert rc == 0
-    assert sorted(p.name for p in out.iterdir()) == ["00000", "00001", "00002"]
+    assert sorted(p.name for p in out.iterdir()) == ["00000", "00001", "00002", "sample_run.json"]
     assert sorted(p.name for p in (out / "00001" / "samples").iterdir()) == ["0000.png", "0001.png"]
     capsys.readouterr()
     assert main(["evaluate", str(out), "--json"]) == 0

@@ -21,13 +21,12 @@ def load_model(args, kind: str = "mmdit"):
     kind: "mmdit" (text-to-image, a PROMPT) or "dit" (class-conditional, --class / --classes)."""
     import torch
 
-    from ..bundled import DEFAULT_CLASS_MODEL, DEFAULT_MODEL, resolve_model
     from ..errors import ThinkpixError
     from ..models.bundle import model_kind
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    path = resolve_model(args.model, DEFAULT_CLASS_MODEL if kind == "dit" else DEFAULT_MODEL)
+    path = model_path(args, kind)
     found = model_kind(path)
     if found != kind:
         hint = ("a class-conditional model: choose a class with --class NAME (sample: --classes)" if found == "dit"
@@ -49,6 +48,22 @@ def load_model(args, kind: str = "mmdit"):
     elif args.think_steps:
         raise ThinkpixError("--think-steps needs an RSR --adapter")
     return model
+
+
+def model_path(args, kind: str = "mmdit"):
+    from ..bundled import DEFAULT_CLASS_MODEL, DEFAULT_MODEL, resolve_model
+
+    return resolve_model(args.model, DEFAULT_CLASS_MODEL if kind == "dit" else DEFAULT_MODEL)
+
+
+def sample_record(args, kind: str, **what) -> dict:
+    """What a sampled folder is for (see `thinkpix.sample_record`): model and adapter checksums,
+    seed, sampler settings, images per prompt, batch size, plus `what` (the prompts or classes)."""
+    from ..sample_record import folder_checksum
+
+    return dict(what, model=folder_checksum(model_path(args, kind)), adapter=folder_checksum(args.adapter),
+                think_steps=args.think_steps, seed=args.seed, images_per_prompt=args.images_per_prompt,
+                batch_size=args.batch_size, **sampling_kwargs(args))
 
 
 def sampling_kwargs(args) -> dict:

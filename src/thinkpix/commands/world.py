@@ -40,7 +40,6 @@ def register(sub) -> None:
 
 
 def run_prompts(args) -> int:
-    from ..errors import ThinkpixError
     from ..worlds.dense import dense_set
     from ..worlds.prompts import geneval_set
 
@@ -68,7 +67,6 @@ def clear_prompt_folders(out: Path, overwrite: bool) -> None:
 
 
 def run_render(args) -> int:
-    from ..errors import ThinkpixError
     from ..evaluation.metadata import read_metadata
     from ..evaluation.render import write_folder
 
