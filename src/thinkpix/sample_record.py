@@ -48,9 +48,10 @@ def read_record(out) -> dict | None:
     return record
 
 
-def open_output(out, record: dict) -> bool:
+def open_output(out, record: dict, write: bool = True) -> bool:
     """Claim folder `out` for a sampling run described by `record`; -> True when resuming.
-    Refuses a folder of another run, or one holding files that no thinkpix sampler wrote."""
+    Refuses a folder of another run, or one holding files that no thinkpix sampler wrote.
+    `write=False` only checks (call it before loading anything, then again to claim)."""
     out = Path(out)
     record = dict(record, format=FORMAT)
     old = read_record(out)
@@ -58,6 +59,8 @@ def open_output(out, record: dict) -> bool:
         if out.is_dir() and any(out.iterdir()):
             raise ThinkpixError(f"{out}: holds files but no {RECORD}, so it was not written by this sampler; "
                                 "choose an empty or new folder (nothing is deleted)")
+        if not write:
+            return False
         out.mkdir(parents=True, exist_ok=True)
         write_atomic(out / RECORD, json.dumps(record, indent=1, sort_keys=True) + "\n")
         return False

@@ -7,7 +7,7 @@ class (DIR/00_red_circle/0000.png, ...), image k of class i with seed SEED + i *
 
 from __future__ import annotations
 
-from ._common import add_sampling_flags, load_model, sample_record, sampling_kwargs
+from ._common import add_sampling_flags, load_model, model_path, sample_record, sampling_kwargs
 
 
 def register(sub) -> None:
@@ -32,10 +32,13 @@ def run(args) -> int:
     from ..sampling import write_geneval_folder
 
     if args.classes:
+        from ..models.bundle import read_meta
         from ..sampling import write_class_folder
 
+        record = sample_record(args, "dit", classes=read_meta(model_path(args, "dit")).get("classes"))
+        open_output(args.out, record, write=False)  # refuse another run's folder before loading anything
         model = load_model(args, "dit")
-        open_output(args.out, sample_record(args, "dit", classes=model.classes))
+        open_output(args.out, record)
         write_class_folder(model, args.out, args.images_per_prompt, args.seed, args.batch_size, **sampling_kwargs(args))
         n = len(model.classes)
         print(f"{n * args.images_per_prompt} images for {n} classes in {args.out}")
@@ -43,8 +46,10 @@ def run(args) -> int:
     rows = [meta for _, meta in read_metadata(Path(args.prompts))]
     if args.limit:
         rows = rows[: args.limit]
+    record = sample_record(args, "mmdit", prompts=rows_digest(rows), num_prompts=len(rows))
+    open_output(args.out, record, write=False)  # refuse another run's folder before loading anything
     model = load_model(args)
-    open_output(args.out, sample_record(args, "mmdit", prompts=rows_digest(rows), num_prompts=len(rows)))
+    open_output(args.out, record)
     done = write_geneval_folder(model, rows, args.out, args.images_per_prompt, args.seed, args.batch_size,
                                 **sampling_kwargs(args))
     print(f"{len(rows) * args.images_per_prompt} images for {len(rows)} prompts in {args.out} "
