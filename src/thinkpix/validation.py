@@ -16,6 +16,7 @@ import math
 import os
 import re
 import tempfile
+import warnings
 from pathlib import Path
 
 from .errors import ThinkpixError
@@ -123,8 +124,10 @@ def image_size(path: Path, max_side: int = MAX_IMAGE_SIDE) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:  # lazy: parses the header, decodes nothing
-            w, h = im.size
+        with warnings.catch_warnings():  # the size is judged below, not by PIL's bomb warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:  # lazy: parses the header, decodes nothing
+                w, h = im.size
     except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise ThinkpixError(f"{path}: cannot read image ({exc})") from None
     if max(w, h) > max_side:

@@ -191,7 +191,9 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConf
         if not path.exists():
             raise ThinkpixError(f"{path}: config file not found")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            raise ThinkpixError(f"{path}: not valid UTF-8 text") from None
         except yaml.YAMLError as exc:
             raise ThinkpixError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
         if not isinstance(data, dict):

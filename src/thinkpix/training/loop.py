@@ -19,7 +19,8 @@ from ..imaging import grid, save_png
 from . import distributed
 from ..errors import ThinkpixError
 from ..files import write_atomic
-from .checkpoint import bad_checkpoint, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from .checkpoint import (bad_checkpoint, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint,
+                         verify_checkpoint)
 from .config import TrainConfig, to_dict
 from .ema import EMA
 from .runlock import RunLock
@@ -78,15 +79,21 @@ class Trainer:
             )
         distributed.barrier()
 
-    def resume(self, resume_from: str | Path | None = None) -> bool:
-        """Load the latest checkpoint (or `resume_from`); False when there is none."""
-        path = Path(resume_from) if resume_from else latest_checkpoint(self.ckpt_dir)
+    def resume_target(self, resume_from: str | Path | None = None) -> Path | None:
+        """The checkpoint to resume from, verified (read-only): `resume_from`, else the latest one."""
+        if not resume_from:
+            return latest_checkpoint(self.ckpt_dir)
+        verify_checkpoint(resume_from)
+        return Path(resume_from)
+
+    def resume(self, path: Path | None) -> bool:
+        """Load checkpoint `path` (None: nothing to resume -> False)."""
         if path is None:
             return False
         try:
             tensors, opt_state, state = load_checkpoint(path)
         except ThinkpixError as exc:
-            raise (ThinkpixError(str(exc)) if resume_from else bad_checkpoint(self.ckpt_dir, str(exc), path)) from None
+            raise bad_checkpoint(path.parent, str(exc), path) from None
         with torch.no_grad():
             for k, p in self.params.items():
                 p.copy_(tensors[f"param.{k}"])
@@ -134,26 +141,28 @@ class Trainer:
         return found + [n for n in ("metrics.jsonl",) if (self.out / n).exists()]
 
     def open_run(self, resume: bool, resume_from, overwrite: bool) -> None:
-        """Lock out_dir, then resume, or start over only where nothing would be lost silently."""
-        if overwrite and resume and not resume_from:
+        """Check the request (read-only), lock out_dir, then resume, or start over only where nothing
+        would be lost silently."""
+        if overwrite and resume:
             raise ThinkpixError("--overwrite starts a run over; it goes with --no-resume")
         if resume_from and not resume:
             raise ThinkpixError("--resume-from and --no-resume contradict each other")
+        earlier = [] if resume else self.holds_run()
+        if earlier and not overwrite:
+            raise ThinkpixError(f"{self.out}: holds a run ({', '.join(earlier[:4])}); resume it (drop "
+                                "--no-resume) or pass --overwrite to start over, replacing it")
+        target = self.resume_target(resume_from) if resume else None
         if self.dist.is_main:
             note = self.lock.acquire()
             if note:
                 print(f"{self.lock.path}: {note}")
         try:
             if not resume:
-                earlier = self.holds_run()
-                if earlier and not overwrite:
-                    raise ThinkpixError(f"{self.out}: holds a run ({', '.join(earlier[:4])}); resume it (drop "
-                                        "--no-resume) or pass --overwrite to start over, replacing it")
                 distributed.barrier()
                 if earlier and self.dist.is_main:
                     shutil.rmtree(self.ckpt_dir, ignore_errors=True)
                     (self.out / "metrics.jsonl").unlink(missing_ok=True)
-            elif self.resume(resume_from) and self.dist.is_main:
+            elif self.resume(target) and self.dist.is_main:
                 print(f"resumed from step {self.step}")
                 self.trim_metrics()
         except BaseException:
