@@ -33,7 +33,7 @@ def main() -> None:
     from thinkpix.evaluation.runner import score_image
     from thinkpix.files import write_json
     from thinkpix.models.t2i import TextToImage
-    from thinkpix.sampling import generate_images
+    from thinkpix.sampling import generate_latents
     from thinkpix.worlds.prompts import geneval_set
 
     model = TextToImage.load(resolve_model(args.model))
@@ -42,7 +42,9 @@ def main() -> None:
     prompts = [m["prompt"] for m in metas for _ in range(n)]
     rows = [m for m in metas for _ in range(n)]
     sizes = [int(x) for x in args.batch_sizes.split(",")]
-    images = {b: generate_images(model, prompts, seed=args.seed, batch_size=b).numpy() for b in sizes}
+    latents = {b: generate_latents(model, prompts, seed=args.seed, batch_size=b) for b in sizes}  # (N, C, h, w)
+    images = {b: torch.cat([model.x0_to_images(latents[b][i:i + b]) for i in range(0, len(prompts), b)]).numpy()
+              for b in sizes}  # decoded at the same batch size: (N, H, W, 3) uint8
     verdicts = {b: [score_image(im, meta) for im, meta in zip(images[b], rows)] for b in sizes}
     ref = sizes[0]
     out = {"command": f"python -m benchmarks.batch_independence --model {args.model} --per-task {args.per_task} "
@@ -58,6 +60,7 @@ def main() -> None:
             "images_differing": int((diff.reshape(len(diff), -1).max(1) > 0).sum()),
             "pixel_values_differing": int((diff > 0).sum()),
             "max_abs_difference_0_255": int(diff.max()),
+            "max_abs_latent_difference": float((latents[b] - latents[ref]).abs().max()),
             "verdicts_changed": len(changed),
             "changed_images": [{"prompt": rows[i]["prompt"], "image": i} for i in changed],
         }

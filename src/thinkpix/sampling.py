@@ -1,7 +1,9 @@
 """Text-to-image and class-conditional sampling with classifier-free guidance and per-sample seeds.
 
 Sample i of a call with `seed` s starts from the noise of seed s + i, and the network sees
-each sample independently, so an image does not depend on its batch-mates or batch size.
+each sample independently. The same batch size reproduces an image bit for bit; another batch
+size can move a rare pixel value by one (float rounding of shape-dependent BLAS kernels; measured
+in docs/guarantees.md, no evaluator verdict changed).
 """
 
 from __future__ import annotations
