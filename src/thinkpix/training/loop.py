@@ -15,10 +15,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..imaging import grid, save_png
-from . import distributed
 from ..errors import ThinkpixError
 from ..files import write_atomic
+from ..imaging import grid, save_png
+from . import distributed
 from .checkpoint import (bad_checkpoint, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint,
                          verify_checkpoint)
 from .config import TrainConfig, to_dict
@@ -94,6 +94,9 @@ class Trainer:
             tensors, opt_state, state = load_checkpoint(path)
         except ThinkpixError as exc:
             raise bad_checkpoint(path.parent, str(exc), path) from None
+        mine = {k: tuple(v.shape) for k, v in self.state_tensors().items()}
+        if {k: tuple(v.shape) for k, v in tensors.items()} != mine:
+            raise ThinkpixError(f"{path}: a checkpoint of another model (its tensors do not fit this config's)")
         with torch.no_grad():
             for k, p in self.params.items():
                 p.copy_(tensors[f"param.{k}"])
