@@ -226,3 +226,14 @@ def test_sample_killed_then_rerun_resumes_with_identical_images(reference, tmp_p
     assert main([*argv, "--out", str(part), "--prompts", str(other)]) == 2
     assert "holds images of another run" in capsys.readouterr().err
     assert main(["evaluate", str(part), "--json"]) == 0
+
+
+def test_class_names_from_a_model_folder_never_escape_the_output_folder(tmp_path):
+    from types import SimpleNamespace
+
+    from thinkpix.sampling import class_folders
+
+    crafted = SimpleNamespace(classes=["../../evil", "/etc/passwd", "..", "red circle"])
+    folders = class_folders(crafted, tmp_path)
+    assert all(f.parent == tmp_path for f in folders)
+    assert [f.name for f in folders] == ["00_evil", "01_etc_passwd", "02__", "03_red_circle"]
