@@ -110,6 +110,7 @@ CASES = [
     ([*G, "--guidance", "inf"], "--guidance"),
     ([*G, "--guidance", "-3"], "--guidance"),
     ([*G, "--steps", "0"], "--steps"),
+    ([*S, "--steps", "100000"], "--steps"),
     ([*G, "--threads", "-1"], "--threads"),
     ([*G, "-n", "0"], "-n"),
     ([*G, "-n", "100000"], "-n"),

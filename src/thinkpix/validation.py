@@ -146,7 +146,7 @@ def _non_negative(hi):
 
 OPTION_CHECKS = {
     "seed": lambda v, n: seed(v, n),
-    "steps": _positive(10_000),
+    "steps": _positive(10**9),
     "guidance": lambda v, n: number(v, n, 0.0, 100.0),
     "threads": _non_negative(1024),
     "limit": _non_negative(10**7),
@@ -164,6 +164,8 @@ OPTION_CHECKS = {
     "class_name": lambda v, n: text(v, n, allow_empty=False),
     "rsr": lambda v, n: text(v, n),
 }
+SAMPLER_CHECKS = {"steps": _positive(10_000)}  # generate / sample: sampler steps, tighter than training steps
+SAMPLER_COMMANDS = ("generate", "sample")
 FLAG_NAMES = {"num_images": "-n", "class_name": "--class", "prompt": "PROMPT", "config": "CONFIG", "dir": "DIR"}
 
 # (command, dest) -> "file" | "dir": outputs checked for writability before any work.
@@ -186,7 +188,8 @@ def flag(dest: str) -> str:
 def check_args(args) -> None:
     """Check every option of a parsed command line (see the module docstring)."""
     command = getattr(args, "command", None)
-    for dest, check in OPTION_CHECKS.items():
+    checks = dict(OPTION_CHECKS, **(SAMPLER_CHECKS if command in SAMPLER_COMMANDS else {}))
+    for dest, check in checks.items():
         value = getattr(args, dest, None)
         if value is not None:
             check(value, flag(dest))
