@@ -43,7 +43,7 @@ def test_sample_writes_geneval_layout_that_evaluate_reads(tiny_model, tmp_path, 
     rc = main(["sample", "--prompts", str(ROOT / "data" / "eval" / "geneval.jsonl"), "--limit", "3",
                "--images-per-prompt", "2", "--model", str(tiny_model), "--steps", "2", "--out", str(out)])
     assert rc == 0
-    assert sorted(p.name for p in out.iterdir()) == ["00000", "00001", "00002"]
+    assert sorted(p.name for p in out.iterdir()) == ["00000", "00001", "00002", "sample_run.json"]
     assert sorted(p.name for p in (out / "00001" / "samples").iterdir()) == ["0000.png", "0001.png"]
     capsys.readouterr()
     assert main(["evaluate", str(out), "--json"]) == 0
@@ -75,9 +75,9 @@ def test_leftover_arguments_that_are_not_overrides_are_refused(capsys):
     "argv, message",
     [
         (["generate", "x", "--model", "/no/such/model"], "no bundled model"),
-        (["generate", "x", "-n", "0"], "-n must be >= 1"),
-        (["sample", "--prompts", "/no/such.jsonl", "--out", "o"], "prompt file not found"),
-        (["train", "/no/such.yaml"], "config file not found"),
+        (["generate", "x", "-n", "0"], "-n must be in [1, 4096], got 0"),
+        (["sample", "--prompts", "/no/such.jsonl", "--out", "o"], "--prompts /no/such.jsonl: file not found"),
+        (["train", "/no/such.yaml"], "CONFIG /no/such.yaml: file not found"),
     ],
 )
 def test_bad_input_gives_one_line_error(argv, message, capsys):

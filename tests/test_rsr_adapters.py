@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from thinkpix import RSRConfig, attach_rsr, detach_rsr
 from thinkpix.errors import ThinkpixError
+from thinkpix.files import write_manifest
 from thinkpix.integrations import load_rsr, save_rsr
 from thinkpix.integrations.adapters import CONFIG, WEIGHTS, read_adapter_config
 
@@ -52,7 +53,7 @@ def trained(tmp_path):
 
 def test_save_writes_safetensors_and_json_only(trained):
     model, _, path = trained
-    assert sorted(p.name for p in path.iterdir()) == sorted([CONFIG, WEIGHTS])
+    assert sorted(p.name for p in path.iterdir()) == sorted([CONFIG, WEIGHTS, "checksums.json"])
     cfg, record = read_adapter_config(path)
     assert cfg == CFG
     assert record["backbone"]["num_blocks"] == 3 and set(record["layers"]) == {"0", "2"}
@@ -126,13 +127,13 @@ def test_refuses_corrupted_files(trained):
     data = bytearray(w.read_bytes())
     data[-5] ^= 0xFF  # one flipped bit-pattern in the tensor data
     w.write_bytes(bytes(data))
-    with pytest.raises(ThinkpixError, match="corrupted adapter weights"):
+    with pytest.raises(ThinkpixError, match="checksum mismatch"):
         load_rsr(make(), path)
     w.write_bytes(bytes(data[: len(data) // 2]))  # truncated
-    with pytest.raises(ThinkpixError, match="corrupted adapter weights"):
+    with pytest.raises(ThinkpixError, match="checksum mismatch"):
         load_rsr(make(), path)
     (path / CONFIG).write_text("{not json")
-    with pytest.raises(ThinkpixError, match="not valid JSON"):
+    with pytest.raises(ThinkpixError, match="checksum mismatch"):
         load_rsr(make(), path)
     (path / CONFIG).unlink()
     with pytest.raises(ThinkpixError, match="not an RSR adapter"):
@@ -142,13 +143,15 @@ def test_refuses_corrupted_files(trained):
 def test_refuses_tensors_that_do_not_fit_the_config_and_leaves_no_rsr_behind(trained):
     _, _, path = trained
     record = json.loads((path / CONFIG).read_text())
-    record["config"]["rank"] = 8  # consistent checksum, inconsistent shapes
+    record["config"]["rank"] = 8  # consistent checksums (resealed), inconsistent shapes
     (path / CONFIG).write_text(json.dumps(record))
+    write_manifest(path)
     fresh = make()
     with pytest.raises(ThinkpixError, match="do not fit"):
         load_rsr(fresh, path)
     assert not hasattr(fresh, "rsr")
     record["config"]["gate"] = "attention"
     (path / CONFIG).write_text(json.dumps(record))
+    write_manifest(path)
     with pytest.raises(ThinkpixError, match="invalid RSR config"):
         load_rsr(fresh, path)

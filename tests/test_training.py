@@ -55,7 +55,8 @@ def test_checkpoint_files_are_safetensors_and_json(tiny_cfg):
     Trainer(cfg, build_objective(cfg)).fit()
     ckpt = os.path.join(cfg.out_dir, "checkpoints")
     latest = open(os.path.join(ckpt, "latest")).read().strip()
-    assert sorted(os.listdir(os.path.join(ckpt, latest))) == ["model.safetensors", "optimizer.safetensors", "state.json"]
+    assert sorted(os.listdir(os.path.join(ckpt, latest))) == ["checksums.json", "model.safetensors", "optimizer.safetensors",
+                                                          "state.json"]
     assert not [f for f in os.listdir(ckpt) if f.startswith(".tmp")]
     lines = [json.loads(x) for x in open(os.path.join(cfg.out_dir, "metrics.jsonl"))]
     assert lines[-1]["step"] == 6 and "images_per_s" in lines[-1]
@@ -64,7 +65,7 @@ def test_checkpoint_files_are_safetensors_and_json(tiny_cfg):
 @pytest.mark.parametrize(
     "override, message",
     [
-        (["optim.lr=-1"], "'optim.lr' must be > 0"),
+        (["optim.lr=-1"], "'optim.lr' must be in (0.0"),
         (["model.space=voxel"], "'model.space'"),
         (["nonsense=3"], "unknown config key 'nonsense'"),
         (["steps=abc"], "'steps': expected int"),

@@ -1,7 +1,9 @@
 """thinkpix: Recursive Sparse Reasoning for diffusion transformers, and a compositional world to measure it.
 
 Each sub-command lives in `thinkpix.commands.<name>` and exposes `register(subparsers)`; this
-file only wires them and turns `ThinkpixError` into a one-line error with exit status 2."""
+file only wires them. Every input is checked before any work starts (`thinkpix.validation`), and
+this is the one place that turns an input error (`ThinkpixError`, a command-line error, an
+unreadable or unwritable file) into a one-line message with exit status 2."""
 
 from __future__ import annotations
 
@@ -10,13 +12,22 @@ import importlib
 import sys
 
 from .errors import ThinkpixError
+from .validation import check_args
 
 # Order is the order shown in `thinkpix --help`.
 COMMANDS = ["demo", "generate", "sample", "train", "finetune", "world", "evaluate", "bench"]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors as one line (`thinkpix CMD: error: ...`), exit status 2.
+    Sub-command parsers inherit the class."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="thinkpix", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="thinkpix", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -40,13 +51,23 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        check_args(args)
         return int(args.func(args) or 0)
     except ThinkpixError as exc:
-        print(f"thinkpix {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args, str(exc))
+    except (OSError, UnicodeError) as exc:  # a file that vanished, a full disk, undecodable bytes
+        where = getattr(exc, "filename", None)
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return _fail(args, f"{where}: {what}" if where else what)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _fail(args, message: str) -> int:
+    line = " ".join(message.split())  # always one line
+    print(f"thinkpix {args.command}: error: {line}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -1,10 +1,18 @@
-"""Weights folders on disk: a safetensors file beside a JSON record carrying its format tag and
-sha256. One place checks both, so every loader refuses a damaged or foreign folder the same way."""
+"""Weights folders on disk. Every folder thinkpix writes (model folders, adapters, feature networks,
+checkpoints) ends with `checksums.json`: the sha256 of every other file in it, JSON included. One
+place writes and verifies it, so every loader refuses a damaged, edited, truncated or incomplete
+folder the same way, and refuses pickle files outright (safetensors and JSON only).
+
+    python -m thinkpix.files seal DIR [DIR ...]     write checksums.json for folders you trust
+    python -m thinkpix.files verify DIR [DIR ...]   check them
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 from pathlib import Path
 
 from .errors import ThinkpixError
@@ -16,6 +24,71 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+MANIFEST = "checksums.json"
+MANIFEST_FORMAT = "thinkpix-checksums"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def _listed_files(folder: Path) -> list[Path]:
+    """Every file under `folder` but the manifest and hidden names (temporary files, OS litter)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def write_atomic(path, data: str | bytes) -> Path:
+    """Write a file under a temporary name, flush it to disk, then rename it into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def write_manifest(folder) -> Path:
+    """Write `folder/checksums.json` over every file now in `folder` (call it last)."""
+    d = Path(folder)
+    files = {p.relative_to(d).as_posix(): sha256_file(p) for p in _listed_files(d)}
+    return write_atomic(d / MANIFEST, json.dumps({"format": MANIFEST_FORMAT, "files": files}, indent=1) + "\n")
+
+
+def verify_manifest(folder, what: str) -> dict[str, str]:
+    """Check `folder` against its checksums.json: every listed file present with its sha256, no
+    unlisted file, no pickle file. -> {relative name: sha256}; a ThinkpixError naming the file
+    otherwise."""
+    d = Path(folder)
+    if not d.is_dir():
+        raise ThinkpixError(f"{d}: {what} folder not found")
+    pickles = [p.relative_to(d).as_posix() for p in d.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES]
+    if pickles:
+        raise ThinkpixError(f"{d / pickles[0]}: pickle file in a {what}; thinkpix loads only safetensors and JSON")
+    manifest = d / MANIFEST
+    if not manifest.is_file():
+        raise ThinkpixError(f"{d}: incomplete {what} (no {MANIFEST}); if you trust it, seal it with "
+                            f"`python -m thinkpix.files seal {d}`")
+    try:
+        record = json.loads(manifest.read_text(encoding="utf-8"))
+        files = record["files"] if record.get("format") == MANIFEST_FORMAT else None
+    except (ValueError, UnicodeDecodeError, AttributeError, KeyError, TypeError):
+        files = None
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise ThinkpixError(f"{manifest}: corrupted checksum list")
+    for name, digest in sorted(files.items()):
+        path = d / name
+        if ".." in Path(name).parts or Path(name).is_absolute():
+            raise ThinkpixError(f"{manifest}: lists {name!r}, outside the folder")
+        if not path.is_file():
+            raise ThinkpixError(f"{path}: missing; incomplete {what}")
+        if sha256_file(path) != digest:
+            raise ThinkpixError(f"{path}: checksum mismatch; corrupted, truncated or edited {what}")
+    extra = [p.relative_to(d).as_posix() for p in _listed_files(d) if p.relative_to(d).as_posix() not in files]
+    if extra:
+        raise ThinkpixError(f"{d / extra[0]}: not listed in {MANIFEST}; a {what} holds only the files it was saved with")
+    return files
 
 
 def folder_digest(folder) -> str:
@@ -36,16 +109,45 @@ def write_json(path, obj, indent: int = 1) -> Path:
     return out
 
 
+def read_json_object(path, what: str) -> dict:
+    """A JSON object from `path`, or a ThinkpixError naming the file."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise ThinkpixError(f"{path}: not a readable {what} ({exc})") from None
+    if not isinstance(record, dict):
+        raise ThinkpixError(f"{path}: not a {what} (expected a JSON object)")
+    return record
+
+
 def read_checked_record(folder, config: str, weights: str, fmt: str, what: str) -> dict:
     """The JSON record `folder/config`, after checking its format tag is `fmt` and that
     `folder/weights` exists with the recorded sha256; otherwise a ThinkpixError naming the file."""
     d = Path(folder)
-    try:
-        record = json.loads((d / config).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ThinkpixError(f"{d / config}: not a readable {what} ({exc})") from None
-    if not isinstance(record, dict) or record.get("format") != fmt:
+    verify_manifest(d, what)
+    record = read_json_object(d / config, what)
+    if record.get("format") != fmt:
         raise ThinkpixError(f"{d / config}: not a thinkpix {what}")
     if not (d / weights).is_file() or sha256_file(d / weights) != record.get("sha256"):
         raise ThinkpixError(f"{d / weights}: missing or corrupted weights (sha256 mismatch)")
     return record
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) < 2 or argv[0] not in ("seal", "verify"):
+        print("usage: python -m thinkpix.files seal|verify DIR [DIR ...]", file=sys.stderr)
+        return 2
+    for folder in argv[1:]:
+        if argv[0] == "seal":
+            print(f"wrote {write_manifest(folder)}")
+        else:
+            try:
+                print(f"{folder}: {len(verify_manifest(folder, 'folder'))} files verified")
+            except ThinkpixError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,10 @@ def grid(images, cols: int = 8, pad: int = 2, upscale: int = 1, pad_value: int =
 
 
 def save_png(array: np.ndarray, path: str | Path) -> Path:
+    """Write a PNG under a temporary name, then rename it: a killed process never leaves half an image."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path, optimize=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(array).save(tmp, format="PNG", optimize=True)
+    os.replace(tmp, path)
     return path

@@ -1,7 +1,9 @@
 """Text-to-image and class-conditional sampling with classifier-free guidance and per-sample seeds.
 
 Sample i of a call with `seed` s starts from the noise of seed s + i, and the network sees
-each sample independently, so an image does not depend on its batch-mates or batch size.
+each sample independently. The same batch size reproduces an image bit for bit; another batch
+size can move a rare pixel value by one (float rounding of shape-dependent BLAS kernels; measured
+in docs/guarantees.md, no evaluator verdict changed).
 """
 
 from __future__ import annotations
@@ -88,49 +90,78 @@ generate_class_latents = generate_latents
 generate_class_images = generate_images
 
 
+def _chunks_to_do(count: int, per_call: int, complete) -> list[range]:
+    """Chunks of `per_call` items anchored at multiples of `per_call` (so a resumed run batches an
+    item exactly as an uninterrupted run would), keeping those with an incomplete item."""
+    chunks = [range(s, min(s + per_call, count)) for s in range(0, count, per_call)]
+    return [c for c in chunks if not all(complete(i) for i in c)]
+
+
 def write_geneval_folder(model: TextToImage, rows: list[dict], out, images_per_prompt: int = 4, seed: int = 0,
-                         batch_size: int = 64, progress: bool = True, **kwargs) -> None:
+                         batch_size: int = 64, progress: bool = True, **kwargs) -> dict:
     """Generate images for GenEval metadata `rows` into GenEval's layout: out/<00000>/metadata.jsonl
-    and out/<00000>/samples/<0000>.png. Image k of prompt i uses noise seed `seed + i * n + k`."""
+    and out/<00000>/samples/<0000>.png. Image k of prompt i uses noise seed `seed + i * n + k`.
+    Complete prompt folders (see `sample_record`) are kept, so a killed run resumes; the images
+    are those of an uninterrupted run with the same batch size. -> {"kept": K, "generated": G} prompts."""
     import json
     from pathlib import Path
 
     from tqdm import tqdm
 
+    from .files import write_atomic
     from .imaging import save_png
+    from .sample_record import prompt_folder_complete
 
     out, n = Path(out), images_per_prompt
     per_call = max(1, batch_size // n)  # prompts per generation call
-    for start in tqdm(range(0, len(rows), per_call), desc="sampling", unit="batch", disable=not progress):
-        chunk = rows[start : start + per_call]
-        prompts = [r["prompt"] for r in chunk for _ in range(n)]
-        images = generate_images(model, prompts, seed=seed + start * n, batch_size=len(prompts), **kwargs)
-        for i, row in enumerate(chunk):
-            folder = out / f"{start + i:05d}"
-            (folder / "samples").mkdir(parents=True, exist_ok=True)
-            (folder / "metadata.jsonl").write_text(json.dumps(row) + "\n")
+
+    def complete(i: int) -> bool:
+        return prompt_folder_complete(out / f"{i:05d}", rows[i], n)
+
+    todo = _chunks_to_do(len(rows), per_call, complete)
+    generated = 0
+    for chunk in tqdm(todo, desc="sampling", unit="batch", disable=not progress):
+        prompts = [rows[i]["prompt"] for i in chunk for _ in range(n)]
+        images = generate_images(model, prompts, seed=seed + chunk.start * n, batch_size=len(prompts), **kwargs)
+        for j, i in enumerate(chunk):
+            folder = out / f"{i:05d}"
+            if complete(i):
+                continue
             for k in range(n):
-                save_png(images[i * n + k].numpy(), folder / "samples" / f"{k:04d}.png")
+                save_png(images[j * n + k].numpy(), folder / "samples" / f"{k:04d}.png")
+            write_atomic(folder / "metadata.jsonl", json.dumps(rows[i]) + "\n")  # last: marks the folder complete
+            generated += 1
+    return {"kept": len(rows) - generated, "generated": generated}
+
+
+def class_folders(model: ClassToImage, out) -> list:
+    """out/<NN>_<class name> for every class, the name reduced to a safe path component."""
+    from pathlib import Path
+
+    from .validation import safe_name
+
+    return [Path(out) / f"{label:02d}_{safe_name(name)}" for label, name in enumerate(model.classes)]
 
 
 def write_class_folder(model: ClassToImage, out, images_per_class: int = 4, seed: int = 0, batch_size: int = 64,
                        progress: bool = True, **kwargs) -> list:
     """Images of every class of a class-conditional model: out/<NN>_<class_name>/<0000>.png
     (e.g. out/00_red_circle/0000.png). Image k of class i uses noise seed `seed + i * n + k`.
-    Returns the class folders."""
-    from pathlib import Path
-
+    Images already written are kept (chunks of `batch_size` images are redone only when one of
+    their images is missing). Returns the class folders."""
     from tqdm import tqdm
 
     from .imaging import save_png
 
-    out, n = Path(out), images_per_class
+    n = images_per_class
     labels = [label for label in range(len(model.classes)) for _ in range(n)]
-    images = torch.cat([generate_class_images(model, labels[i : i + batch_size], seed=seed + i, batch_size=batch_size,
-                                              **kwargs)
-                        for i in tqdm(range(0, len(labels), batch_size), desc="sampling", unit="batch",
-                                      disable=not progress)])
-    folders = [out / f"{label:02d}_{name.replace(' ', '_')}" for label, name in enumerate(model.classes)]
-    for j, image in enumerate(images):
-        save_png(image.numpy(), folders[labels[j]] / f"{j % n:04d}.png")
+    folders = class_folders(model, out)
+    paths = [folders[label] / f"{j % n:04d}.png" for j, label in enumerate(labels)]
+    for chunk in tqdm(_chunks_to_do(len(labels), batch_size, lambda j: paths[j].is_file()), desc="sampling",
+                      unit="batch", disable=not progress):
+        images = generate_class_images(model, labels[chunk.start:chunk.stop], seed=seed + chunk.start,
+                                       batch_size=batch_size, **kwargs)
+        for j, image in zip(chunk, images):
+            if not paths[j].is_file():
+                save_png(image.numpy(), paths[j])
     return folders

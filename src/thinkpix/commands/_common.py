@@ -21,17 +21,12 @@ def load_model(args, kind: str = "mmdit"):
     kind: "mmdit" (text-to-image, a PROMPT) or "dit" (class-conditional, --class / --classes)."""
     import torch
 
-    from ..bundled import DEFAULT_CLASS_MODEL, DEFAULT_MODEL, resolve_model
     from ..errors import ThinkpixError
     from ..models.bundle import model_kind
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.steps < 1:
-        raise ThinkpixError(f"--steps must be >= 1, got {args.steps}")
-    if args.think_steps is not None and args.think_steps < 0:
-        raise ThinkpixError(f"--think-steps must be >= 0, got {args.think_steps}")
-    path = resolve_model(args.model, DEFAULT_CLASS_MODEL if kind == "dit" else DEFAULT_MODEL)
+    path = model_path(args, kind)
     found = model_kind(path)
     if found != kind:
         hint = ("a class-conditional model: choose a class with --class NAME (sample: --classes)" if found == "dit"
@@ -55,8 +50,38 @@ def load_model(args, kind: str = "mmdit"):
     return model
 
 
+def model_path(args, kind: str = "mmdit"):
+    from ..bundled import DEFAULT_CLASS_MODEL, DEFAULT_MODEL, resolve_model
+
+    return resolve_model(args.model, DEFAULT_CLASS_MODEL if kind == "dit" else DEFAULT_MODEL)
+
+
+def sample_record(args, kind: str, **what) -> dict:
+    """What a sampled folder is for (see `thinkpix.sample_record`): model and adapter checksums,
+    seed, sampler settings, images per prompt, batch size, plus `what` (the prompts or classes)."""
+    from ..sample_record import folder_checksum
+
+    return dict(what, model=folder_checksum(model_path(args, kind)), adapter=folder_checksum(args.adapter),
+                think_steps=args.think_steps, seed=args.seed, images_per_prompt=args.images_per_prompt,
+                batch_size=args.batch_size, **sampling_kwargs(args))
+
+
 def sampling_kwargs(args) -> dict:
     return dict(steps=args.steps, guidance=args.guidance, method=args.sampler)
+
+
+def add_run_flags(p) -> None:
+    """--no-resume / --resume-from / --overwrite of the training commands (see `Trainer.fit`)."""
+    p.add_argument("--no-resume", action="store_true", help="start from scratch (refused in a folder holding a "
+                   "run unless --overwrite)")
+    p.add_argument("--resume-from", default=None, metavar="CHECKPOINT",
+                   help="resume from this checkpoint folder instead of OUT/checkpoints/latest")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --no-resume: replace the run already in the folder (its checkpoints and metrics)")
+
+
+def run_flags(args) -> dict:
+    return dict(resume=not args.no_resume, resume_from=args.resume_from, overwrite=args.overwrite)
 
 
 def finish_run(trainer, last: dict, out, what: str) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def register(sub) -> None:
@@ -18,6 +19,8 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--canvas", type=int, default=None,
                    help="required image side in pixels (default: the first image's; all must match)")
+    p.add_argument("--partial", action="store_true",
+                   help="score an incomplete folder's complete prompt folders (reported as incomplete_prompts)")
     p.set_defaults(func=run)
 
 
@@ -27,7 +30,10 @@ def run(args) -> int:
     from ..evaluation.runner import evaluate_folder, format_table
 
     root = Path(args.dir)
-    _, summary = evaluate_folder(root, canvas=args.canvas)
+    _, summary = evaluate_folder(root, canvas=args.canvas, partial=args.partial)
+    if summary.get("incomplete_prompts"):
+        print(f"warning: {root} is incomplete: {summary['incomplete_prompts']} prompt folder(s) not scored",
+              file=sys.stderr)
     if args.json:
         print(json.dumps(summary))
     else:

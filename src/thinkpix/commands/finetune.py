@@ -6,7 +6,7 @@ The adapter (its own safetensors + JSON) is written to OUT_DIR/adapter unless --
 
 from __future__ import annotations
 
-from ._common import finish_run
+from ._common import add_run_flags, finish_run, run_flags
 
 from pathlib import Path
 
@@ -23,7 +23,7 @@ def register(sub) -> None:
     p.add_argument("--lora-rank", type=int, default=None, help="LoRA rank (default: parameter-matched to --rsr)")
     p.add_argument("--out", default=None, help="run folder (checkpoints, metrics)")
     p.add_argument("--export", default=None, help="adapter folder (default OUT/adapter)")
-    p.add_argument("--no-resume", action="store_true")
+    add_run_flags(p)
     p.set_defaults(func=run)
 
 
@@ -53,6 +53,6 @@ def run(args) -> int:
         n = objective.adapter.num_parameters
         print(f"{cfg.finetune.method}: {n:,} trainable parameters on a frozen base of "
               f"{sum(p.numel() for p in objective.model.transformer.parameters()) - n:,}")
-    last = trainer.fit(resume=not args.no_resume)
+    last = trainer.fit(**run_flags(args))
     out = trainer.export(args.export or f"{cfg.out_dir}/adapter")
     return finish_run(trainer, last, out, "adapter")

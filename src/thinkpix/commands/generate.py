@@ -28,8 +28,6 @@ def run(args) -> int:
 
     if (args.prompt is None) == (args.class_name is None):
         raise ThinkpixError("give a PROMPT or --class NAME (one of the two)")
-    if args.num_images < 1:
-        raise ThinkpixError(f"-n must be >= 1, got {args.num_images}")
     if args.trace and not args.adapter:
         raise ThinkpixError("--trace needs an RSR --adapter")
     model = load_model(args, "dit" if args.class_name is not None else "mmdit")

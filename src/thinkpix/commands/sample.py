@@ -7,7 +7,7 @@ class (DIR/00_red_circle/0000.png, ...), image k of class i with seed SEED + i *
 
 from __future__ import annotations
 
-from ._common import add_sampling_flags, load_model, sampling_kwargs
+from ._common import add_sampling_flags, load_model, model_path, sample_record, sampling_kwargs
 
 
 def register(sub) -> None:
@@ -27,27 +27,31 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..errors import ThinkpixError
     from ..evaluation.metadata import read_metadata
+    from ..sample_record import open_output, rows_digest
     from ..sampling import write_geneval_folder
 
-    if args.images_per_prompt < 1:
-        raise ThinkpixError(f"--images-per-prompt must be >= 1, got {args.images_per_prompt}")
     if args.classes:
+        from ..models.bundle import read_meta
         from ..sampling import write_class_folder
 
+        record = sample_record(args, "dit", classes=read_meta(model_path(args, "dit")).get("classes"))
+        open_output(args.out, record, write=False)  # refuse another run's folder before loading anything
         model = load_model(args, "dit")
+        open_output(args.out, record)
         write_class_folder(model, args.out, args.images_per_prompt, args.seed, args.batch_size, **sampling_kwargs(args))
         n = len(model.classes)
-        print(f"wrote {n * args.images_per_prompt} images for {n} classes to {args.out}")
+        print(f"{n * args.images_per_prompt} images for {n} classes in {args.out}")
         return 0
-    if not Path(args.prompts).is_file():
-        raise ThinkpixError(f"{args.prompts}: prompt file not found")
     rows = [meta for _, meta in read_metadata(Path(args.prompts))]
     if args.limit:
         rows = rows[: args.limit]
+    record = sample_record(args, "mmdit", prompts=rows_digest(rows), num_prompts=len(rows))
+    open_output(args.out, record, write=False)  # refuse another run's folder before loading anything
     model = load_model(args)
-    write_geneval_folder(model, rows, args.out, args.images_per_prompt, args.seed, args.batch_size,
-                         **sampling_kwargs(args))
-    print(f"wrote {len(rows) * args.images_per_prompt} images for {len(rows)} prompts to {args.out}")
+    open_output(args.out, record)
+    done = write_geneval_folder(model, rows, args.out, args.images_per_prompt, args.seed, args.batch_size,
+                                **sampling_kwargs(args))
+    print(f"{len(rows) * args.images_per_prompt} images for {len(rows)} prompts in {args.out} "
+          f"({done['generated']} prompt folders generated, {done['kept']} complete ones kept)")
     return 0

@@ -4,14 +4,14 @@ text-to-image MMDiT). Resumes from the run folder's latest checkpoint. Under
 
 from __future__ import annotations
 
-from ._common import finish_run
+from ._common import add_run_flags, finish_run, run_flags
 
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a model from a YAML config", description=__doc__)
     p.add_argument("config", help="YAML config file")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=5e-4 steps=2000")
-    p.add_argument("--no-resume", action="store_true", help="start from scratch even if checkpoints exist")
+    add_run_flags(p)
     p.add_argument("--stop-after", type=int, default=None, metavar="STEP",
                    help="stop at this step of the configured schedule (the schedule still spans `steps`)")
     p.add_argument("--export", default=None, help="folder for the final EMA weights (default OUT_DIR/final)")
@@ -25,6 +25,6 @@ def run(args) -> int:
 
     cfg = load_config(args.config, args.overrides)
     trainer = Trainer(cfg, build_objective(cfg))
-    last = trainer.fit(resume=not args.no_resume, stop_after=args.stop_after)
+    last = trainer.fit(stop_after=args.stop_after, **run_flags(args))
     out = trainer.export(args.export or f"{cfg.out_dir}/final")
     return finish_run(trainer, last, out, "weights")

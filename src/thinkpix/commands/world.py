@@ -40,12 +40,9 @@ def register(sub) -> None:
 
 
 def run_prompts(args) -> int:
-    from ..errors import ThinkpixError
     from ..worlds.dense import dense_set
     from ..worlds.prompts import geneval_set
 
-    if args.per_task < 1:
-        raise ThinkpixError(f"--per-task must be >= 1, got {args.per_task}")
     metas = geneval_set(args.per_task, args.seed) if args.which == "geneval" else dense_set(args.per_task, args.seed)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -70,14 +67,9 @@ def clear_prompt_folders(out: Path, overwrite: bool) -> None:
 
 
 def run_render(args) -> int:
-    from ..errors import ThinkpixError
     from ..evaluation.metadata import read_metadata
     from ..evaluation.render import write_folder
 
-    if args.images_per_prompt < 1:
-        raise ThinkpixError(f"--images-per-prompt must be >= 1, got {args.images_per_prompt}")
-    if args.distractors < 0:
-        raise ThinkpixError(f"--distractors must be >= 0, got {args.distractors}")
     lines = read_metadata(Path(args.prompts))
     out = Path(args.out)
     clear_prompt_folders(out, args.overwrite)

@@ -14,6 +14,8 @@ from ..worlds.geometry import RELATIONS
 from ..worlds.palette import COLOR_NAMES
 from ..worlds.shapes import SHAPES
 
+MAX_COUNT = 64  # objects of one kind; far above what a canvas holds, low enough to refuse absurd counts
+
 
 def read_jsonl(path: Path) -> list[tuple[int, dict]]:
     """[(line number, object), ...] for the non-blank lines of a JSONL file."""
@@ -21,8 +23,12 @@ def read_jsonl(path: Path) -> list[tuple[int, dict]]:
     if not path.is_file():
         raise located(path, None, "file not found")
     out = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise located(path, number, "not valid UTF-8 text") from None
             if not line.strip():
                 continue
             try:
@@ -36,8 +42,8 @@ def read_jsonl(path: Path) -> list[tuple[int, dict]]:
 
 
 def _check_count(value, path, line, where: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise located(path, line, f"{where}: 'count' must be a positive integer, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_COUNT:
+        raise located(path, line, f"{where}: 'count' must be an integer in [1, {MAX_COUNT}], got {value!r}")
 
 
 def _check_class(item: dict, path, line, where: str) -> None:
@@ -53,6 +59,9 @@ def validate_metadata(meta: dict, path, line: int | None) -> dict:
     for key in ("tag", "prompt", "include"):
         if key not in meta:
             raise located(path, line, f"missing key {key!r}")
+    for key in ("tag", "prompt"):
+        if not isinstance(meta[key], str) or not meta[key].strip():
+            raise located(path, line, f"{key!r} must be a non-empty string, got {meta[key]!r}")
     include = meta["include"]
     if not isinstance(include, list) or not include:
         raise located(path, line, "'include' must be a non-empty list")
@@ -67,6 +76,8 @@ def validate_metadata(meta: dict, path, line: int | None) -> dict:
                     and isinstance(pos[1], int) and 0 <= pos[1] < i):
                 raise located(path, line, f"{where}: 'position' must be [relation, index of an earlier include "
                                           f"item] with relation one of {', '.join(RELATIONS)}; got {pos!r}")
+    if not isinstance(meta.get("exclude", []), list):
+        raise located(path, line, f"'exclude' must be a list, got {meta['exclude']!r}")
     for i, item in enumerate(meta.get("exclude", [])):
         _check_class(item, path, line, f"exclude[{i}]")
     if "questions" in meta:
@@ -77,9 +88,11 @@ def validate_metadata(meta: dict, path, line: int | None) -> dict:
 def _validate_questions(meta: dict, path, line) -> None:
     seen: set[int] = set()
     groups = len(meta["include"])
+    if not isinstance(meta["questions"], list):
+        raise located(path, line, f"'questions' must be a list, got {meta['questions']!r}")
     for q in meta["questions"]:
         qid = q.get("id") if isinstance(q, dict) else None
-        if not isinstance(qid, int) or qid in seen:
+        if not isinstance(qid, int) or isinstance(qid, bool) or qid in seen:
             raise located(path, line, f"question {q!r}: 'id' must be a unique integer")
         if q.get("kind") not in QUESTION_KINDS:
             raise located(path, line, f"question {qid}: unknown kind {q.get('kind')!r} "
@@ -87,13 +100,15 @@ def _validate_questions(meta: dict, path, line) -> None:
         objects = q.get("objects")
         n_objects = 2 if q["kind"] == "relation" else 1
         if not (isinstance(objects, list) and len(objects) == n_objects
-                and all(isinstance(g, int) and 0 <= g < groups for g in objects)):
+                and all(isinstance(g, int) and not isinstance(g, bool) and 0 <= g < groups for g in objects)):
             raise located(path, line, f"question {qid}: 'objects' must list {n_objects} include index(es)")
         if q["kind"] == "relation" and "position" not in meta["include"][objects[0]]:
             raise located(path, line, f"question {qid}: include[{objects[0]}] has no 'position'")
         if q["kind"] == "colour" and "color" not in meta["include"][objects[0]]:
             raise located(path, line, f"question {qid}: include[{objects[0]}] has no 'color'")
-        if not all(d in seen for d in q.get("dependencies", [])):
+        deps = q.get("dependencies", [])
+        if not (isinstance(deps, list) and all(isinstance(d, int) and not isinstance(d, bool) and d in seen
+                                               for d in deps)):
             raise located(path, line, f"question {qid}: 'dependencies' must name earlier question ids")
         q.setdefault("dependencies", [])
         seen.add(qid)

@@ -20,6 +20,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ThinkpixError, located
+from ..sample_record import prompt_folder_complete, read_record
+from ..validation import image_size
 from ..worlds.dense import is_dense
 from ..worlds.prompts import TASKS
 from .bootstrap import percentile_interval, stratified_bootstrap_means
@@ -46,19 +48,24 @@ def score_image(image: np.ndarray, metadata: dict) -> dict:
     return out
 
 
-def load_image(path: Path, canvas: int | None) -> np.ndarray:
-    """(H, W, 3) uint8; a `ThinkpixError` if unreadable, or not canvas x canvas (not square
-    when `canvas` is None)."""
-    try:
-        with Image.open(path) as im:
-            image = np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as exc:
-        raise located(path, None, f"cannot read image ({exc})") from None
-    h, w = image.shape[:2]
+def check_image_header(path: Path, canvas: int | None) -> int:
+    """The image's side from its header alone (nothing decoded); a `ThinkpixError` if unreadable,
+    too large, or not canvas x canvas (not square when `canvas` is None)."""
+    w, h = image_size(path)
     side = canvas or w
     if (h, w) != (side, side):
         raise located(path, None, f"image is {w}x{h}, expected {side}x{side}")
-    return image
+    return side
+
+
+def load_image(path: Path, canvas: int | None) -> np.ndarray:
+    """(H, W, 3) uint8, after `check_image_header`."""
+    check_image_header(path, canvas)
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, ValueError) as exc:
+        raise located(path, None, f"cannot read image ({exc})") from None
 
 
 def prompt_folders(root: Path) -> list[Path]:
@@ -87,21 +94,48 @@ def _samples(folder: Path) -> list[Path]:
     return samples
 
 
-def evaluate_folder(root: Path, canvas: int | None = None, write: bool = True) -> tuple[list[dict], dict]:
+def incomplete_folders(root: Path, folders: list[Path]) -> tuple[list[Path], int]:
+    """(prompt folders missing images or metadata, prompt folders missing altogether). With a
+    sampler's record the expected counts are known; otherwise every folder must hold metadata and
+    as many images as the fullest one."""
+    record = read_record(root)
+    if record is not None:
+        n = record["images_per_prompt"]
+        bad = [f for f in folders if not prompt_folder_complete(f, None, n)]
+        return bad, max(0, record.get("num_prompts", len(folders)) - len(folders))
+    counts = {f: len([p for p in (f / "samples").glob("*") if p.suffix.lower() in IMAGE_SUFFIXES]) for f in folders}
+    most = max(counts.values(), default=0)
+    return [f for f in folders if not (f / "metadata.jsonl").is_file() or counts[f] < most], 0
+
+
+def evaluate_folder(root: Path, canvas: int | None = None, write: bool = True,
+                    partial: bool = False) -> tuple[list[dict], dict]:
     """Score every image under `root`. `canvas`: required image side (default: the first
-    image's, all others must match). Returns (results, summary); writes results.jsonl and
-    summary.json into `root` when `write`."""
+    image's, all others must match). An incomplete folder (see `incomplete_folders`) is refused,
+    or with `partial` its complete prompt folders are scored and the summary counts the rest
+    (`incomplete_prompts`). Every metadata file and image header is checked before any image is
+    decoded. Returns (results, summary); writes results.jsonl and summary.json when `write`."""
     root = Path(root)
     folders = prompt_folders(root)
-    jobs = [(folder, _folder_metadata(folder), _samples(folder)) for folder in folders]  # validate all first
+    bad, missing = incomplete_folders(root, folders)
+    if (bad or missing) and not partial:
+        example = f" (e.g. {bad[0]})" if bad else ""
+        raise ThinkpixError(f"{root}: incomplete: {len(bad)} prompt folder(s) lack images or metadata{example} and "
+                            f"{missing} are missing; finish it by rerunning the same `thinkpix sample` command, or "
+                            "score the complete ones with --partial")
+    jobs = [(folder, _folder_metadata(folder), _samples(folder)) for folder in folders if folder not in bad]
+    for _, _, samples in jobs:  # every header before any decoding
+        for path in samples:
+            canvas = check_image_header(path, canvas)  # the first image fixes the size for the rest
     results = []
     for folder, meta, samples in jobs:
         for path in samples:
             image = load_image(path, canvas)
-            canvas = canvas or image.shape[0]  # the first image fixes the size for the rest
             row = {"folder": folder.name, "sample": path.name, "tag": meta["tag"], "prompt": meta["prompt"]}
             results.append(row | score_image(image, meta))
     summary = summarise(results)
+    if partial:
+        summary["incomplete_prompts"] = len(bad) + missing
     if write:
         with (root / "results.jsonl").open("w", encoding="utf-8") as f:
             f.writelines(json.dumps(r) + "\n" for r in results)

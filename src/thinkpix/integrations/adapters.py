@@ -2,6 +2,7 @@
 
 An adapter is a directory holding
     rsr_adapter.safetensors   every RSR tensor (fp32), keys as in `transformer.rsr.state_dict()`
+    checksums.json            sha256 of both files (`thinkpix.files`), verified on load
     rsr_config.json           format tag and version, the RSRConfig, what backbone and layer widths it
                               was trained on, every tensor's shape, and the sha256 of the tensor file
 It is independent of the base weights (diffusers' LoRA loaders reject non-LoRA keys, so RSR does
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 
 from thinkpix.errors import ThinkpixError
-from thinkpix.files import sha256_file
+from thinkpix.files import sha256_file, verify_manifest, write_manifest
 from thinkpix.rsr.config import RSRConfig
 from thinkpix.rsr.module import RSRModule
 
@@ -65,6 +66,7 @@ def save_rsr(transformer_or_module: nn.Module, path) -> Path:
     tmp = out / (CONFIG + ".tmp")
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, out / CONFIG)
+    write_manifest(out)
     return out
 
 
@@ -75,6 +77,7 @@ def read_adapter_config(path) -> tuple[RSRConfig, dict]:
     for p in (cfg_path, w_path):
         if not p.is_file():
             raise ThinkpixError(f"{d}: not an RSR adapter (missing {p.name}; expected {CONFIG} and {WEIGHTS})")
+    verify_manifest(d, "RSR adapter")  # every file, the JSON config included
     try:
         record = json.loads(cfg_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

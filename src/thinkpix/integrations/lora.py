@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from thinkpix.errors import ThinkpixError
-from thinkpix.files import read_checked_record, sha256_file
+from thinkpix.files import read_checked_record, sha256_file, write_manifest
 
 from .attach import backbone_of
 
@@ -91,6 +91,7 @@ def save_lora(transformer: nn.Module, path) -> Path:
     record = dict(meta, format=FORMAT, targets=target_modules(transformer, meta["layers"]),
                   num_parameters=int(sum(v.numel() for v in tensors.values())), sha256=sha256_file(out / WEIGHTS))
     (out / CONFIG).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    write_manifest(out)
     return out
 
 

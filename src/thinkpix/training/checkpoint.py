@@ -1,17 +1,22 @@
-"""Atomic checkpoints: tensors in safetensors, everything else in JSON. Never pickle.
+"""Atomic, verified checkpoints: tensors in safetensors, everything else in JSON. Never pickle.
 
-Layout of a checkpoint folder `DIR/step_000100/`:
-  model.safetensors      trainable + EMA tensors (prefixed `model.` / `ema.`)
+Layout of a checkpoint folder `DIR/step_0000100/`:
+  model.safetensors      trainable + EMA tensors (prefixed `param.` / `ema.`)
   optimizer.safetensors  optimizer state tensors, flattened (`state.<param>.<key>`)
-  state.json             step, config, optimizer scalars, metrics
-`DIR/latest` names the newest complete checkpoint. A folder is written under a temporary
-name and renamed, so a crash never leaves a half-written checkpoint behind.
+  state.json             step, config, optimizer scalars
+  checksums.json         sha256 of the three files above (`thinkpix.files`)
+`DIR/latest` names the newest complete checkpoint. A folder is written under a temporary name,
+flushed to disk and renamed, so a crash (even kill -9 mid-write) never leaves a half-written
+checkpoint under a real name. Loading verifies every checksum, the step and finite tensors; a bad
+checkpoint is refused with the name of the newest earlier one that verifies. Old checkpoints are
+rotated by step number.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -19,6 +24,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import ThinkpixError
+from ..files import read_json_object, verify_manifest, write_atomic, write_manifest
+
+STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
 def _flatten_optimizer(opt_state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -39,6 +47,26 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], scalars: dict) -> dic
         _, pid, key = name.split(".", 2)
         state.setdefault(int(pid), {})[key] = val
     return {"state": state, "param_groups": scalars["param_groups"]}
+
+
+def step_of(path: Path) -> int | None:
+    match = STEP_DIR.match(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def list_checkpoints(root: str | Path) -> list[Path]:
+    """Checkpoint folders under `root`, oldest first by step number (never by name order)."""
+    root = Path(root)
+    found = [p for p in root.iterdir() if p.is_dir() and step_of(p) is not None] if root.is_dir() else []
+    return sorted(found, key=step_of)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def save_checkpoint(
@@ -62,33 +90,96 @@ def save_checkpoint(
         save_file(opt_tensors, tmp / "optimizer.safetensors")
         meta["optimizer"] = opt_scalars
     (tmp / "state.json").write_text(json.dumps(meta, indent=1))
-    shutil.rmtree(final, ignore_errors=True)
+    write_manifest(tmp)
+    for f in tmp.iterdir():
+        _fsync(f)
+    _fsync(tmp)
+    if final.exists():  # the same step written by an abandoned branch of this run (see --resume-from)
+        shutil.rmtree(final)
     os.replace(tmp, final)
-    latest_tmp = root / ".latest.tmp"
-    latest_tmp.write_text(final.name)
-    os.replace(latest_tmp, root / "latest")
-    for old in sorted(root.glob("step_*"))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    _fsync(root)
+    write_atomic(root / "latest", final.name)
+    rotate(root, keep, step)
     return final
 
 
+def rotate(root: Path, keep: int, current: int) -> None:
+    """Keep the `keep` newest checkpoints at or below step `current` (by step number); later ones
+    (left by a run resumed from an earlier checkpoint) are not this rotation's to remove."""
+    older = [p for p in list_checkpoints(root) if step_of(p) <= current]
+    for old in older[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def verify_checkpoint(path: str | Path) -> dict:
+    """Check a checkpoint folder's checksums and record; -> its state.json. ThinkpixError if bad."""
+    path = Path(path)
+    verify_manifest(path, "checkpoint")
+    for name in ("model.safetensors", "state.json"):
+        if not (path / name).is_file():
+            raise ThinkpixError(f"{path / name}: missing; incomplete checkpoint")
+    state = read_json_object(path / "state.json", "checkpoint state")
+    if step_of(path) is not None and state.get("step") != step_of(path):
+        raise ThinkpixError(f"{path / 'state.json'}: step {state.get('step')!r} does not match the folder name")
+    return state
+
+
 def latest_checkpoint(root: str | Path) -> Path | None:
-    pointer = Path(root) / "latest"
+    """The checkpoint `root/latest` names, verified; None when the folder holds no checkpoint.
+    A pointer to a missing or damaged checkpoint is refused, naming the newest earlier good one."""
+    root = Path(root)
+    pointer = root / "latest"
+    found = list_checkpoints(root)
     if not pointer.exists():
+        if found:
+            raise bad_checkpoint(root, f"{pointer}: missing while {len(found)} checkpoint(s) exist", found[-1])
         return None
-    path = Path(root) / pointer.read_text().strip()
-    return path if path.exists() else None
+    name = pointer.read_text(encoding="utf-8", errors="replace").strip()
+    path = root / name
+    if step_of(path) is None or not path.is_dir():
+        raise bad_checkpoint(root, f"{pointer}: names {name!r}, which is not a checkpoint folder here", None)
+    try:
+        verify_checkpoint(path)
+    except ThinkpixError as exc:
+        raise bad_checkpoint(root, str(exc), path) from None
+    return path
+
+
+def previous_good(root: Path, before: Path | None) -> Path | None:
+    """The newest checkpoint below `before` (all, when None) that verifies."""
+    limit = step_of(before) if before is not None else None
+    for candidate in reversed(list_checkpoints(root)):
+        if limit is not None and step_of(candidate) >= limit:
+            continue
+        try:
+            verify_checkpoint(candidate)
+            return candidate
+        except ThinkpixError:
+            continue
+    return None
+
+
+def bad_checkpoint(root: Path, reason: str, bad: Path | None) -> ThinkpixError:
+    good = previous_good(root, bad)
+    if good is not None:
+        return ThinkpixError(f"{reason}; refusing to resume from it. The newest good checkpoint is {good}: "
+                             f"resume from it with --resume-from {good}")
+    return ThinkpixError(f"{reason}; refusing to resume, and no earlier checkpoint verifies: "
+                         "start over with --no-resume --overwrite")
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None, dict]:
-    """-> (model tensors, optimizer state dict or None, state)."""
+    """-> (model tensors, optimizer state dict or None, state), after verifying the checkpoint."""
     path = Path(path)
+    state = verify_checkpoint(path)
     try:
         tensors = load_file(path / "model.safetensors")
-        state = json.loads((path / "state.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise ThinkpixError(f"{path}: not a readable checkpoint ({exc})") from exc
-    opt = None
-    if "optimizer" in state and (path / "optimizer.safetensors").exists():
-        opt = _unflatten_optimizer(load_file(path / "optimizer.safetensors"), state.pop("optimizer"))
+        opt = None
+        if "optimizer" in state and (path / "optimizer.safetensors").exists():
+            opt = _unflatten_optimizer(load_file(path / "optimizer.safetensors"), state.pop("optimizer"))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ThinkpixError(f"{path}: not a readable checkpoint ({exc})") from None
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ThinkpixError(f"{path / 'model.safetensors'}: tensors hold NaN or Inf ({', '.join(bad[:3])})")
     return tensors, opt, state

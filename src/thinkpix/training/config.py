@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import ThinkpixError
+from ..validation import config_ranges
 
 
 @dataclass
@@ -78,7 +79,6 @@ VALID_CHOICES = {
     "optim.schedule": ("constant", "cosine"),
     "finetune.method": ("none", "rsr", "lora"),
 }
-POSITIVE = ("steps", "batch_size", "optim.lr", "log_every", "sample_every", "ckpt_every", "keep_checkpoints")
 
 
 def _coerce(value, typ, key: str):
@@ -129,13 +129,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for key, choices in VALID_CHOICES.items():
         if _get(cfg, key) not in choices:
             raise ThinkpixError(f"config key {key!r}: {_get(cfg, key)!r} is not one of {list(choices)}")
-    for key in POSITIVE:
-        if not _get(cfg, key) > 0:
-            raise ThinkpixError(f"config key {key!r} must be > 0, got {_get(cfg, key)!r}")
-    if not 0 <= cfg.cond_dropout < 1:
-        raise ThinkpixError(f"config key 'cond_dropout' must be in [0, 1), got {cfg.cond_dropout}")
-    if not 0 <= cfg.ema_decay < 1:
-        raise ThinkpixError(f"config key 'ema_decay' must be in [0, 1), got {cfg.ema_decay}")
+    config_ranges(cfg)  # numbers (NaN, ranges), data-mix weights, text, a writable out_dir
     if cfg.data_mix:
         from ..worlds.classes import CLASS_PARTS
         from ..worlds.stream import DEFAULT_MIX
@@ -197,7 +191,9 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConf
         if not path.exists():
             raise ThinkpixError(f"{path}: config file not found")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            raise ThinkpixError(f"{path}: not valid UTF-8 text") from None
         except yaml.YAMLError as exc:
             raise ThinkpixError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
         if not isinstance(data, dict):

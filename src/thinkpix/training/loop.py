@@ -1,11 +1,13 @@
 """The training loop shared by every objective: AdamW, warm-up + schedule, gradient clipping,
-EMA, JSONL metrics, a progress bar, periodic sample grids and atomic checkpoints that resume to
-bit-identical weights. Runs data-parallel under torchrun with no code change."""
+EMA, JSONL metrics, a progress bar, periodic sample grids and atomic, verified checkpoints that
+resume to bit-identical weights. One run per out_dir (a lock), a run folder is never silently
+restarted. Runs data-parallel under torchrun with no code change."""
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -13,11 +15,15 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..errors import ThinkpixError
+from ..files import write_atomic
 from ..imaging import grid, save_png
 from . import distributed
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import (bad_checkpoint, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint,
+                         verify_checkpoint)
 from .config import TrainConfig, to_dict
 from .ema import EMA
+from .runlock import RunLock
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -37,8 +43,6 @@ class Trainer:
         self.cfg = cfg
         self.dist = distributed.setup()
         if cfg.batch_size % self.dist.world_size:
-            from ..errors import ThinkpixError
-
             raise ThinkpixError(f"batch_size {cfg.batch_size} must divide by the {self.dist.world_size} processes")
         self.objective = objective.to(self.dist.device)
         self.params = objective.trainable_parameters()  # name -> Parameter
@@ -56,6 +60,7 @@ class Trainer:
         self.step = 0
         self.out = Path(cfg.out_dir)
         self.ckpt_dir = self.out / "checkpoints"
+        self.lock = RunLock(self.out)
         self.module = objective
         if self.dist.world_size > 1:
             self.module = nn.parallel.DistributedDataParallel(objective, find_unused_parameters=True)
@@ -74,11 +79,24 @@ class Trainer:
             )
         distributed.barrier()
 
-    def resume(self) -> bool:
-        path = latest_checkpoint(self.ckpt_dir)
+    def resume_target(self, resume_from: str | Path | None = None) -> Path | None:
+        """The checkpoint to resume from, verified (read-only): `resume_from`, else the latest one."""
+        if not resume_from:
+            return latest_checkpoint(self.ckpt_dir)
+        verify_checkpoint(resume_from)
+        return Path(resume_from)
+
+    def resume(self, path: Path | None) -> bool:
+        """Load checkpoint `path` (None: nothing to resume -> False)."""
         if path is None:
             return False
-        tensors, opt_state, state = load_checkpoint(path)
+        try:
+            tensors, opt_state, state = load_checkpoint(path)
+        except ThinkpixError as exc:
+            raise bad_checkpoint(path.parent, str(exc), path) from None
+        mine = {k: tuple(v.shape) for k, v in self.state_tensors().items()}
+        if {k: tuple(v.shape) for k, v in tensors.items()} != mine:
+            raise ThinkpixError(f"{path}: a checkpoint of another model (its tensors do not fit this config's)")
         with torch.no_grad():
             for k, p in self.params.items():
                 p.copy_(tensors[f"param.{k}"])
@@ -119,15 +137,65 @@ class Trainer:
                 p.copy_(backup[k])
         save_png(grid(images, cols=8, upscale=2), self.out / "samples" / f"step_{self.step:07d}.png")
 
-    def fit(self, resume: bool = True, stop_after: int | None = None) -> dict:
-        """Train to `cfg.steps` (or stop early at step `stop_after`, e.g. to simulate a crash)."""
+    # ---- the run folder ------------------------------------------------------------------------
+    def holds_run(self) -> list[str]:
+        """What in out_dir shows an earlier run (checkpoints, metrics)."""
+        found = [p.name for p in list_checkpoints(self.ckpt_dir)]
+        return found + [n for n in ("metrics.jsonl",) if (self.out / n).exists()]
+
+    def open_run(self, resume: bool, resume_from, overwrite: bool) -> None:
+        """Check the request (read-only), lock out_dir, then resume, or start over only where nothing
+        would be lost silently."""
+        if overwrite and resume:
+            raise ThinkpixError("--overwrite starts a run over; it goes with --no-resume")
+        if resume_from and not resume:
+            raise ThinkpixError("--resume-from and --no-resume contradict each other")
+        earlier = [] if resume else self.holds_run()
+        if earlier and not overwrite:
+            raise ThinkpixError(f"{self.out}: holds a run ({', '.join(earlier[:4])}); resume it (drop "
+                                "--no-resume) or pass --overwrite to start over, replacing it")
+        target = self.resume_target(resume_from) if resume else None
+        if self.dist.is_main:
+            note = self.lock.acquire()
+            if note:
+                print(f"{self.lock.path}: {note}")
+        try:
+            if not resume:
+                distributed.barrier()
+                if earlier and self.dist.is_main:
+                    shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+                    (self.out / "metrics.jsonl").unlink(missing_ok=True)
+            elif self.resume(target) and self.dist.is_main:
+                print(f"resumed from step {self.step}")
+                self.trim_metrics()
+        except BaseException:
+            self.close()
+            raise
+
+    def trim_metrics(self) -> None:
+        """Drop metric lines logged after the checkpoint a run resumes from (a crash leaves them)."""
+        log = self.out / "metrics.jsonl"
+        if log.exists():
+            lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [x for x in lines if x.strip() and json.loads(x).get("step", 0) <= self.step]
+            if len(kept) != len(lines):
+                write_atomic(log, "".join(kept))
+
+    def close(self) -> None:
+        """Release out_dir's lock (a crashed process releases it with its death)."""
+        self.lock.release()
+
+    def fit(self, resume: bool = True, stop_after: int | None = None, resume_from: str | Path | None = None,
+            overwrite: bool = False) -> dict:
+        """Train to `cfg.steps` (or stop early at step `stop_after`, e.g. to simulate a crash).
+        resume: from the latest checkpoint (or `resume_from`); without it, a folder holding a run
+        is refused unless `overwrite`. out_dir stays locked while it runs."""
         cfg = self.cfg
         end = cfg.steps if stop_after is None else min(stop_after, cfg.steps)
-        if resume and self.resume() and self.dist.is_main:
-            print(f"resumed from step {self.step}")
+        self.open_run(resume, resume_from, overwrite)
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.json").write_text(json.dumps(to_dict(cfg), indent=1))
+            write_atomic(self.out / "config.json", json.dumps(to_dict(cfg), indent=1))
         log = open(self.out / "metrics.jsonl", "a") if self.dist.is_main else None
         bar = tqdm(total=end, initial=self.step, disable=not self.dist.is_main, dynamic_ncols=True)
         window_loss, window_start, window_steps = 0.0, time.time(), 0
@@ -155,6 +223,7 @@ class Trainer:
                 if self.step % cfg.sample_every == 0:
                     self.preview()
         finally:
+            self.close()
             bar.close()
             if log:
                 log.close()
@@ -164,7 +233,11 @@ class Trainer:
         """Write the EMA weights in the objective's own format (e.g. a model folder)."""
         path = Path(path)
         if self.dist.is_main:
-            self.ema.copy_to(self.params)
-            self.objective.export(path)
+            self.lock.acquire()
+            try:
+                self.ema.copy_to(self.params)
+                self.objective.export(path)
+            finally:
+                self.close()
         distributed.barrier()
         return path

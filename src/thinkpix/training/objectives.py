@@ -19,6 +19,7 @@ from torch import nn
 
 from .. import flow
 from ..bundled import resolve_model
+from ..files import write_manifest
 from ..models import autoencoder as ae_lib
 from ..models.bundle import model_kind
 from ..models.c2i import ClassToImage
@@ -28,6 +29,7 @@ from ..sampling import generate_class_images, generate_images
 from ..worlds.prompts import TASKS, random_metadata
 from .config import TrainConfig, to_dict
 from .data import class_batch, world_batch
+from .seeding import seed_everything
 
 
 def _noise_generator(seed: int) -> torch.Generator:
@@ -61,6 +63,7 @@ class AutoencoderObjective(nn.Module):
         _, images, _ = world_batch(self.cfg.seed + 7, 0, range(512), self.cfg.model.canvas, 0.0)
         ae_lib.fit_latent_normalisation(self.autoencoder, ae_lib.images_to_unit(images))
         self.autoencoder.save_pretrained(path, safe_serialization=True)
+        write_manifest(path)
 
 
 class FlowObjective(nn.Module):
@@ -198,6 +201,7 @@ class FeatureObjective(nn.Module):
 
 
 def build_objective(cfg: TrainConfig) -> nn.Module:
+    seed_everything(cfg.seed)  # initial weights (model, RSR experts, LoRA) follow the config's seed
     if cfg.finetune.method != "none":
         dit = model_kind(resolve_model(cfg.finetune.base)) == "dit"
         return ClassFinetuneObjective(cfg) if dit else FinetuneObjective(cfg)

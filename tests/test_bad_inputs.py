@@ -1,0 +1,249 @@
+"""Bad input to every command: exit status 2, one line on stderr naming the file, line or option,
+no traceback, and nothing written or deleted (the whole sandbox is compared before and after).
+Called in-process (`main(argv)`), from inside the sandbox so relative default outputs count."""
+
+import json
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+from thinkpix.cli import main
+from thinkpix.files import write_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "configs" / "tiny_pixel.yaml")
+GOOD_LINE = json.loads((ROOT / "data" / "eval" / "geneval.jsonl").read_text().splitlines()[0])
+DENSE_LINE = json.loads((ROOT / "data" / "eval" / "dense.jsonl").read_text().splitlines()[0])
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG claiming width x height, with no real pixel data (only its header can be read)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def lines(*objs) -> str:
+    return "".join(json.dumps(o) + "\n" for o in objs)
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    box = tmp_path_factory.mktemp("sandbox")
+    assert main(["train", TINY, f"out_dir={box / 'run'}", "steps=2", "ckpt_every=1", "batch_size=2"]) == 0
+    model = box / "run" / "final"
+    assert main(["finetune", "--base", str(model), "--rsr", "layers=0,experts=2,steps=1,rank=1", "--out",
+                 str(box / "ft"), "steps=1", "batch_size=2", "ckpt_every=1"]) == 0
+    (box / "good.jsonl").write_text(lines(GOOD_LINE))
+    (box / "afile.txt").write_text("x")
+    (box / "adir").mkdir()
+    bad = {
+        "non_utf8.jsonl": b'{"tag": "single_object", "prompt": "a \xff\xfe", "include": []}\n',
+        "prompt_int.jsonl": lines(dict(GOOD_LINE, prompt=123)),
+        "tag_list.jsonl": lines(dict(GOOD_LINE, tag=["a"])),
+        "huge_count.jsonl": lines(dict(GOOD_LINE, include=[{"class": "circle", "count": 10**20}])),
+        "float_count.jsonl": lines(dict(GOOD_LINE, include=[{"class": "circle", "count": 1e20}])),
+        "malformed.jsonl": '{"tag": \n',
+        "empty.jsonl": "\n",
+        "not_object.jsonl": "[1, 2]\n",
+        "include_str.jsonl": lines(dict(GOOD_LINE, include="circle")),
+        "exclude_str.jsonl": lines(dict(GOOD_LINE, exclude="circle")),
+        "question_id_str.jsonl": lines(dict(DENSE_LINE, questions=[dict(DENSE_LINE["questions"][0], id="1")])),
+        "question_deps.jsonl": lines(dict(DENSE_LINE, questions=[dict(DENSE_LINE["questions"][0], dependencies=[[0]])])),
+        "questions_str.jsonl": lines(dict(DENSE_LINE, questions="all")),
+        "bad_position.jsonl": lines(dict(GOOD_LINE, include=[{"class": "circle", "count": 1, "position": ["near", 0]}])),
+        "non_utf8.yaml": b"steps: 3\nout_dir: \xff\n",
+        "list.yaml": "- 1\n- 2\n",
+        "broken.yaml": "steps: [1,\n",
+    }
+    for name, content in bad.items():
+        (box / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    # model folders: damaged in place of a good one
+    for name in ("no_manifest", "pickle", "bad_meta"):
+        shutil.copytree(model, box / name)
+    (box / "no_manifest" / "checksums.json").unlink()
+    (box / "pickle" / "transformer" / "diffusion_pytorch_model.bin").write_bytes(b"\x80\x04K\x00.")
+    meta = json.loads((box / "bad_meta" / "thinkpix.json").read_text())
+    (box / "bad_meta" / "thinkpix.json").write_text(json.dumps(dict(meta, canvas="big")))
+    write_manifest(box / "bad_meta")  # a crafted folder with valid checksums: its fields are checked too
+    shutil.copytree(box / "ft" / "adapter", box / "adapter_edited")
+    cfg = box / "adapter_edited" / "rsr_config.json"
+    cfg.write_text(cfg.read_text().replace('"temperature": 5.0', '"temperature": 0.5'))
+    # evaluation folders
+    big = box / "big" / "00000"
+    (big / "samples").mkdir(parents=True)
+    (big / "metadata.jsonl").write_text(lines(GOOD_LINE))
+    (big / "samples" / "0000.png").write_bytes(png_header(12000, 12000))
+    assert main(["sample", "--prompts", str(box / "good.jsonl"), "--model", str(model), "--steps", "1",
+                 "--images-per-prompt", "2", "--out", str(box / "sampled")]) == 0
+    shutil.copytree(box / "sampled", box / "incomplete")
+    (box / "incomplete" / "00000" / "samples" / "0001.png").unlink()
+    (box / "notdemo" / "images" / "00000").mkdir(parents=True)  # someone's folder: demo must not delete it
+    (box / "notdemo" / "images" / "00000" / "mine.txt").write_text("keep me")
+    return box
+
+
+def snapshot(root: Path) -> dict:
+    return {p.relative_to(root).as_posix(): (p.is_dir(), p.stat().st_size if p.is_file() else 0,
+                                             p.stat().st_mtime_ns if p.is_file() else 0)
+            for p in root.rglob("*")}
+
+
+M = "run/final"  # the tiny model, relative to the sandbox
+G = ["generate", "a red circle", "--model", M, "--steps", "1"]
+S = ["sample", "--prompts", "good.jsonl", "--model", M, "--steps", "1", "--out", "s_out"]
+T = ["train", TINY, "steps=2", "batch_size=2", "out_dir=t_out"]
+F = ["finetune", "--base", M, "--rsr", "layers=0,experts=2,steps=1,rank=1", "--out", "f_out", "steps=1",
+     "batch_size=2"]
+
+CASES = [
+    # generate
+    ([*G, "--seed", "-1"], "--seed"),
+    ([*G, "--seed", str(2**40)], "--seed"),
+    ([*G, "--seed", "abc"], "--seed"),
+    ([*G, "--guidance", "nan"], "--guidance"),
+    ([*G, "--guidance", "inf"], "--guidance"),
+    ([*G, "--guidance", "-3"], "--guidance"),
+    ([*G, "--steps", "0"], "--steps"),
+    ([*S, "--steps", "100000"], "--steps"),
+    ([*G, "--threads", "-1"], "--threads"),
+    ([*G, "-n", "0"], "-n"),
+    ([*G, "-n", "100000"], "-n"),
+    ([*G, "--upscale", "0"], "--upscale"),
+    ([*G, "--think-steps", "-1"], "--think-steps"),
+    ([*G, "--out", "/proc/grid.png"], "--out"),
+    ([*G, "--out", "adir"], "--out"),
+    ([*G, "--out", "afile.txt/grid.png"], "afile.txt"),
+    (["generate", "a \udcff\udcfe circle", "--model", M], "PROMPT"),
+    (["generate", "  ", "--model", M], "PROMPT"),
+    (["generate", "x", "--model", "/no/such/model"], "no bundled model"),
+    (["generate", "x", "--model", "no_manifest"], "checksums.json"),
+    (["generate", "x", "--model", "pickle"], "pickle"),
+    (["generate", "x", "--model", "bad_meta"], "'canvas'"),
+    (["generate", "x", "--model", "afile.txt"], "afile.txt"),
+    ([*G, "--adapter", "adapter_edited"], "rsr_config.json"),
+    ([*G, "--adapter", "/no/adapter"], "/no/adapter"),
+    ([*G, "--trace", "t.safetensors"], "--trace"),
+    ([*G, "--class", "red circle"], "--class"),
+    (["generate", "--class", "red circle", "--model", M], "text-to-image"),
+    # sample
+    (["sample", "--prompts", "non_utf8.jsonl", "--model", M, "--out", "s_out"], "non_utf8.jsonl:1"),
+    (["sample", "--prompts", "prompt_int.jsonl", "--model", M, "--out", "s_out"], "'prompt'"),
+    (["sample", "--prompts", "tag_list.jsonl", "--model", M, "--out", "s_out"], "'tag'"),
+    (["sample", "--prompts", "huge_count.jsonl", "--model", M, "--out", "s_out"], "'count'"),
+    (["sample", "--prompts", "float_count.jsonl", "--model", M, "--out", "s_out"], "'count'"),
+    (["sample", "--prompts", "malformed.jsonl", "--model", M, "--out", "s_out"], "malformed.jsonl:1"),
+    (["sample", "--prompts", "empty.jsonl", "--model", M, "--out", "s_out"], "no metadata lines"),
+    (["sample", "--prompts", "not_object.jsonl", "--model", M, "--out", "s_out"], "not_object.jsonl:1"),
+    (["sample", "--prompts", "include_str.jsonl", "--model", M, "--out", "s_out"], "'include'"),
+    (["sample", "--prompts", "exclude_str.jsonl", "--model", M, "--out", "s_out"], "'exclude'"),
+    (["sample", "--prompts", "question_id_str.jsonl", "--model", M, "--out", "s_out"], "'id'"),
+    (["sample", "--prompts", "question_deps.jsonl", "--model", M, "--out", "s_out"], "'dependencies'"),
+    (["sample", "--prompts", "questions_str.jsonl", "--model", M, "--out", "s_out"], "'questions'"),
+    (["sample", "--prompts", "bad_position.jsonl", "--model", M, "--out", "s_out"], "'position'"),
+    (["sample", "--prompts", "missing.jsonl", "--model", M, "--out", "s_out"], "missing.jsonl"),
+    ([*S, "--limit", "-1"], "--limit"),
+    ([*S, "--images-per-prompt", "0"], "--images-per-prompt"),
+    ([*S, "--batch-size", "0"], "--batch-size"),
+    ([*S, "--seed", "-5"], "--seed"),
+    ([*S, "--guidance", "nan"], "--guidance"),
+    ([*S, "--out", "afile.txt"], "--out"),
+    ([*S, "--out", "/proc/samples"], "--out"),
+    ([*S, "--out", "adir/../afile.txt/x"], "afile.txt"),
+    ([*S, "--out", "notdemo"], "no sample_run.json"),
+    ([*S, "--out", "sampled", "--seed", "3"], "another run"),
+    ([*S, "--out", "sampled", "--images-per-prompt", "2", "--model", "shapes-base"], "another run"),
+    (["sample", "--classes", "--model", M, "--out", "s_out"], "text-to-image"),
+    # train
+    (["train", "missing.yaml"], "missing.yaml"),
+    (["train", "list.yaml"], "list.yaml"),
+    (["train", "broken.yaml"], "broken.yaml"),
+    (["train", "non_utf8.yaml"], "non_utf8.yaml"),
+    ([*T, "optim.beta1=2"], "optim.beta1"),
+    ([*T, "optim.beta2=-0.1"], "optim.beta2"),
+    ([*T, "optim.weight_decay=-1"], "optim.weight_decay"),
+    ([*T, "optim.grad_clip=-1"], "optim.grad_clip"),
+    ([*T, "optim.lr=nan"], "optim.lr"),
+    ([*T, "optim.lr=.inf"], "optim.lr"),
+    ([*T, "optim.warmup_steps=-5"], "optim.warmup_steps"),
+    ([*T, "seed=-1"], "'seed'"),
+    ([*T, f"seed={2**70}"], "'seed'"),
+    ([*T, "threads=-1"], "'threads'"),
+    ([*T, "steps=1e20"], "'steps'"),
+    ([*T, "batch_size=0"], "'batch_size'"),
+    ([*T, "ema_decay=1.5"], "'ema_decay'"),
+    ([*T, "cond_dropout=nan"], "'cond_dropout'"),
+    ([*T, "data_mix=position=-1,free=1"], "data_mix"),
+    ([*T, "data_mix=position=0"], "data_mix"),
+    ([*T, "out_dir=/proc/run"], "out_dir"),
+    ([*T, "out_dir=afile.txt"], "out_dir"),
+    ([*T, "--stop-after", "-1"], "--stop-after"),
+    ([*T, "--export", "/proc/final"], "--export"),
+    ([*T, "--export", "afile.txt"], "--export"),
+    (["train", TINY, "out_dir=run", "--no-resume"], "holds a run"),
+    (["train", TINY, "out_dir=run", "--overwrite"], "--no-resume"),
+    (["train", TINY, "out_dir=run", "--resume-from", "run/checkpoints/nope"], "nope"),
+    (["train", TINY, "out_dir=run", "steps=\udcff"], "override"),
+    # finetune
+    (["finetune", "--base", "/no/base", "steps=1"], "no bundled model"),
+    (["finetune", "--base", "no_manifest", "--rsr", "layers=0,experts=2,steps=1,rank=1", "steps=1"], "checksums"),
+    ([*F, "--lora-rank", "0"], "--lora-rank"),
+    ([*F, "--out", "/proc/ft"], "out"),
+    ([*F, "--export", "afile.txt"], "--export"),
+    ([*F, "optim.grad_clip=0"], "optim.grad_clip"),
+    # world
+    (["world", "prompts", "--per-task", "0", "--out", "p.jsonl"], "--per-task"),
+    (["world", "prompts", "--seed", "-1", "--out", "p.jsonl"], "--seed"),
+    (["world", "prompts", "--out", "/proc/p.jsonl"], "--out"),
+    (["world", "prompts", "--out", "adir"], "--out"),
+    (["world", "render", "--prompts", "non_utf8.jsonl", "--out", "r_out"], "non_utf8.jsonl:1"),
+    (["world", "render", "--prompts", "huge_count.jsonl", "--out", "r_out"], "'count'"),
+    (["world", "render", "--prompts", "good.jsonl", "--out", "r_out", "--distractors", "-1"], "--distractors"),
+    (["world", "render", "--prompts", "good.jsonl", "--out", "afile.txt"], "--out"),
+    (["world", "render", "--prompts", "good.jsonl", "--out", "r_out", "--images-per-prompt", "0"],
+     "--images-per-prompt"),
+    # evaluate
+    (["evaluate", "no_such_dir"], "no_such_dir"),
+    (["evaluate", "big"], "12000x12000"),
+    (["evaluate", "incomplete"], "incomplete"),
+    (["evaluate", "sampled", "--canvas", "0"], "--canvas"),
+    (["evaluate", "adir"], "no prompt folders"),
+    # demo
+    (["demo", "--per-task", "0", "--out", "d_out"], "--per-task"),
+    (["demo", "--per-task", "-1", "--out", "d_out"], "--per-task"),
+    (["demo", "--images-per-prompt", "0", "--out", "d_out"], "--images-per-prompt"),
+    (["demo", "--out", "afile.txt"], "--out"),
+    (["demo", "--prompts", "non_utf8.jsonl", "--out", "d_out"], "non_utf8.jsonl:1"),
+    (["demo", "--out", "notdemo", "--model", M, "--per-task", "1", "--images-per-prompt", "1"], "no sample_run.json"),
+    (["demo", "--out", "notdemo", "--ground-truth", "--per-task", "1"], "no sample_run.json"),
+    (["demo", "--seed", "-1", "--out", "d_out"], "--seed"),
+]
+
+
+def test_there_are_at_least_60_cases_covering_every_command():
+    from thinkpix.cli import COMMANDS, build_parser
+
+    assert len(CASES) >= 60
+    registered = set(build_parser()._subparsers._group_actions[0].choices)
+    assert {argv[0] for argv, _ in CASES} == registered & set(COMMANDS)
+
+
+@pytest.mark.parametrize("argv, names", CASES, ids=[f"{i:03d}-{a[0]}" for i, (a, _) in enumerate(CASES)])
+def test_bad_input_is_one_line_exit_2_and_touches_nothing(sandbox, monkeypatch, capsys, argv, names):
+    monkeypatch.chdir(sandbox)
+    before = snapshot(sandbox)
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and err.startswith("thinkpix"), err
+    assert names in err, err
+    assert snapshot(sandbox) == before
