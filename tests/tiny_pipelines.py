@@ -22,7 +22,7 @@ def clip_tokenizer():
     for c in CHARS:
         vocab.setdefault(c, len(vocab))
         vocab.setdefault(c + "</w>", len(vocab))
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
 
 
 def t5_tokenizer(tmp: Path):
@@ -40,7 +40,7 @@ def t5_tokenizer(tmp: Path):
     tmp.mkdir(parents=True, exist_ok=True)
     tok.save(str(tmp / "tokenizer.json"))
     return T5TokenizerFast(tokenizer_file=str(tmp / "tokenizer.json"), extra_ids=0, pad_token="<pad>",
-                           eos_token="</s>", unk_token="<unk>", model_max_length=16)
+                           eos_token="</s>", unk_token="<unk>", model_max_length=77)
 
 
 def clip_encoder(cls_name: str, seed: int, hidden: int = 16, projection: int = 16):
@@ -50,7 +50,7 @@ def clip_encoder(cls_name: str, seed: int, hidden: int = 16, projection: int = 1
     torch.manual_seed(seed)
     cfg = CLIPTextConfig(bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=hidden, intermediate_size=32,
                          num_attention_heads=2, num_hidden_layers=2, vocab_size=2 + 2 * len(CHARS),
-                         max_position_embeddings=16, projection_dim=projection, hidden_act="gelu")
+                         max_position_embeddings=77, projection_dim=projection, hidden_act="gelu")
     return getattr(transformers, cls_name)(cfg).eval()
 
 

@@ -79,7 +79,10 @@ def generate_latents(
 
 
 def generate_images(model: TextToImage | ClassToImage, conditions: list, **kwargs) -> torch.Tensor:
-    """-> (N, H, W, 3) uint8 images. Keyword arguments as `generate_latents`."""
+    """-> (N, H, W, 3) uint8 images. Keyword arguments as `generate_latents`. A base of
+    `models.pipeline_base` (e.g. a diffusers pipeline) samples with its own `generate`."""
+    if hasattr(model, "generate"):
+        return model.generate(conditions, **kwargs)
     return model.x0_to_images(generate_latents(model, conditions, **kwargs))
 
 
@@ -89,9 +92,10 @@ generate_class_images = generate_images
 
 
 def write_geneval_folder(model: TextToImage, rows: list[dict], out, images_per_prompt: int = 4, seed: int = 0,
-                         batch_size: int = 64, progress: bool = True, **kwargs) -> None:
+                         batch_size: int = 64, progress: bool = True, digits: int = 4, **kwargs) -> None:
     """Generate images for GenEval metadata `rows` into GenEval's layout: out/<00000>/metadata.jsonl
-    and out/<00000>/samples/<0000>.png. Image k of prompt i uses noise seed `seed + i * n + k`."""
+    and out/<00000>/samples/<0000>.png (`digits` 5: <00000>.png, as GenEval's own generation script).
+    Image k of prompt i uses noise seed `seed + i * n + k`."""
     import json
     from pathlib import Path
 
@@ -110,7 +114,7 @@ def write_geneval_folder(model: TextToImage, rows: list[dict], out, images_per_p
             (folder / "samples").mkdir(parents=True, exist_ok=True)
             (folder / "metadata.jsonl").write_text(json.dumps(row) + "\n")
             for k in range(n):
-                save_png(images[i * n + k].numpy(), folder / "samples" / f"{k:04d}.png")
+                save_png(images[i * n + k].numpy(), folder / "samples" / f"{k:0{digits}d}.png")
 
 
 def write_class_folder(model: ClassToImage, out, images_per_class: int = 4, seed: int = 0, batch_size: int = 64,

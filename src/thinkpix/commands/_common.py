@@ -27,6 +27,10 @@ def load_model(args, kind: str = "mmdit"):
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if getattr(args, "pretrained", None):  # a diffusers pipeline (or bundled model) on --device
+        from .base_flags import load_pretrained
+
+        return load_pretrained(args, kind)
     if args.steps < 1:
         raise ThinkpixError(f"--steps must be >= 1, got {args.steps}")
     if args.think_steps is not None and args.think_steps < 0:

@@ -27,6 +27,7 @@ def run(args) -> int:
     from ..evaluation.runner import evaluate_folder, format_table
 
     root = Path(args.dir)
+    refuse_foreign_classes(root)
     _, summary = evaluate_folder(root, canvas=args.canvas)
     if args.json:
         print(json.dumps(summary))
@@ -34,3 +35,23 @@ def run(args) -> int:
         print(format_table(summary))
         print(f"per-image results: {root / 'results.jsonl'}")
     return 0
+
+
+def refuse_foreign_classes(root) -> None:
+    """The exact evaluator knows the shapes world only: say so, naming the classes, for any other folder."""
+    import json
+
+    from ..errors import ThinkpixError
+    from ..evaluation.official import foreign_classes
+
+    metas = []
+    for f in sorted(root.glob("[0-9]*/metadata.jsonl")):
+        try:
+            metas.append(json.loads(f.read_text().splitlines()[0]))
+        except (ValueError, IndexError, OSError):
+            continue  # malformed files are reported by evaluate_folder, naming the line
+    foreign = foreign_classes([m for m in metas if isinstance(m, dict)])
+    if foreign:
+        raise ThinkpixError(f"{root}: objects {', '.join(foreign[:8])}{' ...' if len(foreign) > 8 else ''} are not "
+                            "shapes-world classes; `thinkpix evaluate` scores shapes-world folders only. Score this "
+                            "folder with GenEval's own evaluator (evaluation/evaluate_images.py of djghosh13/geneval)")
