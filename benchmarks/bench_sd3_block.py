@@ -10,9 +10,12 @@ the base block). Reported:
 - forward time with RSR / without (eval, no grad; paired rounds, median of per-round ratios) next to
   the FLOP ratio (the accounting of `thinkpix.integrations.sd3.estimate_forward_flops` restricted to
   the block); target: time ratio <= 1.10 x FLOP ratio;
-- peak memory of one RSR training step (forward + backward of the adapter, frozen base), with and
-  without gradient checkpointing of the block, each in a fresh subprocess: the resident set size
-  sampled every millisecond during the step, minus the resident set size just before it.
+- memory of one RSR training step (forward + backward of the adapter, frozen base), with and without
+  gradient checkpointing of the block, each in a fresh subprocess: the tensors kept for backward
+  (counted with autograd's saved-tensor hooks; per block, this is what checkpointing saves in a deep
+  network) and the peak resident set size during the step (sampled every millisecond) minus the size
+  just before it (for a single block, checkpointing recomputes the activations inside backward, so the
+  peak of one block alone is not expected to drop).
 Experts get random B and gates random output weights, so tokens spread over both experts.
 """
 
@@ -112,12 +115,32 @@ def _rss_bytes() -> int:
 
 
 def train_step_memory(checkpointing: bool) -> dict:
-    """One RSR training step on the block (in this process): peak RSS during it minus RSS before."""
+    """One RSR training step on the block, in a fresh process (nothing cached from an earlier step):
+    - `saved_mib`: activations (not weights) the forward keeps alive for backward (what a network of such blocks holds
+      per block until its backward; with checkpointing, only the block's inputs);
+    - `peak_extra_mib`: peak resident set size during forward + backward minus the size just before."""
     from torch.utils.checkpoint import checkpoint
 
     model, block, rsr = build()
     model.train()
     x = block_inputs()
+    storages: dict[int, int] = {}
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}  # held anyway: not activations
+
+    def pack(t):  # every activation saved for backward, counted once per storage
+        if t.untyped_storage().data_ptr() not in weights:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    def forward():
+        if checkpointing:  # the block's inputs are what checkpointing keeps
+            for t in x.values():
+                storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return checkpoint(lambda h, e, t: call_block(block, rsr, dict(hidden_states=h, encoder_hidden_states=e,
+                                                                          temb=t)),
+                              x["hidden_states"], x["encoder_hidden_states"], x["temb"], use_reentrant=False)
+        return call_block(block, rsr, x)
+
     peak, done = [0], threading.Event()
 
     def sample():
@@ -125,31 +148,21 @@ def train_step_memory(checkpointing: bool) -> dict:
             peak[0] = max(peak[0], _rss_bytes())
             time.sleep(0.001)
 
-    def step():
-        if checkpointing:
-            enc, hid = checkpoint(lambda h, e, t: call_block(block, rsr, dict(hidden_states=h, encoder_hidden_states=e,
-                                                                             temb=t)),
-                                  x["hidden_states"], x["encoder_hidden_states"], x["temb"], use_reentrant=False)
-        else:
-            enc, hid = call_block(block, rsr, x)
-        loss = hid.square().mean()
-        loss.backward()
-        return loss
-
-    step()  # warm-up: allocator pools, lazily created kernels
-    rsr.zero_grad(set_to_none=True)
     before = _rss_bytes()
     peak[0] = before
     watcher = threading.Thread(target=sample, daemon=True)
     watcher.start()
     t0 = time.perf_counter()
-    step()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        enc, hid = forward()
+    saved = sum(storages.values())
+    hid.square().mean().backward()
     seconds = time.perf_counter() - t0
     done.set()
     watcher.join()
     grads = sum(int(p.grad is not None) for p in rsr.parameters())
-    return {"checkpointing": checkpointing, "peak_extra_mib": (peak[0] - before) / 2**20, "step_s": seconds,
-            "rsr_tensors_with_grad": grads, "rsr_parameters": sum(p.numel() for p in rsr.parameters())}
+    return {"checkpointing": checkpointing, "saved_mib": saved / 2**20, "peak_extra_mib": (peak[0] - before) / 2**20,
+            "step_s": seconds, "rsr_tensors_with_grad": grads, "rsr_parameters": sum(p.numel() for p in rsr.parameters())}
 
 
 def main(argv=None) -> dict:
@@ -174,9 +187,12 @@ def main(argv=None) -> dict:
         cmd = [sys.executable, "-m", "benchmarks.bench_sd3_block", "--memory-only", mode, "--threads", str(args.threads)]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         memory[f"checkpointing_{mode}"] = json.loads(out)
-        print(f"training step, gradient checkpointing {mode}: peak +{memory[f'checkpointing_{mode}']['peak_extra_mib']:.0f} MiB")
-    memory["ratio_on_over_off"] = (memory["checkpointing_on"]["peak_extra_mib"]
-                                   / max(memory["checkpointing_off"]["peak_extra_mib"], 1e-9))
+        m = memory[f"checkpointing_{mode}"]
+        print(f"training step, gradient checkpointing {mode}: saved for backward {m['saved_mib']:.0f} MiB, "
+              f"peak RSS +{m['peak_extra_mib']:.0f} MiB")
+    for key in ("saved_mib", "peak_extra_mib"):
+        memory[f"{key}_ratio_on_over_off"] = (memory["checkpointing_on"][key]
+                                              / max(memory["checkpointing_off"][key], 1e-9))
     result = {
         "command": "python -m benchmarks.bench_sd3_block " + " ".join(sys.argv[1:] if argv is None else argv),
         "block": {"width": WIDTH, "heads": HEADS, "image_tokens": IMAGE_TOKENS, "text_tokens": TEXT_TOKENS,
