@@ -272,3 +272,23 @@ def test_bad_inputs_are_one_line_errors(pipes, images, tmp_path, capsys):
     assert main(["finetune", "--pretrained", str(tmp_path / "nowhere" / "x"), "--rsr", RSR]) == 2
     assert main(["finetune", "--pretrained", "someone/not-cached-model", "--rsr", RSR]) == 2
     assert "local Hugging Face cache" in capsys.readouterr().err
+
+
+def test_config_file_of_flag_names(pipes, images, tmp_path):
+    """`finetune --config FILE` with a `pretrained` key: the flags as YAML; the shipped paper config parses."""
+    from pathlib import Path
+
+    from thinkpix.cli import build_parser
+    from thinkpix.commands.finetune_pipeline import build
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(f"pretrained: {pipes['sd3']}\ndata: {images}\nresolution: 32\nrsr: {RSR}\nmax_train_steps: 1\n"
+                   "train_batch_size: 2\nmax_sequence_length: 16\ncache_text_embeddings: true\n")
+    assert main(["finetune", "--config", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    assert json.loads((tmp_path / "run" / "pipeline_options.json").read_text())["cache_text_embeddings"] is True
+    paper = Path(__file__).resolve().parents[1] / "configs" / "sd3_medium_rsr.yaml"
+    train_cfg, opts = build(build_parser().parse_args(["finetune", "--config", str(paper), "--max_train_steps", "7"]))
+    assert train_cfg.finetune.rsr == "layers=4,8,12,experts=2,steps=2,rank=128,tau=5"
+    assert (opts.mixed_precision, opts.resolution, train_cfg.steps) == ("bf16", 1024, 7)  # the command line wins
+    cfg.write_text(f"pretrained: {pipes['sd3']}\nlearning_rat: 1\n")
+    assert main(["finetune", "--config", str(cfg)]) == 2

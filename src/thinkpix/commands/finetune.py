@@ -33,7 +33,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    if args.pretrained:
+    from .finetune_pipeline import read_pipeline_config
+
+    if args.pretrained or read_pipeline_config(args.config) is not None:
         from .finetune_pipeline import run as run_pipeline
 
         return run_pipeline(args)

@@ -69,14 +69,51 @@ def add_flags(p) -> None:
             p.add_argument(flag, type=typ, default=default, help=f"{help_text} (default {default!r})")
 
 
+TOP_LEVEL = ("pretrained", "rsr", "method", "lora_rank", "out")  # config keys beside the FLAGS
+
+
+def read_pipeline_config(path) -> dict | None:
+    """The YAML `path` as {flag name: value} if it is a --pretrained config (it has `pretrained`), else None."""
+    from pathlib import Path
+
+    import yaml
+
+    from ..errors import ThinkpixError
+
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ThinkpixError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return data if isinstance(data, dict) and "pretrained" in data else None
+
+
+def apply_config(args, data: dict, path) -> None:
+    """Config values fill every flag left at its default (flags given on the command line win)."""
+    from ..errors import ThinkpixError
+
+    defaults = {flag.lstrip("-"): default for flag, _, default, _ in FLAGS}
+    for key, value in data.items():
+        if key not in defaults and key not in TOP_LEVEL:
+            raise ThinkpixError(f"{path}: unknown key {key!r}; keys are the finetune flags without '--' "
+                                f"({', '.join([*TOP_LEVEL, *defaults][:12])}, ...)")
+        if getattr(args, key, None) in (None, defaults.get(key), False):
+            setattr(args, key, value)
+
+
 def build(args):
-    """-> (TrainConfig, PipelineOptions) from the flags."""
+    """-> (TrainConfig, PipelineOptions) from the flags (and a --config YAML of flag names)."""
     from ..errors import ThinkpixError
     from ..training.config import config_from_dict
     from ..training.pipeline_objective import PipelineOptions
 
-    if args.config or args.overrides:
-        raise ThinkpixError("--pretrained takes flags, not a --config file or key=value overrides")
+    data = read_pipeline_config(args.config)
+    if data is not None:
+        apply_config(args, data, args.config)
+    elif args.config or args.overrides:
+        raise ThinkpixError("--pretrained takes flags (or a --config YAML of flag names with a `pretrained` key), "
+                            "not a trainer config or key=value overrides")
     if (args.method or "rsr") == "rsr" and not args.rsr:
         raise ThinkpixError("--rsr is required, e.g. --rsr layers=0,1,experts=2,steps=2,rank=4")
     steps = args.max_train_steps
