@@ -12,7 +12,7 @@ from diffusers import DiffusionPipeline
 from safetensors import safe_open
 from tiny_pipelines import imagefolder, save_pipeline
 
-from thinkpix import RSRConfig, attach_rsr, load_rsr, save_rsr
+from thinkpix import RSRConfig, attach_rsr, load_rsr
 from thinkpix.cli import main
 from thinkpix.errors import ThinkpixError
 from thinkpix.integrations.base_identity import base_identity

@@ -27,14 +27,14 @@ def load_model(args, kind: str = "mmdit"):
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if getattr(args, "pretrained", None):  # a diffusers pipeline (or bundled model) on --device
-        from .base_flags import load_pretrained
-
-        return load_pretrained(args, kind)
     if args.steps < 1:
         raise ThinkpixError(f"--steps must be >= 1, got {args.steps}")
     if args.think_steps is not None and args.think_steps < 0:
         raise ThinkpixError(f"--think-steps must be >= 0, got {args.think_steps}")
+    if getattr(args, "pretrained", None):  # a diffusers pipeline (or bundled model) on --device
+        from .base_flags import load_pretrained
+
+        return load_pretrained(args, kind)
     path = resolve_model(args.model, DEFAULT_CLASS_MODEL if kind == "dit" else DEFAULT_MODEL)
     found = model_kind(path)
     if found != kind:

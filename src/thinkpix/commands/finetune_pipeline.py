@@ -13,7 +13,6 @@ written to RUN/adapter (with its base identity and a model card); checkpoints to
 
 from __future__ import annotations
 
-import argparse
 import json
 
 FLAGS = [  # (flag, type, default, help); bools are store_true
