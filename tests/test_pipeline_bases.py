@@ -104,8 +104,18 @@ def test_bases_share_one_interface_and_train(pipes):
         assert images.shape == (2, 32, 32, 3) and images.dtype == torch.uint8
         one = base.generate(PROMPTS[kind][1:], seed=1, steps=2, guidance=2.0, resolution=32)
         assert torch.equal(one[0], images[1])  # image i depends on seed + i only
-    bundled = load_base("shapes-base", "cpu", "fp32")
-    assert bundled.generate(["a red circle"], seed=0, steps=2).shape == (1, 32, 32, 3)
+
+
+
+def test_bundled_base_through_the_same_path(tmp_path):
+    """--pretrained also takes a bundled model: same trainer, data stream, validation and adapter."""
+    argv = ["finetune", "--pretrained", "shapes-base", "--rsr", "layers=2,3,experts=2,steps=2,rank=2", "--out",
+            str(tmp_path), "--max_train_steps", "1", "--train_batch_size", "2", "--validation_prompt", "a red circle",
+            "--num_validation_images", "2", "--validation_inference_steps", "2", "--weighting_scheme", "none"]
+    assert main(argv) == 0
+    assert (tmp_path / "validation" / "step_0000001.png").is_file()
+    record = json.loads((tmp_path / "adapter" / "rsr_config.json").read_text())
+    assert record["base"]["name"].endswith("shapes-base")
 
 
 # ----- save_pretrained with RSR attached --------------------------------------------------------------

@@ -46,6 +46,8 @@ FLAGS = [  # (flag, type, default, help); bools are store_true
     ("--validation_prompt", str, "", "prompt rendered into RUN/validation every --validation_steps"),
     ("--num_validation_images", int, 4, "images per validation"),
     ("--validation_steps", int, 0, "validate every N steps (0: at the end only)"),
+    ("--validation_inference_steps", int, 20, "sampler steps of the validation images"),
+    ("--validation_guidance", float, 3.0, "guidance scale of the validation images"),
     ("--cache_latents", bool, False, "encode every image once (one crop and flip per image)"),
     ("--cache_text_embeddings", bool, False, "encode every caption once"),
     ("--max_sequence_length", int, 77, "T5 tokens (SD3, FLUX)"),

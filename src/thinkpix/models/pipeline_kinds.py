@@ -99,8 +99,10 @@ class BundledBase:
         return _flow_mse(pred, noise - x0, compute_loss_weighting_for_sd3(weighting_scheme, u))
 
     def generate(self, conditions: list, seed: int = 0, steps: int = 20, guidance: float = 3.0, batch_size: int = 64,
-                 latent_steps: int | None = None, **kwargs) -> torch.Tensor:
+                 latent_steps: int | None = None, resolution: int | None = None, **kwargs) -> torch.Tensor:
         from ..sampling import generate_images
+
+        self.check_resolution(resolution or self.resolution)
 
         with latent_steps_for(self.transformer, latent_steps):
             return generate_images(self.model, list(conditions), seed=seed, steps=steps, guidance=guidance,
