@@ -302,3 +302,15 @@ def test_config_file_of_flag_names(pipes, images, tmp_path):
     assert (opts.mixed_precision, opts.resolution, train_cfg.steps) == ("bf16", 1024, 7)  # the command line wins
     cfg.write_text(f"pretrained: {pipes['sd3']}\nlearning_rat: 1\n")
     assert main(["finetune", "--config", str(cfg)]) == 2
+
+
+@pytest.mark.parametrize("flag, module", [("--use_8bit_adam", "bitsandbytes"), ("--report_to=tensorboard", "tensorboard")])
+def test_optional_extras_are_named_when_missing(pipes, tmp_path, capsys, flag, module):
+    import importlib.util
+
+    if importlib.util.find_spec(module) is not None:
+        pytest.skip(f"{module} is installed")
+    argv = ["finetune", "--pretrained", str(pipes["sd3"]), "--rsr", RSR, "--resolution", "32", "--max_train_steps",
+            "1", "--out", str(tmp_path), flag]
+    assert main(argv) == 2
+    assert "pip install 'thinkpix[" in capsys.readouterr().err
