@@ -26,9 +26,13 @@ def run(args) -> int:
 
     from ..evaluation.runner import evaluate_folder, format_table
 
+    from ..errors import ThinkpixError
+
     root = Path(args.dir)
-    refuse_foreign_classes(root)
-    _, summary = evaluate_folder(root, canvas=args.canvas)
+    try:
+        _, summary = evaluate_folder(root, canvas=args.canvas)
+    except ThinkpixError as exc:
+        raise ThinkpixError(f"{exc}{foreign_classes_note(root)}") from None
     if args.json:
         print(json.dumps(summary))
     else:
@@ -37,11 +41,10 @@ def run(args) -> int:
     return 0
 
 
-def refuse_foreign_classes(root) -> None:
+def foreign_classes_note(root) -> str:
     """The exact evaluator knows the shapes world only: say so, naming the classes, for any other folder."""
     import json
 
-    from ..errors import ThinkpixError
     from ..evaluation.official import foreign_classes
 
     metas = []
@@ -49,9 +52,10 @@ def refuse_foreign_classes(root) -> None:
         try:
             metas.append(json.loads(f.read_text().splitlines()[0]))
         except (ValueError, IndexError, OSError):
-            continue  # malformed files are reported by evaluate_folder, naming the line
+            continue
     foreign = foreign_classes([m for m in metas if isinstance(m, dict)])
-    if foreign:
-        raise ThinkpixError(f"{root}: objects {', '.join(foreign[:8])}{' ...' if len(foreign) > 8 else ''} are not "
-                            "shapes-world classes; `thinkpix evaluate` scores shapes-world folders only. Score this "
-                            "folder with GenEval's own evaluator (evaluation/evaluate_images.py of djghosh13/geneval)")
+    if not foreign:
+        return ""
+    return (f" -- objects {', '.join(foreign[:8])}{' ...' if len(foreign) > 8 else ''} are not shapes-world classes: "
+            "`thinkpix evaluate` scores shapes-world folders only; score this folder with GenEval's own evaluator "
+            "(evaluation/evaluate_images.py of djghosh13/geneval)")
