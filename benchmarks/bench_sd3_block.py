@@ -109,6 +109,19 @@ def time_forward(warmup: int, repeats: int) -> dict:
             "rsr_median_s": statistics.median(times["rsr"]), "times_s": times}
 
 
+def profile_rsr_forward() -> str:
+    """Where the time of one RSR forward (T = 2) goes, by op (after one warm-up forward)."""
+    from torch.profiler import profile
+
+    _, block, rsr = build()
+    x = block_inputs()
+    with torch.inference_mode():
+        call_block(block, rsr, x)
+        with profile() as prof:
+            call_block(block, rsr, x)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -172,8 +185,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--memory-only", choices=("on", "off"), default=None, help=argparse.SUPPRESS)  # subprocess
+    ap.add_argument("--profile", action="store_true", help="print torch.profiler's op table of one RSR forward, then stop")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.profile:
+        print(profile_rsr_forward())
+        return {}
     if args.memory_only:
         print(json.dumps(train_step_memory(args.memory_only == "on")))
         return {}
