@@ -24,9 +24,8 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..evaluation.runner import evaluate_folder, format_table
-
     from ..errors import ThinkpixError
+    from ..evaluation.runner import evaluate_folder, format_table
 
     root = Path(args.dir)
     try:
