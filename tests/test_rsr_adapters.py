@@ -51,9 +51,9 @@ def trained(tmp_path):
     return model, out, path
 
 
-def test_save_writes_safetensors_and_json_only(trained):
+def test_save_writes_safetensors_json_and_a_model_card_only(trained):
     model, _, path = trained
-    assert sorted(p.name for p in path.iterdir()) == sorted([CONFIG, WEIGHTS, "checksums.json"])
+    assert sorted(p.name for p in path.iterdir()) == sorted([CONFIG, WEIGHTS, "README.md", "checksums.json"])
     cfg, record = read_adapter_config(path)
     assert cfg == CFG
     assert record["backbone"]["num_blocks"] == 3 and set(record["layers"]) == {"0", "2"}

@@ -35,7 +35,7 @@ def perturbed(adapter, out, std=0.3, seed=0):
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from thinkpix.files import sha256_file
+    from thinkpix.files import sha256_file, write_manifest
 
     shutil.copytree(adapter, out)
     weights = next(out.glob("*.safetensors"))
@@ -50,4 +50,5 @@ def perturbed(adapter, out, std=0.3, seed=0):
     record = json.loads(config.read_text())
     record["sha256"] = sha256_file(weights)
     config.write_text(json.dumps(record))
+    write_manifest(out)  # reseal: the adapter is consistent again, only its B tensors differ
     return out

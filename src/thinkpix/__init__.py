@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["attach_rsr", "detach_rsr", "RSRConfig", "__version__"]
+__all__ = ["attach_rsr", "detach_rsr", "save_rsr", "load_rsr", "RSRConfig", "__version__"]
 
 
 def __getattr__(name):  # lazy: `import thinkpix` stays cheap (no torch/diffusers import)
@@ -10,6 +10,10 @@ def __getattr__(name):  # lazy: `import thinkpix` stays cheap (no torch/diffuser
         from .integrations import attach as _attach
 
         return getattr(_attach, name)
+    if name in ("save_rsr", "load_rsr"):
+        from .integrations import adapters as _adapters
+
+        return getattr(_adapters, name)
     if name == "RSRConfig":
         from .rsr.config import RSRConfig
 

@@ -60,9 +60,10 @@ def attach_adapter(transformer: nn.Module, ft) -> AttachedAdapter:
     raise ThinkpixError(f"unknown fine-tuning method {ft.method!r}; known: rsr, lora")
 
 
-def load_adapter(transformer: nn.Module, path, think_steps: int | None = None) -> str:
+def load_adapter(transformer: nn.Module, path, think_steps: int | None = None, force_base: bool = False) -> str:
     """Load an RSR or LoRA adapter folder into `transformer`; returns the method. `think_steps`
-    sets RSR's latent steps (0 = the base model); it is refused for a LoRA adapter."""
+    sets RSR's latent steps (0 = the base model); it is refused for a LoRA adapter. An RSR adapter
+    recorded for another base is refused unless `force_base`."""
     path = Path(path)
     if not path.exists():
         raise ThinkpixError(f"{path}: adapter folder not found")
@@ -71,7 +72,7 @@ def load_adapter(transformer: nn.Module, path, think_steps: int | None = None) -
             raise ThinkpixError(f"{path}: a LoRA adapter has no latent steps (--think-steps {think_steps})")
         lora.load_lora(transformer, path)
         return "lora"
-    load_rsr(transformer, path)
+    load_rsr(transformer, path, force_base=force_base)
     if think_steps is not None:
         set_latent_steps(transformer, think_steps)
     return "rsr"

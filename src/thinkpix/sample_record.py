@@ -72,10 +72,11 @@ def open_output(out, record: dict, write: bool = True) -> bool:
     return True
 
 
-def prompt_folder_complete(folder: Path, row: dict | None, n: int) -> bool:
-    """All `n` images present and metadata.jsonl (written last) equal to `row` (any row if None)."""
+def prompt_folder_complete(folder: Path, row: dict | None, n: int, digits: int = 4) -> bool:
+    """All `n` images (named with `digits` digits) present and metadata.jsonl (written last) equal to
+    `row` (any row if None)."""
     meta = folder / "metadata.jsonl"
-    if not meta.is_file() or not all((folder / "samples" / f"{k:04d}.png").is_file() for k in range(n)):
+    if not meta.is_file() or not all((folder / "samples" / f"{k:0{digits}d}.png").is_file() for k in range(n)):
         return False
     if row is None:
         return True

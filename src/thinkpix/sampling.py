@@ -81,7 +81,10 @@ def generate_latents(
 
 
 def generate_images(model: TextToImage | ClassToImage, conditions: list, **kwargs) -> torch.Tensor:
-    """-> (N, H, W, 3) uint8 images. Keyword arguments as `generate_latents`."""
+    """-> (N, H, W, 3) uint8 images. Keyword arguments as `generate_latents`. A base of
+    `models.pipeline_base` (e.g. a diffusers pipeline) samples with its own `generate`."""
+    if hasattr(model, "generate"):
+        return model.generate(conditions, **kwargs)
     return model.x0_to_images(generate_latents(model, conditions, **kwargs))
 
 
@@ -98,11 +101,12 @@ def _chunks_to_do(count: int, per_call: int, complete) -> list[range]:
 
 
 def write_geneval_folder(model: TextToImage, rows: list[dict], out, images_per_prompt: int = 4, seed: int = 0,
-                         batch_size: int = 64, progress: bool = True, **kwargs) -> dict:
+                         batch_size: int = 64, progress: bool = True, digits: int = 4, **kwargs) -> dict:
     """Generate images for GenEval metadata `rows` into GenEval's layout: out/<00000>/metadata.jsonl
-    and out/<00000>/samples/<0000>.png. Image k of prompt i uses noise seed `seed + i * n + k`.
-    Complete prompt folders (see `sample_record`) are kept, so a killed run resumes; the images
-    are those of an uninterrupted run with the same batch size. -> {"kept": K, "generated": G} prompts."""
+    and out/<00000>/samples/<0000>.png (`digits` 5: <00000>.png, as GenEval's own generation script).
+    Image k of prompt i uses noise seed `seed + i * n + k`. Complete prompt folders (see
+    `sample_record`) are kept, so a killed run resumes; the images are those of an uninterrupted run
+    with the same batch size. -> {"kept": K, "generated": G} prompts."""
     import json
     from pathlib import Path
 
@@ -116,7 +120,7 @@ def write_geneval_folder(model: TextToImage, rows: list[dict], out, images_per_p
     per_call = max(1, batch_size // n)  # prompts per generation call
 
     def complete(i: int) -> bool:
-        return prompt_folder_complete(out / f"{i:05d}", rows[i], n)
+        return prompt_folder_complete(out / f"{i:05d}", rows[i], n, digits)
 
     todo = _chunks_to_do(len(rows), per_call, complete)
     generated = 0
@@ -128,7 +132,7 @@ def write_geneval_folder(model: TextToImage, rows: list[dict], out, images_per_p
             if complete(i):
                 continue
             for k in range(n):
-                save_png(images[j * n + k].numpy(), folder / "samples" / f"{k:04d}.png")
+                save_png(images[j * n + k].numpy(), folder / "samples" / f"{k:0{digits}d}.png")
             write_atomic(folder / "metadata.jsonl", json.dumps(rows[i]) + "\n")  # last: marks the folder complete
             generated += 1
     return {"kept": len(rows) - generated, "generated": generated}

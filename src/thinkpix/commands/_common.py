@@ -26,6 +26,10 @@ def load_model(args, kind: str = "mmdit"):
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if getattr(args, "pretrained", None):  # a diffusers pipeline (or bundled model) on --device
+        from .base_flags import load_pretrained
+
+        return load_pretrained(args, kind)
     path = model_path(args, kind)
     found = model_kind(path)
     if found != kind:
@@ -51,8 +55,11 @@ def load_model(args, kind: str = "mmdit"):
 
 
 def model_path(args, kind: str = "mmdit"):
+    """The base's identity for records: --pretrained as given, else the resolved bundled/--model folder."""
     from ..bundled import DEFAULT_CLASS_MODEL, DEFAULT_MODEL, resolve_model
 
+    if getattr(args, "pretrained", None):
+        return args.pretrained
     return resolve_model(args.model, DEFAULT_CLASS_MODEL if kind == "dit" else DEFAULT_MODEL)
 
 

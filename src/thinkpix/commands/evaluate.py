@@ -27,10 +27,14 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from ..errors import ThinkpixError
     from ..evaluation.runner import evaluate_folder, format_table
 
     root = Path(args.dir)
-    _, summary = evaluate_folder(root, canvas=args.canvas, partial=args.partial)
+    try:
+        _, summary = evaluate_folder(root, canvas=args.canvas, partial=args.partial)
+    except ThinkpixError as exc:
+        raise ThinkpixError(f"{exc}{foreign_classes_note(root)}") from None
     if summary.get("incomplete_prompts"):
         print(f"warning: {root} is incomplete: {summary['incomplete_prompts']} prompt folder(s) not scored",
               file=sys.stderr)
@@ -40,3 +44,23 @@ def run(args) -> int:
         print(format_table(summary))
         print(f"per-image results: {root / 'results.jsonl'}")
     return 0
+
+
+def foreign_classes_note(root) -> str:
+    """The exact evaluator knows the shapes world only: say so, naming the classes, for any other folder."""
+    import json
+
+    from ..evaluation.official import foreign_classes
+
+    metas = []
+    for f in sorted(root.glob("[0-9]*/metadata.jsonl")):
+        try:
+            metas.append(json.loads(f.read_text().splitlines()[0]))
+        except (ValueError, IndexError, OSError):
+            continue
+    foreign = foreign_classes([m for m in metas if isinstance(m, dict)])
+    if not foreign:
+        return ""
+    return (f" -- objects {', '.join(foreign[:8])}{' ...' if len(foreign) > 8 else ''} are not shapes-world classes: "
+            "`thinkpix evaluate` scores shapes-world folders only; score this folder with GenEval's own evaluator "
+            "(evaluation/evaluate_images.py of djghosh13/geneval)")

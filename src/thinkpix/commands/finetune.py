@@ -2,7 +2,9 @@
 train only an adapter on a frozen base: RSR experts and gates, or (`--method lora`) the paper's SFT
 baseline, a plain peft LoRA on the same blocks' image q/k/v with its rank matched to the RSR
 spec's parameter count. Reuses the trainer: progress, checkpoints, resume, torchrun DDP.
-The adapter (its own safetensors + JSON) is written to OUT_DIR/adapter unless --export is given."""
+The adapter (its own safetensors + JSON) is written to OUT_DIR/adapter unless --export is given.
+With --pretrained (a diffusers pipeline or bundled model) and --data, flags follow diffusers'
+train_dreambooth_lora_sd3.py instead of a config file: see `thinkpix.commands.finetune_pipeline`."""
 
 from __future__ import annotations
 
@@ -24,10 +26,19 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="run folder (checkpoints, metrics)")
     p.add_argument("--export", default=None, help="adapter folder (default OUT/adapter)")
     add_run_flags(p)
+    from .finetune_pipeline import add_flags
+
+    add_flags(p)  # --pretrained BASE --data DATA ... (diffusers pipelines and your images)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from .finetune_pipeline import read_pipeline_config
+
+    if args.pretrained or read_pipeline_config(args.config) is not None:
+        from .finetune_pipeline import run as run_pipeline
+
+        return run_pipeline(args)
     from ..errors import ThinkpixError
     from ..training.config import load_config
     from ..training.loop import Trainer

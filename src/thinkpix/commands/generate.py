@@ -5,6 +5,7 @@ class-conditional (DiT) model; the unconditional half of guidance is the DiT's n
 from __future__ import annotations
 
 from ._common import add_sampling_flags, load_model, sampling_kwargs
+from .base_flags import add_base_flags
 
 
 def register(sub) -> None:
@@ -19,6 +20,7 @@ def register(sub) -> None:
                    help="save RSR routing decisions (expert per token, layer, latent step, diffusion step) "
                         "to a safetensors file")
     add_sampling_flags(p)
+    add_base_flags(p)  # --pretrained BASE --device --dtype --resolution --force-base
     p.set_defaults(func=run)
 
 

@@ -2,12 +2,16 @@
 GenEval-style metadata file, written in GenEval's folder layout (DIR/00000/metadata.jsonl,
 DIR/00000/samples/0000.png, ...) so that `thinkpix evaluate DIR` or GenEval can score them.
 Image k of prompt i uses noise seed SEED + i * N + k (N images per prompt).
+With --pretrained (a diffusers pipeline), FILE may be GenEval's official evaluation_metadata.jsonl (any
+object class) and images are named as GenEval's own script names them (DIR/00000/samples/00000.png), for
+GenEval's evaluator; `thinkpix evaluate` scores shapes-world folders only.
 `thinkpix sample --classes --out DIR --model DIT`: a class-conditional model's images, a folder per
 class (DIR/00_red_circle/0000.png, ...), image k of class i with seed SEED + i * N + k."""
 
 from __future__ import annotations
 
 from ._common import add_sampling_flags, load_model, model_path, sample_record, sampling_kwargs
+from .base_flags import add_base_flags
 
 
 def register(sub) -> None:
@@ -21,6 +25,7 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int, default=0, help="only the first N prompts (0 = all)")
     p.add_argument("--batch-size", type=int, default=64)
     add_sampling_flags(p)
+    add_base_flags(p)  # --pretrained BASE --device --dtype --resolution --force-base
     p.set_defaults(func=run)
 
 
@@ -43,7 +48,12 @@ def run(args) -> int:
         n = len(model.classes)
         print(f"{n * args.images_per_prompt} images for {n} classes in {args.out}")
         return 0
-    rows = [meta for _, meta in read_metadata(Path(args.prompts))]
+    if args.pretrained:  # GenEval's official metadata (any object class), GenEval's own file names
+        from ..evaluation.official import read_official_metadata
+
+        rows = [meta for _, meta in read_official_metadata(Path(args.prompts))]
+    else:
+        rows = [meta for _, meta in read_metadata(Path(args.prompts))]
     if args.limit:
         rows = rows[: args.limit]
     record = sample_record(args, "mmdit", prompts=rows_digest(rows), num_prompts=len(rows))
@@ -51,7 +61,7 @@ def run(args) -> int:
     model = load_model(args)
     open_output(args.out, record)
     done = write_geneval_folder(model, rows, args.out, args.images_per_prompt, args.seed, args.batch_size,
-                                **sampling_kwargs(args))
+                                digits=5 if args.pretrained else 4, **sampling_kwargs(args))
     print(f"{len(rows) * args.images_per_prompt} images for {len(rows)} prompts in {args.out} "
           f"({done['generated']} prompt folders generated, {done['kept']} complete ones kept)")
     return 0

@@ -4,7 +4,9 @@ An adapter is a directory holding
     rsr_adapter.safetensors   every RSR tensor (fp32), keys as in `transformer.rsr.state_dict()`
     checksums.json            sha256 of both files (`thinkpix.files`), verified on load
     rsr_config.json           format tag and version, the RSRConfig, what backbone and layer widths it
-                              was trained on, every tensor's shape, and the sha256 of the tensor file
+                              was trained on, every tensor's shape, the sha256 of the tensor file, and
+                              the base it was trained on (name + transformer config sha256)
+    README.md                 a short model card (base, layers, M, T, rank, data, steps)
 It is independent of the base weights (diffusers' LoRA loaders reject non-LoRA keys, so RSR does
 not go through them). `load_rsr` refuses, with a ThinkpixError naming the file and the mismatch,
 anything that does not fit the transformer or fails its checksum.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -24,7 +27,9 @@ from thinkpix.files import sha256_file, verify_manifest, write_manifest
 from thinkpix.rsr.config import RSRConfig
 from thinkpix.rsr.module import RSRModule
 
-from .attach import attach_rsr, backbone_of, detach_rsr, get_rsr
+from .attach import _unwrap, attach_rsr, backbone_of, detach_rsr, get_rsr
+from .base_identity import base_identity, check_base
+from .card import write_card
 
 FORMAT = "thinkpix-rsr-adapter"
 FORMAT_VERSION = 1
@@ -37,8 +42,12 @@ def _adapter_dir(path) -> Path:
     return p.parent if p.name in (WEIGHTS, CONFIG) else p
 
 
-def save_rsr(transformer_or_module: nn.Module, path) -> Path:
-    """Write the adapter of `transformer_or_module` (a transformer with RSR, or its RSRModule) to directory `path`."""
+def save_rsr(transformer_or_module: nn.Module, path, base_name: str | None = None, card: dict | None = None) -> Path:
+    """Write the adapter of `transformer_or_module` (a transformer with RSR, or its RSRModule) to directory `path`.
+
+    Given the transformer, `rsr_config.json` records its base (`base_name`, default the transformer's
+    `_name_or_path`, and the sha256 of its config), and a model card `README.md` is written (`card`:
+    extra rows such as data, steps, scores)."""
     from safetensors.torch import save_file
 
     from thinkpix import __version__
@@ -63,9 +72,12 @@ def save_rsr(transformer_or_module: nn.Module, path) -> Path:
         "num_parameters": int(sum(v.numel() for v in tensors.values())),
         "sha256": sha256_file(out / WEIGHTS),
     }
+    if not isinstance(transformer_or_module, RSRModule):
+        record["base"] = base_identity(_unwrap(transformer_or_module), base_name)
     tmp = out / (CONFIG + ".tmp")
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, out / CONFIG)
+    write_card(out, record, card)
     write_manifest(out)
     return out
 
@@ -97,13 +109,14 @@ def read_adapter_config(path) -> tuple[RSRConfig, dict]:
     return config, record
 
 
-def load_rsr(transformer: nn.Module, path, strict_config: bool = True) -> RSRModule:
+def load_rsr(transformer: nn.Module, path, strict_config: bool = True, force_base: bool = False) -> RSRModule:
     """Load the adapter at `path` into `transformer`, attaching RSR with the saved config if needed.
 
     If RSR is already attached, its config must equal the saved one (latent_steps and expert_impl
     may differ) unless `strict_config=False`, in which case only the tensors must fit.
     Refuses with ThinkpixError: missing/corrupted files (checksum), another backbone or block count,
-    other layer widths, a different config, missing/unexpected/misshaped tensors.
+    other layer widths, a different config, missing/unexpected/misshaped tensors, and (unless
+    `force_base`, which warns instead) a base whose transformer config differs from the recorded one.
     """
     from safetensors import safe_open
 
@@ -123,6 +136,9 @@ def load_rsr(transformer: nn.Module, path, strict_config: bool = True) -> RSRMod
         now = backbone.layer_dims(transformer, int(key)).to_dict()
         if now != dims:
             raise ThinkpixError(f"{d}: adapter layer {key} was saved for widths {dims}, this transformer has {now}")
+    forced = check_base(record.get("base"), _unwrap(transformer), d, force_base)
+    if forced:
+        warnings.warn(forced, UserWarning, stacklevel=2)
 
     try:
         with safe_open(str(w_path), framework="pt", device="cpu") as f:

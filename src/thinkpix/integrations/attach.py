@@ -14,6 +14,9 @@ What the three share (processor shell, hooks, adaLN re-modulation, RSR FLOPs) is
 
 from __future__ import annotations
 
+import types
+import warnings
+
 from torch import nn
 
 from thinkpix.errors import ThinkpixError
@@ -83,6 +86,8 @@ def attach_rsr(transformer: nn.Module, config: RSRConfig, freeze_base: bool = Tr
     if freeze_base:
         for name, p in transformer.named_parameters():
             p.requires_grad_(name.startswith("rsr."))
+    if hasattr(transformer, "save_pretrained"):  # diffusers' own save (also what pipe.save_pretrained calls)
+        transformer.save_pretrained = types.MethodType(save_pretrained_without_rsr, transformer)
     return rsr
 
 
@@ -94,10 +99,36 @@ def detach_rsr(transformer: nn.Module) -> RSRModule:
     backbone = next(m for m in BACKBONES if m.NAME == att["backbone"])
     backbone.restore(transformer, att["originals"])
     del transformer.rsr
+    transformer.__dict__.pop("save_pretrained", None)
     if att["requires_grad"] is not None:
         for name, p in transformer.named_parameters():
             p.requires_grad_(att["requires_grad"].get(name, p.requires_grad))
     return rsr
+
+
+def save_pretrained_without_rsr(transformer: nn.Module, save_directory, *args, **kwargs):
+    """`transformer.save_pretrained` while RSR is attached: saves the base exactly as it is without RSR
+    (no `rsr.*` tensor in the file) and warns that the adapter was left out; never a half-saved adapter."""
+    rsr = transformer._modules.pop("rsr", None)
+    if rsr is not None:
+        warnings.warn(f"{type(transformer).__name__}.save_pretrained({str(save_directory)!r}): the RSR adapter is "
+                      "attached and was LEFT OUT; the base weights are saved unchanged. Save the adapter with "
+                      "thinkpix.save_rsr(transformer, ADAPTER_DIR) and load it after the base with load_rsr.",
+                      UserWarning, stacklevel=2)
+    try:
+        return type(transformer).save_pretrained(transformer, save_directory, *args, **kwargs)
+    finally:
+        if rsr is not None:
+            transformer._modules["rsr"] = rsr
+
+
+def _keep_signature():  # pipe.save_pretrained inspects the signature to pass safe_serialization, variant ...
+    from diffusers import ModelMixin
+
+    save_pretrained_without_rsr.__wrapped__ = ModelMixin.save_pretrained
+
+
+_keep_signature()
 
 
 def set_latent_steps(transformer: nn.Module, steps: int) -> None:

@@ -124,17 +124,31 @@ def hand_temb(block, args, kwargs):
         proc.temb = kwargs["temb"] if "temb" in kwargs else args[2]
 
 
-def begin_forward(transformer: nn.Module, args, kwargs, position: int) -> None:
-    """Start a forward of the attached `RSRModule`; the timestep is kwarg `timestep` or `args[position]`."""
+LATENT_STEPS = "latent_steps"  # per-call T: transformer(..., joint_attention_kwargs={"latent_steps": T})
+
+
+def begin_forward(transformer: nn.Module, args, kwargs, position: int, extra: str = "joint_attention_kwargs"):
+    """Start a forward of the attached `RSRModule`; the timestep is kwarg `timestep` or `args[position]`.
+
+    A `latent_steps` entry of the forward's `extra` kwargs dict (`joint_attention_kwargs`, DiT:
+    `cross_attention_kwargs`) sets T for this forward only; it is taken out of the dict (returned as the
+    new kwargs) so that no other attention processor sees, or warns about, a key it does not know."""
     rsr = transformer._modules.get("rsr")
-    if isinstance(rsr, RSRModule):
-        rsr.begin_forward(kwargs["timestep"] if "timestep" in kwargs
-                          else (args[position] if len(args) > position else None))
+    if not isinstance(rsr, RSRModule):
+        return None
+    rsr.begin_forward(kwargs["timestep"] if "timestep" in kwargs
+                      else (args[position] if len(args) > position else None))
+    given = kwargs.get(extra)
+    if not (isinstance(given, dict) and LATENT_STEPS in given):
+        return None
+    rsr.set_forward_steps(given[LATENT_STEPS])
+    rest = {k: v for k, v in given.items() if k != LATENT_STEPS}
+    return args, dict(kwargs, **{extra: rest or None})
 
 
 def begin_joint_forward(transformer, args, kwargs):
     """Transformer forward pre-hook: SD3/FLUX transformer(hidden, encoder, pooled, timestep, ...)."""
-    begin_forward(transformer, args, kwargs, 3)
+    return begin_forward(transformer, args, kwargs, 3)
 
 
 def install(transformer: nn.Module, rsr: RSRModule, attn_name: str, processor_cls, block_hook,

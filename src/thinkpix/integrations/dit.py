@@ -84,8 +84,11 @@ class DiTRSRProcessor(common.RSRProcessor):
         if self.armed:
             self.y, self.armed = output, False
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
+                 latent_steps=None, **kwargs):
         y, self.y = self.y, None
+        if latent_steps is not None:  # named, so diffusers passes it through (per-call T)
+            self.rsr.set_forward_steps(latent_steps)
         if self.rsr.steps_for_forward() == 0 or encoder_hidden_states is not None:
             return self.original(attn, hidden_states, encoder_hidden_states, attention_mask, temb, **kwargs)
         if y is None:
@@ -132,7 +135,7 @@ def _arm(block, args, kwargs):
 
 def _begin_forward(transformer, args, kwargs):
     """Transformer forward pre-hook: DiTTransformer2DModel(hidden, timestep, class_labels, ...)."""
-    common.begin_forward(transformer, args, kwargs, 1)
+    return common.begin_forward(transformer, args, kwargs, 1, extra="cross_attention_kwargs")
 
 
 # The block and transformer hooks are module-level functions (found by identity at detach); the

@@ -91,8 +91,11 @@ class FluxRSRProcessor(common.TembRSRProcessor):
         self._attention_backend = getattr(original, "_attention_backend", None)
         self._parallel_config = getattr(original, "_parallel_config", None)
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, image_rotary_emb=None):
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, image_rotary_emb=None,
+                 latent_steps=None):
         temb = self.take_temb()
+        if latent_steps is not None:  # named, so diffusers passes it through (per-call T)
+            self.rsr.set_forward_steps(latent_steps)
         if self.rsr.steps_for_forward() == 0 or encoder_hidden_states is None:
             return self.original(attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb)
         if temb is None:

@@ -59,8 +59,11 @@ class SD3RSRProcessor(common.TembRSRProcessor):
     With 0 latent steps it calls the original processor: the base model, bit for bit.
     """
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, **kwargs):
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, latent_steps=None,
+                 **kwargs):
         temb = self.take_temb()
+        if latent_steps is not None:  # named, so diffusers passes it through (per-call T)
+            self.rsr.set_forward_steps(latent_steps)
         if self.rsr.steps_for_forward() == 0 or encoder_hidden_states is None:
             return self.original(attn, hidden_states, encoder_hidden_states, attention_mask, **kwargs)
         if temb is None:

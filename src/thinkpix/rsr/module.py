@@ -15,6 +15,7 @@ Runtime state (documented buffers on the module, never globals, never saved):
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -109,6 +110,12 @@ class RSRModule(nn.Module):
         if int(steps) < 0:
             raise ThinkpixError(f"latent steps must be >= 0, got {steps}")
         self.latent_steps = int(steps)
+
+    def set_forward_steps(self, steps: int) -> None:
+        """Latent steps of the current forward only (a per-call `latent_steps`); the next forward resets it."""
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+            raise ThinkpixError(f"latent_steps must be an integer >= 0, got {steps!r}")
+        self._forward_steps = int(steps)
 
     def collect(self) -> list[RSROutput]:
         """The RSROutputs of the most recent forward (block order); clears the buffer."""

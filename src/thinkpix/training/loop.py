@@ -5,6 +5,7 @@ restarted. Runs data-parallel under torchrun with no code change."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -37,11 +38,13 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, objective: nn.Module):
+    def __init__(self, cfg: TrainConfig, objective: nn.Module, device: torch.device | None = None):
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.cfg = cfg
         self.dist = distributed.setup()
+        if device is not None:  # e.g. --device cpu on a machine with a GPU
+            self.dist = dataclasses.replace(self.dist, device=device)
         if cfg.batch_size % self.dist.world_size:
             raise ThinkpixError(f"batch_size {cfg.batch_size} must divide by the {self.dist.world_size} processes")
         self.objective = objective.to(self.dist.device)

@@ -1,0 +1,142 @@
+"""Captioned images for fine-tuning on a diffusers base, read with Hugging Face `datasets`
+(the optional extra `thinkpix[diffusers-data]`):
+
+- an `imagefolder`: a folder of images plus `metadata.jsonl` or `metadata.csv` with a `file_name`
+  column and a caption column (`--caption_column`, default `text`);
+- a `datasets` dataset saved with `save_to_disk` (its `train` split if it is a DatasetDict), with an
+  image column (`--image_column`, default `image`) and a caption column.
+
+Sample j of optimiser micro-step s is fully determined by (seed, s, j): which image (a seeded
+permutation per epoch, so every image is seen once per epoch), its random crop and flip, and whether
+its caption is dropped (replaced by '' for classifier-free guidance). A resumed run therefore sees
+exactly the data an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ThinkpixError
+from .data import sample_seed
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+
+
+@dataclass
+class ImageOptions:
+    resolution: int = 512
+    center_crop: bool = False  # else a random crop
+    random_flip: bool = False  # horizontal, with probability 1/2
+    caption_dropout: float = 0.0  # share of captions replaced by '' (guidance)
+
+
+def _datasets():
+    try:
+        import datasets
+    except ImportError:
+        raise ThinkpixError("reading image data sets needs the `datasets` package: "
+                            "pip install 'thinkpix[diffusers-data]'") from None
+    datasets.disable_progress_bars()
+    return datasets
+
+
+def load_captioned(path, caption_column: str = "text", image_column: str = "image"):
+    """An imagefolder or a saved `datasets` dataset -> a `datasets.Dataset` with both columns checked."""
+    datasets = _datasets()
+    p = Path(path)
+    if not p.is_dir():
+        raise ThinkpixError(f"--data {path}: not a folder (an imagefolder, or a dataset saved with save_to_disk)")
+    if (p / "dataset_info.json").is_file() or (p / "dataset_dict.json").is_file() or (p / "state.json").is_file():
+        ds = datasets.load_from_disk(str(p))
+        if isinstance(ds, datasets.DatasetDict):
+            if "train" not in ds:
+                raise ThinkpixError(f"--data {path}: a DatasetDict without a 'train' split (splits: {list(ds)})")
+            ds = ds["train"]
+    else:
+        if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.rglob("*")):
+            raise ThinkpixError(f"--data {path}: no images found (expected an imagefolder: images + metadata.jsonl "
+                                "or metadata.csv with file_name and a caption column)")
+        if not ((p / "metadata.jsonl").is_file() or (p / "metadata.csv").is_file()):
+            raise ThinkpixError(f"--data {path}: no metadata.jsonl or metadata.csv with captions (imagefolder: "
+                                "a file_name column and a caption column)")
+        try:
+            ds = datasets.load_dataset("imagefolder", data_dir=str(p), split="train")
+        except Exception as exc:  # datasets raises many types for a malformed metadata file
+            raise ThinkpixError(f"--data {path}: not a readable imagefolder ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0]})") from None
+    for column, flag in ((image_column, "--image_column"), (caption_column, "--caption_column")):
+        if column not in ds.column_names:
+            raise ThinkpixError(f"--data {path}: no column {column!r} ({flag}); columns: {', '.join(ds.column_names)}")
+    if len(ds) == 0:
+        raise ThinkpixError(f"--data {path}: the data set is empty")
+    return ds
+
+
+def transform(image, opts: ImageOptions, rng: np.random.Generator) -> torch.Tensor:
+    """PIL image -> (3, R, R) float in [-1, 1]: shorter side resized to R (bilinear), centre or random
+    crop, optional horizontal flip (the choices come from `rng`)."""
+    from PIL import Image
+
+    r = opts.resolution
+    image = image.convert("RGB")
+    w, h = image.size
+    scale = r / min(w, h)
+    image = image.resize((max(r, round(w * scale)), max(r, round(h * scale))), Image.BILINEAR)
+    w, h = image.size
+    if opts.center_crop:
+        left, top = (w - r) // 2, (h - r) // 2
+    else:
+        left, top = int(rng.integers(0, w - r + 1)), int(rng.integers(0, h - r + 1))
+    image = image.crop((left, top, left + r, top + r))
+    arr = np.asarray(image, dtype=np.float32)  # (R, R, 3)
+    if opts.random_flip and rng.random() < 0.5:
+        arr = arr[:, ::-1]
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1) / 127.5 - 1.0  # (3, R, R)
+
+
+class CaptionedImages:
+    """Deterministic samples (row, caption, pixels) of a `datasets.Dataset`.
+
+    With `per_row_crop` (used when latents are cached) every image has one crop and flip, drawn from
+    (seed, row), so that it can be encoded once; otherwise they are drawn per sample."""
+
+    def __init__(self, ds, opts: ImageOptions, caption_column: str = "text", image_column: str = "image",
+                 seed: int = 0, per_row_crop: bool = False):
+        self.ds, self.opts, self.seed, self.per_row_crop = ds, opts, seed, per_row_crop
+        self.caption_column, self.image_column = caption_column, image_column
+        self._perms: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def index(self, step: int, j: int, batch_size: int) -> int:
+        """Data-set row of global sample j of micro-step `step`: epoch-wise seeded permutations."""
+        epoch, k = divmod(step * batch_size + j, len(self.ds))
+        if epoch not in self._perms:
+            self._perms = {epoch: np.random.default_rng([self.seed, epoch]).permutation(len(self.ds))}
+        return int(self._perms[epoch][k])
+
+    def caption(self, row: int) -> str:
+        value = self.ds[row][self.caption_column]
+        if isinstance(value, (list, tuple)):  # several captions per image: the first
+            value = value[0] if value else ""
+        return str(value)
+
+    def rng(self, step: int, j: int) -> np.random.Generator:
+        return np.random.default_rng(sample_seed(self.seed, step, j))
+
+    def pick(self, step: int, j: int, batch_size: int) -> tuple[int, str]:
+        """-> (row, caption or '' where dropped for guidance) of global sample j of `step`."""
+        row = self.index(step, j, batch_size)
+        dropped = np.random.default_rng([sample_seed(self.seed, step, j), 1]).random() < self.opts.caption_dropout
+        return row, "" if dropped else self.caption(row)
+
+    def pixels(self, row: int, rng: np.random.Generator | None) -> torch.Tensor:
+        """(3, R, R) in [-1, 1]; crop and flip from `rng`, or from (seed, row) with per_row_crop / rng None."""
+        if self.per_row_crop or rng is None:
+            rng = np.random.default_rng([self.seed, row, 2])
+        return transform(self.ds[row][self.image_column], self.opts, rng)

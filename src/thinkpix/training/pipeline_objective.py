@@ -1,0 +1,212 @@
+"""Adapter fine-tuning on any base (`models.pipeline_base`): your captioned images or the shapes stream,
+the base's own loss with SD3's timestep density and weighting schemes, mixed-precision autocast, and
+optional caches of VAE latents and text embeddings. An objective for the shared `Trainer`:
+`forward(step, indices)` builds its own deterministic batch (exact resume) and returns (loss, metrics).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .. import flow
+from ..errors import ThinkpixError
+from .config import TrainConfig
+from .data import sample_seed, world_batch
+from .datasets import CaptionedImages, ImageOptions, load_captioned
+
+WEIGHTING_SCHEMES = ("logit_normal", "sigma_sqrt", "mode", "cosmap", "none")  # diffusers' SD3 training schemes
+MIXED_PRECISION = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class PipelineOptions:
+    """What `thinkpix finetune --pretrained` adds to the trainer's config (flag names as diffusers' scripts)."""
+
+    pretrained: str = ""
+    data: str = "shapes"  # an imagefolder, a saved `datasets` dataset, or `shapes` (the shapes-world stream)
+    caption_column: str = "text"
+    image_column: str = "image"
+    resolution: int = 0  # 0: the base's own
+    center_crop: bool = False
+    random_flip: bool = False
+    weighting_scheme: str = "logit_normal"
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    mode_scale: float = 1.29
+    mixed_precision: str = "no"
+    gradient_accumulation_steps: int = 1
+    lr_scheduler: str = "constant"
+    lr_warmup_steps: int = 0
+    gate_learning_rate: float = 0.0  # 0: the learning rate
+    use_8bit_adam: bool = False
+    report_to: str = "none"
+    validation_prompt: str = ""
+    num_validation_images: int = 4
+    validation_steps: int = 0
+    validation_inference_steps: int = 20
+    validation_guidance: float = 3.0
+    cache_latents: bool = False
+    cache_text_embeddings: bool = False
+    max_sequence_length: int = 77
+    device: str = "auto"
+    dtype: str = "auto"
+
+    def check(self) -> None:
+        if self.weighting_scheme not in WEIGHTING_SCHEMES:
+            raise ThinkpixError(f"--weighting_scheme must be one of {', '.join(WEIGHTING_SCHEMES)}")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ThinkpixError(f"--mixed_precision must be one of {', '.join(MIXED_PRECISION)}")
+        if self.report_to not in ("none", "tensorboard"):
+            raise ThinkpixError("--report_to must be none or tensorboard")
+        for name in ("gradient_accumulation_steps", "num_validation_images", "validation_inference_steps",
+                     "max_sequence_length"):
+            if getattr(self, name) < 1:
+                raise ThinkpixError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("resolution", "lr_warmup_steps", "validation_steps", "gate_learning_rate"):
+            if getattr(self, name) < 0:
+                raise ThinkpixError(f"--{name} must be >= 0, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class PipelineFinetune(nn.Module):
+    """A frozen base (bundled or diffusers) with an adapter (RSR or LoRA); only the adapter trains."""
+
+    def __init__(self, cfg: TrainConfig, opts: PipelineOptions, base, rank: int = 0):
+        super().__init__()
+        from ..adapters import attach_adapter
+
+        self.cfg, self.opts, self.base, self.rank = cfg, opts, base, rank
+        self.parts = nn.ModuleDict(base.modules())  # registered: .to(device), DDP and state see them
+        self.resolution = opts.resolution or base.resolution
+        base.check_resolution(self.resolution)
+        self.adapter = attach_adapter(base.transformer, cfg.finetune)
+        base.transformer.train()
+        self.autocast_dtype = MIXED_PRECISION[opts.mixed_precision]
+        self.images = None
+        if opts.data != "shapes":
+            ds = load_captioned(opts.data, opts.caption_column, opts.image_column)
+            self.images = CaptionedImages(ds, ImageOptions(self.resolution, opts.center_crop, opts.random_flip,
+                                                           cfg.cond_dropout), opts.caption_column,
+                                          opts.image_column, cfg.seed, per_row_crop=opts.cache_latents)
+        self.latent_cache: dict[int, torch.Tensor] = {}
+        self.text_cache: dict[str, dict[str, torch.Tensor]] = {}
+        if opts.cache_latents and self.images is not None:
+            self._fill_latent_cache()
+        if opts.cache_text_embeddings:
+            captions = [""] + ([self.images.caption(i) for i in range(len(self.images))] if self.images else [])
+            self._fill_text_cache(list(dict.fromkeys(captions)))
+
+    def trainable_parameters(self) -> dict[str, nn.Parameter]:
+        return {n: p for n, p in self.named_parameters() if p.requires_grad}
+
+    def train(self, mode: bool = True):
+        """Only the transformer follows train/eval (RSR's random depth, dropout); encoders stay in eval."""
+        nn.Module.train(self, False)
+        self.base.transformer.train(mode)
+        return self
+
+    # ---- caches -------------------------------------------------------------------------------------
+    def _fill_latent_cache(self) -> None:
+        for row in tqdm(range(len(self.images)), desc="caching latents", unit="image", disable=self.rank != 0):
+            pixels = self.images.pixels(row, rng=None)[None]  # (1, 3, R, R), the row's own crop and flip
+            self.latent_cache[row] = self.base.encode_images(pixels.to(self._device)).cpu()[0]
+
+    def _fill_text_cache(self, captions: list[str]) -> None:
+        for i in tqdm(range(0, len(captions), 16), desc="caching text embeddings", unit="batch",
+                      disable=self.rank != 0):
+            chunk = captions[i: i + 16]
+            cond = self.base.encode_condition(chunk)
+            for j, c in enumerate(chunk):
+                self.text_cache[c] = {k: v[j].cpu() for k, v in cond.items()}
+
+    @property
+    def _device(self) -> torch.device:
+        return next(self.base.transformer.parameters()).device
+
+    # ---- one batch ----------------------------------------------------------------------------------
+    def batch(self, step: int, indices) -> tuple[torch.Tensor, list[str], list[int]]:
+        """-> clean latents x0 (B, C, h, w), captions ('' where dropped), per-sample seeds."""
+        seeds = [sample_seed(self.cfg.seed, step, j) for j in indices]
+        if self.images is None:  # the shapes stream, upsampled (nearest) to the base's resolution
+            captions, images, _ = world_batch(self.cfg.seed, step, indices, 32, self.cfg.cond_dropout,
+                                              self.cfg.data_mix)
+            pixels = images.permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (B, 3, 32, 32)
+            pixels = nn.functional.interpolate(pixels, size=self.resolution, mode="nearest")
+            return self.base.encode_images(pixels.to(self._device)).float(), captions, seeds
+        rows, captions, pixels = [], [], []
+        for j in indices:
+            row, caption = self.images.pick(step, j, self.cfg.batch_size)
+            rows.append(row)
+            captions.append(caption)
+            if row not in self.latent_cache:
+                pixels.append(self.images.pixels(row, self.images.rng(step, j)))
+        if self.opts.cache_latents:
+            return torch.stack([self.latent_cache[r] for r in rows]).to(self._device), captions, seeds
+        return self.base.encode_images(torch.stack(pixels).to(self._device)).float(), captions, seeds
+
+    def condition(self, captions: list[str]) -> dict[str, torch.Tensor]:
+        missing = [c for c in dict.fromkeys(captions) if c not in self.text_cache]
+        if not self.opts.cache_text_embeddings or missing:
+            cond = self.base.encode_condition(captions)
+            if self.opts.cache_text_embeddings:
+                for j, c in enumerate(captions):
+                    self.text_cache.setdefault(c, {k: v[j].cpu() for k, v in cond.items()})
+            return cond
+        return {k: torch.stack([self.text_cache[c][k] for c in captions]).to(self._device)
+                for k in self.text_cache[captions[0]]}
+
+    def timesteps(self, seeds: list[int]) -> torch.Tensor:
+        """(B,) draws in (0, 1) from the weighting scheme's density, one generator per sample."""
+        from diffusers.training_utils import compute_density_for_timestep_sampling
+
+        o = self.opts
+        return torch.cat([compute_density_for_timestep_sampling(
+            o.weighting_scheme, 1, o.logit_mean, o.logit_std, o.mode_scale,
+            generator=torch.Generator().manual_seed(s ^ 0x5DEECE66D)) for s in seeds])
+
+    def forward(self, step: int, indices):
+        # RSR's own random numbers (Gumbel noise, random depth) from the step's seed: exact resume
+        torch.manual_seed(sample_seed(self.cfg.seed + 1_000_003 * (self.rank + 1), step, 0))
+        x0, captions, seeds = self.batch(step, indices)  # (B, C, h, w)
+        cond = self.condition(captions)
+        dev = self._device
+        noise = flow.seeded_noise(tuple(x0.shape[1:]), seeds).to(dev)  # (B, C, h, w)
+        u = self.timesteps(seeds).to(dev)  # (B,)
+        with self.autocast():
+            loss = self.base.loss(x0, cond, noise, u, self.opts.weighting_scheme)
+        aux, stats = self.adapter.step_outputs(self.base.transformer)
+        return loss + aux, stats
+
+    def autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self._device.type, dtype=self.autocast_dtype)
+
+    # ---- validation and export ----------------------------------------------------------------------
+    @torch.no_grad()
+    def validation_images(self) -> torch.Tensor:
+        """`num_validation_images` of the validation prompt (seeds 0..n-1) at the adapter's T: (n, H, W, 3)."""
+        o = self.opts
+        with self.autocast():
+            return self.base.generate([o.validation_prompt] * o.num_validation_images, seed=0,
+                                      steps=o.validation_inference_steps, guidance=o.validation_guidance,
+                                      resolution=self.resolution)
+
+    def export(self, path: Path) -> None:
+        from ..integrations.adapters import save_rsr
+
+        if self.adapter.method != "rsr":
+            self.adapter.save(self.base.transformer, path)
+            return
+        data = "shapes-world stream" if self.images is None else f"{self.opts.data} ({len(self.images)} images)"
+        save_rsr(self.base.transformer, path, base_name=self.base.name,
+                 card={"data": data, "steps": self.cfg.steps, "resolution": self.resolution,
+                       "learning_rate": self.cfg.optim.lr, "mixed_precision": self.opts.mixed_precision})
