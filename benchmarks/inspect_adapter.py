@@ -4,6 +4,12 @@ dW_m,p = A[m, :, p*r:(p+1)*r] @ B[m, p] (p = the q/k/v outputs), how alike the e
 routing has moved from uniform).
 
     python -m benchmarks.inspect_adapter runs/ft_dit_rsr/adapter [more adapters ...]
+
+With `--run RUN [RUN ...]` it summarises instead what a fine-tune logged with `validate_every`
+(`RUN/metrics.jsonl`, see docs/results.md, "Issue 12"): per validation step the validation loss,
+routing entropy / ln M by latent step, expert usage, the cosine between the experts' updates on the
+same tokens, the gradient norm reaching the gates, ||B||, recursion use and the adapter's effect,
+then the verdict against the thresholds declared in the docs (`THRESHOLDS`).
 """
 
 from __future__ import annotations
@@ -40,11 +46,80 @@ def inspect(adapter: str | Path) -> dict[str, dict]:
     return {"record_sha256": record.get("sha256"), "layers": report}
 
 
+# Declared in docs/results.md before the issue-12 sweeps (read at a run's last validation record).
+THRESHOLDS = {"entropy_ratio_success": 0.5, "entropy_ratio_failure": 0.95, "min_usage": 0.10,
+              "cosine_success": 0.9, "cosine_failure": 0.95, "recursion_use": 0.01}
+
+
+def verdict(record: dict) -> dict:
+    """{'routing': 'left uniform'|'partly'|'uniform'|'collapsed'|'no routing (M=1)', 'recursion': 'used'|'unused'}."""
+    th = THRESHOLDS
+    usage = record.get("probe_usage_by_step") or [[1.0]]
+    shares = [sum(step[m] for step in usage) / len(usage) for m in range(len(usage[0]))]  # mean over steps
+    ratio, cos = record.get("probe_entropy_ratio", 0.0), record.get("probe_update_cosine")
+    if len(shares) == 1:
+        routing = "no routing (M=1)"
+    elif ratio > th["entropy_ratio_failure"] or (cos is not None and cos > th["cosine_failure"]):
+        routing = "uniform"
+    elif min(shares) < th["min_usage"]:
+        routing = "collapsed"
+    elif ratio < th["entropy_ratio_success"] and cos is not None and cos < th["cosine_success"]:
+        routing = "left uniform"
+    else:
+        routing = "partly"
+    return {"routing": routing, "recursion": "used" if record.get("recursion_use", 0.0) >= th["recursion_use"] else "unused"}
+
+
+def summarise_run(run: str | Path) -> dict:
+    """The validation records of RUN/metrics.jsonl (with the training line's gate gradient) and the verdict."""
+    import json
+
+    lines = [json.loads(x) for x in (Path(run) / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    grads = {r["step"]: r["grad_norm_gates"] for r in lines if "grad_norm_gates" in r}
+    rows = []
+    for r in lines:
+        if "val_loss" not in r:
+            continue
+        row = {k: r.get(k) for k in ("step", "val_loss", "probe_entropy_by_step", "probe_entropy_ratio",
+                                     "probe_usage_by_step", "probe_update_cosine", "probe_b_norm",
+                                     "recursion_use", "adapter_effect", "output_recursion_use")}
+        before = [s for s in grads if s <= r["step"]]
+        row["grad_norm_gates"] = grads[max(before)] if before else None
+        rows.append(row)
+    last = rows[-1] if rows else {}
+    return {"rows": rows, "verdict": verdict(last) if "recursion_use" in last else None}
+
+
+def _fmt(x, spec=".3f"):
+    if x is None:
+        return "-"
+    if isinstance(x, list):
+        return "/".join(_fmt(v, spec) for v in x)
+    return format(x, spec)
+
+
+def print_run(run: str, summary: dict) -> None:
+    print(f"== {run}")
+    print("step  val_loss  H/lnM  H by step (nats)  usage by step          cos    |grad gate|  |B|    rec.use  effect")
+    for r in summary["rows"]:
+        usage = " ".join(_fmt(u, ".2f") for u in (r["probe_usage_by_step"] or []))
+        print(f"{r['step']:>4}  {_fmt(r['val_loss'], '.5f')}  {_fmt(r['probe_entropy_ratio'], '.2f'):>5}  "
+              f"{_fmt(r['probe_entropy_by_step']):<16}  {usage:<22} {_fmt(r['probe_update_cosine'], '+.2f'):>5}  "
+              f"{_fmt(r['grad_norm_gates'], '.2e'):>11}  {_fmt(r['probe_b_norm'], '.3f')}  "
+              f"{_fmt(r['recursion_use'], '.4f')}   {_fmt(r['adapter_effect'], '.4f')}")
+    if summary["verdict"]:
+        print(f"verdict: routing {summary['verdict']['routing']}; recursion {summary['verdict']['recursion']}")
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("adapters", nargs="+", help="RSR adapter folders")
+    parser.add_argument("adapters", nargs="*", help="RSR adapter folders")
+    parser.add_argument("--run", nargs="+", default=[], help="fine-tune run folders (metrics.jsonl with validate_every)")
     args = parser.parse_args(argv)
     out = {}
+    for run in args.run:
+        out[run] = summarise_run(run)
+        print_run(run, out[run])
     for path in args.adapters:
         out[path] = inspect(path)
         for layer, row in out[path]["layers"].items():

@@ -152,6 +152,39 @@ def test_finetune_logs_annealing_validation_and_instruments(tiny_base, tmp_path)
     assert last["probe_b_norm"] > 0 and last["adapter_effect"] > 0 and "grad_norm_gates" in last
     assert len(last["probe_entropy_by_step"]) == 2 and len(last["probe_entropy_by_bin"]) == 4
     assert {"loss", "routing_entropy"} <= set(last)
+    # one command summarises the run, with the verdict against the declared thresholds
+    script = _benchmark("inspect_adapter")
+    summary = script.main(["--run", str(tmp_path / "rsr")])[str(tmp_path / "rsr")]
+    assert [r["step"] for r in summary["rows"]] == [0, 2, 4] and summary["rows"][-1]["grad_norm_gates"] is not None
+    assert set(summary["verdict"]) == {"routing", "recursion"}
+
+
+def _benchmark(name):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("record, routing, recursion", [
+    (dict(probe_entropy_ratio=0.99, probe_update_cosine=0.2, probe_usage_by_step=[[0.5, 0.5]], recursion_use=0.02),
+     "uniform", "used"),
+    (dict(probe_entropy_ratio=0.3, probe_update_cosine=0.97, probe_usage_by_step=[[0.5, 0.5]], recursion_use=0.0),
+     "uniform", "unused"),
+    (dict(probe_entropy_ratio=0.3, probe_update_cosine=0.5, probe_usage_by_step=[[0.95, 0.05], [0.97, 0.03]],
+          recursion_use=0.0), "collapsed", "unused"),
+    (dict(probe_entropy_ratio=0.3, probe_update_cosine=0.5, probe_usage_by_step=[[0.6, 0.4], [0.3, 0.7]],
+          recursion_use=0.01), "left uniform", "used"),
+    (dict(probe_entropy_ratio=0.7, probe_update_cosine=0.5, probe_usage_by_step=[[0.6, 0.4]], recursion_use=0.009),
+     "partly", "unused"),
+    (dict(probe_entropy_ratio=0.0, probe_update_cosine=None, probe_usage_by_step=[[1.0]], recursion_use=0.5),
+     "no routing (M=1)", "used"),
+])
+def test_verdict_follows_the_declared_thresholds(record, routing, recursion):
+    assert _benchmark("inspect_adapter").verdict(record) == {"routing": routing, "recursion": recursion}
 
 
 def test_one_expert_fine_tunes_as_pure_recursion(tiny_base, tmp_path):
