@@ -11,6 +11,8 @@ timestep and caption dropout follow the draw's seed, so they differ between epoc
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -45,6 +47,13 @@ def parse_mix(spec: str) -> dict[str, float] | None:
     return mix
 
 
+@functools.lru_cache(maxsize=8192)
+def _pool_item(content: int, canvas: int, mix: str) -> tuple[str, np.ndarray]:
+    prompt, image = TrainingStream(seed=content, canvas=canvas, mix=parse_mix(mix)).sample()
+    image.setflags(write=False)
+    return prompt, image
+
+
 def world_batch(seed: int, step: int, indices: range, canvas: int, cond_dropout: float, mix: str = "",
                 pool: int = 0):
     """-> prompts (list[str], '' where dropped for CFG), images (B, H, W, 3) uint8, seeds (B,).
@@ -56,9 +65,14 @@ def world_batch(seed: int, step: int, indices: range, canvas: int, cond_dropout:
                             f"known: {list(DEFAULT_MIX)}")
     for j in indices:
         content, s = draw_seeds(seed, step, j, pool)
-        stream = TrainingStream(seed=content, canvas=canvas, mix=weights)
-        prompt, image = stream.sample()
-        if (np.random.default_rng(s) if pool else stream.rng).random() < cond_dropout:
+        if pool:  # a pool item is rendered once per process
+            prompt, image = _pool_item(content, canvas, mix)
+            dropped = np.random.default_rng(s).random() < cond_dropout
+        else:
+            stream = TrainingStream(seed=content, canvas=canvas, mix=weights)
+            prompt, image = stream.sample()
+            dropped = stream.rng.random() < cond_dropout
+        if dropped:
             prompt = ""
         prompts.append(prompt)
         images.append(image)

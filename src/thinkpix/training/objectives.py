@@ -73,6 +73,9 @@ class FlowObjective(nn.Module):
         self.cfg = cfg
         self.model = model or self.create_model(cfg.model)
 
+    def images_to_x0(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.images_to_x0(images)
+
     @staticmethod
     def create_model(m) -> TextToImage:
         return TextToImage.create(m.size, m.space, m.text_encoder, m.canvas, m.autoencoder)
@@ -89,7 +92,7 @@ class FlowObjective(nn.Module):
 
     def forward(self, step: int, indices: range):
         images, seeds, conditions = self.batch(step, indices)
-        x0 = self.model.images_to_x0(images)  # (B, C, h, w)
+        x0 = self.images_to_x0(images)  # (B, C, h, w)
         noise = flow.seeded_noise(tuple(x0.shape[1:]), seeds)  # (B, C, h, w)
         t = torch.cat([flow.sample_timesteps(1, _noise_generator(s)) for s in seeds])  # (B,)
         device = next(self.model.transformer.parameters()).device
@@ -155,6 +158,18 @@ class AdapterTraining:
 
         self.adapter = attach_adapter(self.model.transformer, cfg.finetune)
         self.model.train()
+
+    def images_to_x0(self, images: torch.Tensor) -> torch.Tensor:
+        """The frozen base's clean samples; with a fixed data pool each image is encoded once (memoised)."""
+        if not self.cfg.data_pool or self.model.autoencoder is None:
+            return super().images_to_x0(images)
+        cache = self.__dict__.setdefault("_x0_cache", {})
+        keys = [im.numpy().tobytes() for im in images]
+        missing = [i for i, k in enumerate(keys) if k not in cache]
+        if missing:
+            for i, x in zip(missing, self.model.images_to_x0(images[missing])):
+                cache[keys[i]] = x
+        return torch.stack([cache[k] for k in keys])  # (B, C, h, w)
 
     def parameter_groups(self) -> list[dict]:
         """[{name, params (names), lr_mult}]: RSR gates and experts apart; LoRA one group."""
