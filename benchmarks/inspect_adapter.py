@@ -10,6 +10,10 @@ With `--run RUN [RUN ...]` it summarises instead what a fine-tune logged with `v
 routing entropy / ln M by latent step, expert usage, the cosine between the experts' updates on the
 same tokens, the gradient norm reaching the gates, ||B||, recursion use and the adapter's effect,
 then the verdict against the thresholds declared in the docs (`THRESHOLDS`).
+
+With `--probe ADAPTER [...] --base MODEL` it loads the adapter on its base and measures it now: the
+probe at the adapter's own T and the validation loss at T = 0 (the base) to `--max-steps` (the T
+curve on held-out data: flat past T = 1 means the latent steps are not used).
 """
 
 from __future__ import annotations
@@ -90,6 +94,33 @@ def summarise_run(run: str | Path) -> dict:
     return {"rows": rows, "verdict": verdict(last) if "recursion_use" in last else None}
 
 
+def probe_adapter(adapter: str, base: str, max_steps: int = 4, samples: int = 64) -> dict:
+    """{'val_loss_by_T': [T = 0..max_steps], 'trained_T', **probe summary at the trained T} of an RSR adapter."""
+    from thinkpix.adapters import load_adapter
+    from thinkpix.bundled import resolve_model
+    from thinkpix.integrations.attach import get_rsr
+    from thinkpix.models.bundle import model_kind
+    from thinkpix.models.c2i import ClassToImage
+    from thinkpix.models.t2i import TextToImage
+    from thinkpix.training.instruments import probe_rsr
+    from thinkpix.training.validation import validation_loss, validation_set_for
+
+    path = resolve_model(base)
+    model = (ClassToImage if model_kind(path) == "dit" else TextToImage).load(path)
+    load_adapter(model.transformer, adapter)
+    rsr = get_rsr(model.transformer)
+    trained = rsr.latent_steps
+    vset = validation_set_for(model, samples)
+    curve = []
+    for T in range(max_steps + 1):
+        rsr.set_latent_steps(T)
+        curve.append(validation_loss(model, vset))
+    rsr.set_latent_steps(trained)
+    out = probe_rsr(model, vset).summary()
+    out.pop("probe")
+    return {"trained_T": trained, "val_loss_by_T": curve, **out}
+
+
 def _fmt(x, spec=".3f"):
     if x is None:
         return "-"
@@ -115,8 +146,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("adapters", nargs="*", help="RSR adapter folders")
     parser.add_argument("--run", nargs="+", default=[], help="fine-tune run folders (metrics.jsonl with validate_every)")
+    parser.add_argument("--probe", nargs="+", default=[], help="RSR adapter folders to load and measure now")
+    parser.add_argument("--base", default="shapes-base", help="the base model of --probe adapters")
+    parser.add_argument("--max-steps", type=int, default=4, help="--probe: validation loss for T = 0..this")
     args = parser.parse_args(argv)
     out = {}
+    for adapter in args.probe:
+        out[adapter] = probe_adapter(adapter, args.base, args.max_steps)
+        r = out[adapter]
+        print(f"== {adapter} (trained T = {r['trained_T']})\n  val_loss by T = 0..{args.max_steps}: "
+              + " ".join(f"{v:.5f}" for v in r["val_loss_by_T"])
+              + f"\n  entropy/lnM {_fmt(r['probe_entropy_ratio'], '.2f')}, cosine {_fmt(r['probe_update_cosine'], '+.2f')}, "
+              f"recursion use {r['recursion_use']:.4f}, adapter effect {r['adapter_effect']:.4f}, "
+              f"verdict {verdict(r)}")
     for run in args.run:
         out[run] = summarise_run(run)
         print_run(run, out[run])

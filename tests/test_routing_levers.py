@@ -157,6 +157,13 @@ def test_finetune_logs_annealing_validation_and_instruments(tiny_base, tmp_path)
     summary = script.main(["--run", str(tmp_path / "rsr")])[str(tmp_path / "rsr")]
     assert [r["step"] for r in summary["rows"]] == [0, 2, 4] and summary["rows"][-1]["grad_norm_gates"] is not None
     assert set(summary["verdict"]) == {"routing", "recursion"}
+    # and measures a saved adapter on its base: the T curve of the validation loss, T = 0 the base exactly
+    from thinkpix.training.validation import validation_loss, validation_set_for
+
+    probe = script.main(["--probe", str(tmp_path / "rsr" / "adapter"), "--base", str(tiny_base), "--max-steps", "2"])
+    curve = probe[str(tmp_path / "rsr" / "adapter")]["val_loss_by_T"]
+    base = TextToImage.load(tiny_base)
+    assert len(curve) == 3 and curve[0] == validation_loss(base, validation_set_for(base, 64)) and curve[2] != curve[0]
 
 
 def _benchmark(name):
