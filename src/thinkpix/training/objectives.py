@@ -160,15 +160,15 @@ class AdapterTraining:
         self.model.train()
 
     def images_to_x0(self, images: torch.Tensor) -> torch.Tensor:
-        """The frozen base's clean samples; with a fixed data pool each image is encoded once (memoised)."""
+        """The frozen base's clean samples; with a fixed data pool each image is encoded once (memoised,
+        one image at a time, so a sample's x0 never depends on its batch-mates or on a resume)."""
         if not self.cfg.data_pool or self.model.autoencoder is None:
             return super().images_to_x0(images)
         cache = self.__dict__.setdefault("_x0_cache", {})
         keys = [im.numpy().tobytes() for im in images]
-        missing = [i for i, k in enumerate(keys) if k not in cache]
-        if missing:
-            for i, x in zip(missing, self.model.images_to_x0(images[missing])):
-                cache[keys[i]] = x
+        for i, k in enumerate(keys):
+            if k not in cache:
+                cache[k] = self.model.images_to_x0(images[i : i + 1])[0]  # (C, h, w)
         return torch.stack([cache[k] for k in keys])  # (B, C, h, w)
 
     def parameter_groups(self) -> list[dict]:
