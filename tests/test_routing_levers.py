@@ -289,3 +289,23 @@ def test_probe_measures_recursion_and_expert_differences(tiny_t2i):
     summary = rep.summary()
     assert summary["recursion_use"] > 0 and len(summary["probe_entropy_by_step"]) == 3
     json.dumps(summary)  # loggable as is
+
+
+def test_class_track_validation_and_probe():
+    from thinkpix.models.c2i import ClassToImage
+    from thinkpix.training.instruments import probe_rsr
+    from thinkpix.training.validation import validation_loss, validation_set_for
+
+    torch.manual_seed(0)
+    model = ClassToImage.create("tiny", "pixel", 32)
+    with torch.no_grad():  # a fresh DiT's adaLN-Zero gates hide the attention entirely: move off the init
+        for p in model.transformer.parameters():
+            p.add_(torch.randn(p.shape) * 0.05)
+    vset = validation_set_for(model, 5)
+    assert all(isinstance(c, int) for c in vset.conditions) and vset.conditions == validation_set_for(model, 5).conditions
+    losses = [validation_loss(model, vset, batch_size=bs) for bs in (1, 5)]
+    assert abs(losses[0] - losses[1]) <= 1e-6 * losses[1]
+    rsr = attach_rsr(model.transformer, RSRConfig(layers=[0], latent_steps=2, rank=2))
+    randomize(rsr)
+    report = probe_rsr(model, vset, samples=2, bins=2)
+    assert report.layers[0].recursion_use > 0 and len(report.layers[0].entropy[0]) == 2
