@@ -221,11 +221,14 @@ CONFIG_NUMBERS = {
     "optim.grad_clip": dict(lo=0.0, lo_open=True),
     "ema_decay": dict(lo=0.0, hi=1.0, hi_open=True),
     "cond_dropout": dict(lo=0.0, hi=1.0, hi_open=True),
+    "finetune.gate_lr_mult": dict(lo=0.0, hi=1e6, lo_open=True),
+    "finetune.expert_lr_mult": dict(lo=0.0, hi=1e6, lo_open=True),
 }
 CONFIG_INTEGERS = {
     "steps": (1, 10**9), "batch_size": (1, 65_536), "seed": (0, MAX_SEED), "threads": (0, 1024),
     "log_every": (1, None), "sample_every": (1, None), "ckpt_every": (1, None), "keep_checkpoints": (1, 10_000),
     "optim.warmup_steps": (0, 10**9), "finetune.lora_rank": (0, 4096), "model.canvas": (1, MAX_IMAGE_SIDE),
+    "data_pool": (0, 10**7), "validate_every": (0, None), "validation_samples": (1, 10**6),
 }
 
 

@@ -15,6 +15,7 @@ from thinkpix.errors import ThinkpixError
 GATES = ("mlp", "tokens_only", "linear")
 ROUTINGS = ("hard", "soft")
 STATES = ("attention", "projected")
+EXPERT_INITS = ("random", "orthogonal")
 EXPERT_IMPLS = ("sparse", "dense")
 
 # Fields that may differ between a saved adapter and the module it is loaded into: they change
@@ -39,7 +40,8 @@ class RSRConfig:
     latent_steps: int = 2  # T: latent "thinking" steps (max depth if random_depth); 0 = base model
     rank: int = 8  # r: LoRA rank of each expert (per q/k/v projection)
     alpha: float | None = None  # LoRA scaling alpha / rank; None means scale 1.0
-    temperature: float = 5.0  # Gumbel-Softmax tau (fixed, as in the paper)
+    temperature: float = 5.0  # Gumbel-Softmax tau (fixed, as in the paper); the start value when annealed
+    temperature_end: float | None = None  # anneal tau geometrically to this over training (None: fixed tau)
     top_k: int = 1  # experts per token (paper: 1, winner-takes-all)
     routing: str = "hard"  # "hard": Gumbel top-k straight-through; "soft": dense softmax mixture
     scale_by_prob: bool = True  # selected expert output scaled by its (Gumbel-)softmax probability
@@ -55,6 +57,8 @@ class RSRConfig:
     load_balance_weight: float = 0.0  # Switch-style load-balancing loss (paper: none)
     z_loss_weight: float = 0.0  # router z-loss (paper: none)
     init_std: float | None = None  # std of A's normal init; None: 1/sqrt(d_in) (LoRA-style small random)
+    expert_init: str = "random"  # "random": A i.i.d. normal; "orthogonal": the experts' A span orthogonal subspaces
+    gate_init_std: float = 0.0  # std of the gate's logit-layer weights at init (0: zero, uniform start)
     seed: int = 0  # seed of the adapter initialisation (independent of the global RNG)
     expert_impl: str = "sparse"  # "sparse": only selected experts computed; "dense": reference path
     extra: dict = field(default_factory=dict)  # free-form notes saved with the adapter
@@ -74,6 +78,10 @@ class RSRConfig:
             problems.append(f"rank must be >= 1, got {self.rank}")
         if not self.temperature > 0:
             problems.append(f"temperature must be > 0, got {self.temperature}")
+        if self.temperature_end is not None and not self.temperature_end > 0:
+            problems.append(f"temperature_end must be > 0 or None, got {self.temperature_end}")
+        if not self.gate_init_std >= 0:
+            problems.append(f"gate_init_std must be >= 0, got {self.gate_init_std}")
         if not 1 <= self.top_k <= self.num_experts:
             problems.append(f"top_k must be in 1..num_experts={self.num_experts}, got {self.top_k}")
         for name, value, allowed in (
@@ -81,6 +89,7 @@ class RSRConfig:
             ("gate", self.gate, GATES),
             ("state", self.state, STATES),
             ("expert_impl", self.expert_impl, EXPERT_IMPLS),
+            ("expert_init", self.expert_init, EXPERT_INITS),
         ):
             if value not in allowed:
                 problems.append(f"{name} must be one of {allowed}, got {value!r}")
@@ -97,6 +106,19 @@ class RSRConfig:
     def scaling(self) -> float:
         """LoRA scale applied to every expert output (alpha / rank, 1.0 by default)."""
         return 1.0 if self.alpha is None else float(self.alpha) / self.rank
+
+    def temperature_at(self, progress: float) -> float:
+        """Gumbel-Softmax tau at training progress in [0, 1]: `temperature` without annealing, else the
+        geometric path temperature -> temperature_end (tau_0 * (tau_1 / tau_0) ** progress)."""
+        if self.temperature_end is None:
+            return float(self.temperature)
+        p = min(max(float(progress), 0.0), 1.0)
+        return float(self.temperature * (self.temperature_end / self.temperature) ** p)
+
+    @property
+    def inference_temperature(self) -> float:
+        """The tau a trained adapter runs at: the end of its annealing (the fixed tau otherwise)."""
+        return self.temperature_at(1.0)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

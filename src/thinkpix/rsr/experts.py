@@ -5,6 +5,10 @@ projection: out_p = scale * (u @ A[m, :, p*r:(p+1)*r]) @ B[m, p]. Storage (MixLo
 
     A: (M, d_in, P*r)   small random       B: (M, P, r, d_out)   zero (every expert starts as 0)
 
+With `orthogonal=True` the M experts' A together have orthogonal columns (one QR of a Gaussian
+(d_in, M*P*r) matrix, each column of norm std * sqrt(d_in), as a random column has on average), so
+every expert reads its own subspace of the token: distinct experts from the first update on.
+
 Two paths compute the same function:
 - `sparse` (default): assignments are sorted by expert, the tokens gathered, each expert's slice
   multiplied by its own A/B, and the results scattered back (index_add). FLOPs follow the number
@@ -23,15 +27,24 @@ import math
 import torch
 from torch import nn
 
+from thinkpix.errors import ThinkpixError
+
 
 class LoRAExperts(nn.Module):
     def __init__(self, num_experts: int, d_in: int, d_out: int, rank: int, num_outputs: int = 3,
-                 scale: float = 1.0, init_std: float | None = None, generator: torch.Generator | None = None):
+                 scale: float = 1.0, init_std: float | None = None, generator: torch.Generator | None = None,
+                 orthogonal: bool = False):
         super().__init__()
         self.num_experts, self.d_in, self.d_out, self.rank, self.num_outputs = num_experts, d_in, d_out, rank, num_outputs
         self.scale = scale
         std = init_std if init_std is not None else 1.0 / math.sqrt(d_in)
         a = torch.randn(num_experts, d_in, num_outputs * rank, generator=generator) * std
+        if orthogonal:
+            width = num_experts * num_outputs * rank
+            if width > d_in:
+                raise ThinkpixError(f"orthogonal expert init needs M * 3 * rank <= d_in, got {width} > {d_in}")
+            q, _ = torch.linalg.qr(a.permute(1, 0, 2).reshape(d_in, width))  # (d_in, M*P*r) orthonormal columns
+            a = q.reshape(d_in, num_experts, -1).permute(1, 0, 2) * (std * math.sqrt(d_in))  # (M, d_in, P*r)
         self.A = nn.Parameter(a)  # (M, d_in, P*r)
         self.B = nn.Parameter(torch.zeros(num_experts, num_outputs, rank, d_out))  # (M, P, r, d_out)
 

@@ -4,7 +4,9 @@
   concatenation as a sum of two projections lets proj(y) be computed once per sample, not per token.
 - `tokens_only`: the same MLP on u alone (the paper's poorly-diversified ablation).
 - `linear`: logits = W_u u + W_y silu(y) + b.
-The output layer is zero-initialised, so every gate starts uniform over the experts.
+The output layer is zero-initialised, so every gate starts uniform over the experts (`out_init_std` > 0:
+its weights start N(0, std^2) instead, bias still zero: per-token routing preferences from the first
+step, which break the experts' symmetry; the experts' B = 0 still makes the adapter the base at init).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from torch import nn
 
 class Gate(nn.Module):
     def __init__(self, kind: str, d_token: int, d_cond: int, num_experts: int, hidden: int = 64,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, out_init_std: float = 0.0):
         super().__init__()
         self.kind = kind
+        self.out_init_std = float(out_init_std)
         width = num_experts if kind == "linear" else hidden
         self.token_in = nn.Linear(d_token, width)  # W_u
         self.cond_in = nn.Linear(d_cond, width, bias=False) if kind != "tokens_only" else None  # proj(y)
@@ -37,6 +40,8 @@ class Gate(nn.Module):
         last.bias.zero_()
         if self.kind == "linear" and self.cond_in is not None:
             self.cond_in.weight.zero_()
+        if self.out_init_std > 0:  # drawn last: the default (zero) init consumes the generator exactly as before
+            last.weight.copy_(torch.randn(last.weight.shape, generator=generator) * self.out_init_std)
 
     def forward(self, u: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """u: (B, N, d_token) tokens, y: (B, d_cond) conditioning vector. Returns fp32 logits (B, N, M)."""

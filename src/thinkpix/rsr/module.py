@@ -7,6 +7,9 @@ processors hold a plain reference, so each tensor has exactly one name in the st
 Runtime state (documented buffers on the module, never globals, never saved):
 - `latent_steps`: T used by the next forwards (0 = the unchanged base model). Set with
   `set_latent_steps`; random depth (training) samples 1..T once per forward, shared by all layers.
+- `temperature`: the Gumbel-Softmax tau of the next forwards; None (default) means the config's
+  `inference_temperature` (its fixed tau, or the end of its annealing). A trainer annealing tau
+  sets it every step with `set_temperature`.
 - `outputs`: the `RSROutput` of each RSR layer for the most recent transformer forward, in block
   order. Cleared at the start of every forward; `collect()` returns and clears it.
 - `trace`: while tracing (`start_trace`), the outputs of every forward are appended here with
@@ -57,11 +60,14 @@ class RSRModule(nn.Module):
             raise ThinkpixError("shared_experts needs every RSR layer to have the same widths")
         pools = {"shared": next(iter(layers.values()))} if c.shared_experts else layers
         self.experts = nn.ModuleDict({
-            key: LoRAExperts(c.num_experts, d.d_model, d.d_inner, c.rank, 3, c.scaling, c.init_std, gen)
+            key: LoRAExperts(c.num_experts, d.d_model, d.d_inner, c.rank, 3, c.scaling, c.init_std, gen,
+                             orthogonal=c.expert_init == "orthogonal")
             for key, d in pools.items()})
         self.gates = nn.ModuleDict({
-            key: Gate(c.gate, d.d_model, d.d_cond, c.num_experts, c.gate_hidden, gen) for key, d in layers.items()})
+            key: Gate(c.gate, d.d_model, d.d_cond, c.num_experts, c.gate_hidden, gen, out_init_std=c.gate_init_std)
+            for key, d in layers.items()})
         self.latent_steps = c.latent_steps
+        self.temperature: float | None = None
         self.outputs: list[RSROutput] = []
         self.trace: list[RSROutput] | None = None
         self.trace_states = False
@@ -76,7 +82,8 @@ class RSRModule(nn.Module):
         experts = self.experts["shared" if self.config.shared_experts else key]
         a_x, a_c, out = rsr_attention(x_tilde, y, ops, self.gates[key], experts, self.config, steps,
                                       training=self.training, trace=self.trace is not None,
-                                      trace_states=self.trace is not None and self.trace_states)
+                                      trace_states=self.trace is not None and self.trace_states,
+                                      temperature=self.current_temperature())
         out.layer = self.prefix + key
         self._record(key, out)
         return a_x, a_c
@@ -116,6 +123,15 @@ class RSRModule(nn.Module):
         if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
             raise ThinkpixError(f"latent_steps must be an integer >= 0, got {steps!r}")
         self._forward_steps = int(steps)
+
+    def set_temperature(self, tau: float | None) -> None:
+        """Gumbel-Softmax tau for the following forwards (None: the config's inference temperature)."""
+        if tau is not None and not tau > 0:
+            raise ThinkpixError(f"temperature must be > 0, got {tau}")
+        self.temperature = None if tau is None else float(tau)
+
+    def current_temperature(self) -> float:
+        return self.config.inference_temperature if self.temperature is None else self.temperature
 
     def collect(self) -> list[RSROutput]:
         """The RSROutputs of the most recent forward (block order); clears the buffer."""

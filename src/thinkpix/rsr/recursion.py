@@ -36,13 +36,15 @@ class BlockOps:
 
 def rsr_attention(x_tilde: Tensor, y: Tensor, ops: BlockOps, gate: Gate, experts: LoRAExperts, cfg: RSRConfig,
                   steps: int, training: bool, trace: bool = False, trace_states: bool = False,
-                  ) -> tuple[Tensor, Tensor | None, RSROutput]:
+                  temperature: float | None = None) -> tuple[Tensor, Tensor | None, RSROutput]:
     """Run `steps` >= 1 latent steps on the image tokens of one block.
 
     x_tilde: (B, N, D) the block's adaLN-modulated image tokens; y: (B, D_y) the conditioning vector.
     Returns a_x (B, N, inner) and a_c (B, L, inner) of the final step, which continue through the
     normal block (out-projections, gated residual, MLP), and this layer's RSROutput.
+    `temperature` overrides cfg.temperature (the annealed tau of the current training step).
     """
+    tau = cfg.temperature if temperature is None else temperature
     B, N, D = x_tilde.shape
     stats = _StepStats(cfg, experts.num_experts, trace, trace_states)
     a = x_tilde  # a^0 = x~                                                      (B, N, D)
@@ -54,7 +56,7 @@ def rsr_attention(x_tilde: Tensor, y: Tensor, ops: BlockOps, gate: Gate, experts
             u = x_tilde if t == 1 else (ops.modulate(a) if cfg.remodulate else a)
             # per-token gate on [u ; proj(y)] and Gumbel top-k routing, fp32         (B*N, M)
             logits = gate(u, y).flatten(0, 1)
-            route = route_tokens(logits, top_k=cfg.top_k, temperature=cfg.temperature, routing=cfg.routing,
+            route = route_tokens(logits, top_k=cfg.top_k, temperature=tau, routing=cfg.routing,
                                  scale_by_prob=cfg.scale_by_prob, training=training)
             # image q/k/v from the selected experts only: sum_m w_m E_m(u)            (3, B, N, inner)
             dense = route.dense or cfg.expert_impl == "dense"

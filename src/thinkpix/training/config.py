@@ -49,6 +49,8 @@ class FinetuneConfig:
     rsr: str = ""  # RSRConfig spec, e.g. "layers=2,3,experts=2,steps=2,rank=8"
     lora_layers: str = ""  # LoRA blocks, e.g. "2,3" (default: the RSR spec's layers)
     lora_rank: int = 0  # 0: the rank whose parameter count matches the RSR spec
+    gate_lr_mult: float = 1.0  # RSR: learning rate of the gates = optim.lr * this (own AdamW group)
+    expert_lr_mult: float = 1.0  # RSR: learning rate of the experts = optim.lr * this
 
 
 @dataclass
@@ -62,6 +64,9 @@ class TrainConfig:
     seed: int = 0
     ema_decay: float = 0.999
     cond_dropout: float = 0.1  # share of captions (class labels) replaced by the empty prompt (null class), for CFG
+    data_pool: int = 0  # 0: the infinite stream; N: a fixed set of N samples, seen for many epochs
+    validate_every: int = 0  # steps between validation-loss (+ RSR instrument) records in metrics.jsonl; 0: off
+    validation_samples: int = 64  # size of the fixed validation set (held out, disjoint from data/eval prompts)
     data_mix: str = ""  # text: weights of the stream's kinds, e.g. "position=2,free=1"; class: of colours and shapes, e.g. "circle=3" ("" = default)
     threads: int = 0  # torch threads per process; 0 = leave torch's default
     log_every: int = 25

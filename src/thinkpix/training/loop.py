@@ -5,6 +5,7 @@ restarted. Runs data-parallel under torchrun with no code change."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -53,8 +54,11 @@ class Trainer:
             for module in objective.modules():
                 if hasattr(module, "enable_gradient_checkpointing") and module is not objective:
                     module.enable_gradient_checkpointing()
+        # optimiser groups (an objective may name several, each with a learning-rate multiplier)
+        self.groups = (objective.parameter_groups() if hasattr(objective, "parameter_groups")
+                       else [{"name": "all", "params": list(self.params), "lr_mult": 1.0}])
         self.optimizer = torch.optim.AdamW(
-            list(self.params.values()),
+            [{"params": [self.params[n] for n in g["params"]], "lr_mult": g["lr_mult"]} for g in self.groups],
             lr=cfg.optim.lr,
             betas=(cfg.optim.beta1, cfg.optim.beta2),
             weight_decay=cfg.optim.weight_decay,
@@ -117,28 +121,49 @@ class Trainer:
     def train_step(self) -> tuple[float, dict]:
         lr = learning_rate(self.cfg, self.step)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_mult", 1.0)
         self.optimizer.zero_grad(set_to_none=True)
         loss, metrics = self.module(self.step, self.local_indices())
         loss.backward()
+        if len(self.groups) > 1:  # e.g. the gradient reaching RSR's gates vs its experts, before clipping
+            metrics = dict(metrics, **{f"grad_norm_{g['name']}": self._grad_norm(g["params"]) for g in self.groups})
         grad_norm = torch.nn.utils.clip_grad_norm_(list(self.params.values()), self.cfg.optim.grad_clip)
         self.optimizer.step()
         self.step += 1
         self.ema.update(self.step)
         return loss.item(), dict(metrics, lr=lr, grad_norm=float(grad_norm))
 
-    def preview(self) -> None:
-        if not (self.dist.is_main and hasattr(self.objective, "preview")):
-            return
+    def _grad_norm(self, names: list[str]) -> float:
+        grads = [self.params[n].grad for n in names if self.params[n].grad is not None]
+        return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0
+
+    @contextlib.contextmanager
+    def ema_weights(self):
+        """The EMA weights (those `export` writes) in place of the training weights, in eval mode."""
         backup = {k: p.detach().clone() for k, p in self.params.items()}
         self.ema.copy_to(self.params)
         self.objective.eval()
-        images = self.objective.preview(self.step)
-        self.objective.train()
-        with torch.no_grad():
-            for k, p in self.params.items():
-                p.copy_(backup[k])
+        try:
+            yield
+        finally:
+            self.objective.train()
+            with torch.no_grad():
+                for k, p in self.params.items():
+                    p.copy_(backup[k])
+
+    def preview(self) -> None:
+        if not (self.dist.is_main and hasattr(self.objective, "preview")):
+            return
+        with self.ema_weights():
+            images = self.objective.preview(self.step)
         save_png(grid(images, cols=8, upscale=2), self.out / "samples" / f"step_{self.step:07d}.png")
+
+    def validate(self) -> dict:
+        """The objective's validation record (e.g. val_loss, RSR instruments) of the EMA weights; {} if none."""
+        if not (self.dist.is_main and self.cfg.validate_every and hasattr(self.objective, "validate")):
+            return {}
+        with self.ema_weights():
+            return dict(self.objective.validate(self.step))
 
     # ---- the run folder ------------------------------------------------------------------------
     def holds_run(self) -> list[str]:
@@ -205,11 +230,16 @@ class Trainer:
         last = {}
         self.objective.train()
         try:
+            if self.step == 0 and log and (record := self.validate()):  # the starting point (the base, for adapters)
+                log.write(json.dumps({"step": 0, **record}) + "\n")
             while self.step < end:
                 loss, metrics = self.train_step()
                 window_loss += loss
                 window_steps += 1
                 bar.update(1)
+                record = {}
+                if cfg.validate_every and (self.step % cfg.validate_every == 0 or self.step == end):
+                    record = self.validate()  # joins this step's log line, or is one of its own
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     elapsed = time.time() - window_start
                     last = dict(
@@ -217,10 +247,11 @@ class Trainer:
                         images_per_s=window_steps * cfg.batch_size / max(elapsed, 1e-9), **metrics,
                     )
                     bar.set_postfix(loss=f"{last['loss']:.4f}", img_s=f"{last['images_per_s']:.0f}")
-                    if log:
-                        log.write(json.dumps(last) + "\n")
-                        log.flush()
                     window_loss, window_start, window_steps = 0.0, time.time(), 0
+                    record = dict(last, **record)
+                if log and record:
+                    log.write(json.dumps({"step": self.step, **record}) + "\n")
+                    log.flush()
                 if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
                     self.save()
                 if self.step % cfg.sample_every == 0:

@@ -20,6 +20,7 @@ from torch import nn
 from .. import flow
 from ..bundled import resolve_model
 from ..files import write_manifest
+from ..integrations.attach import get_rsr
 from ..models import autoencoder as ae_lib
 from ..models.bundle import model_kind
 from ..models.c2i import ClassToImage
@@ -75,6 +76,9 @@ class FlowObjective(nn.Module):
         self.cfg = cfg
         self.model = model or self.create_model(cfg.model)
 
+    def images_to_x0(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.images_to_x0(images)
+
     @staticmethod
     def create_model(m) -> TextToImage:
         return TextToImage.create(m.size, m.space, m.text_encoder, m.canvas, m.autoencoder)
@@ -85,13 +89,13 @@ class FlowObjective(nn.Module):
     def batch(self, step: int, indices: range) -> tuple[torch.Tensor, list[int], tuple[torch.Tensor, ...]]:
         """-> images (B, H, W, 3) uint8, seeds (B,), the velocity's conditioning: (tokens (B, L, Dt), pooled (B, Dt))."""
         prompts, images, seeds = world_batch(
-            self.cfg.seed, step, indices, self.cfg.model.canvas, self.cfg.cond_dropout, self.cfg.data_mix
-        )
+            self.cfg.seed, step, indices, self.cfg.model.canvas, self.cfg.cond_dropout, self.cfg.data_mix,
+            self.cfg.data_pool)
         return images, seeds, tuple(self.model.encode_text(prompts))
 
     def forward(self, step: int, indices: range):
         images, seeds, conditions = self.batch(step, indices)
-        x0 = self.model.images_to_x0(images)  # (B, C, h, w)
+        x0 = self.images_to_x0(images)  # (B, C, h, w)
         noise = flow.seeded_noise(tuple(x0.shape[1:]), seeds)  # (B, C, h, w)
         t = torch.cat([flow.sample_timesteps(1, _noise_generator(s)) for s in seeds])  # (B,)
         device = next(self.model.transformer.parameters()).device
@@ -102,6 +106,14 @@ class FlowObjective(nn.Module):
 
         loss = flow.flow_loss(velocity, x0, noise, t)
         return loss, {}
+
+    def validate(self, step: int) -> dict:
+        """The held-out validation loss (`training.validation`) of the current weights."""
+        from .validation import validation_loss, validation_set_for
+
+        if getattr(self, "_validation_set", None) is None:
+            self._validation_set = validation_set_for(self.model, self.cfg.validation_samples)
+        return {"val_loss": validation_loss(self.model, self._validation_set)}
 
     @torch.no_grad()
     def preview(self, step: int, n: int = 16) -> torch.Tensor:
@@ -126,8 +138,8 @@ class ClassFlowObjective(FlowObjective):
     def batch(self, step: int, indices: range) -> tuple[torch.Tensor, list[int], tuple[torch.Tensor, ...]]:
         """-> images (B, H, W, 3) uint8, seeds (B,), the velocity's conditioning: (labels (B,),)."""
         labels, images, dropped, seeds = class_batch(
-            self.cfg.seed, step, indices, self.cfg.model.canvas, self.cfg.cond_dropout, self.cfg.data_mix
-        )
+            self.cfg.seed, step, indices, self.cfg.model.canvas, self.cfg.cond_dropout, self.cfg.data_mix,
+            self.cfg.data_pool)
         return images, seeds, (torch.where(dropped, self.model.null_label, labels),)
 
     @torch.no_grad()
@@ -140,7 +152,9 @@ class ClassFlowObjective(FlowObjective):
 class AdapterTraining:
     """Mixin for a flow objective on a frozen base: only the adapter (RSR experts + gates, or LoRA)
     trains. RSR's auxiliary losses (zero unless their weights are set) join the loss; routing
-    statistics of the last forward are reported as metrics."""
+    statistics of the last forward are reported as metrics. RSR's gates and experts are two optimiser
+    groups (learning-rate multipliers `finetune.gate_lr_mult`, `expert_lr_mult`); an annealed
+    temperature (`temperature_end`) is set before every step; validation adds RSR's instruments."""
 
     def attach(self, cfg: TrainConfig) -> None:
         from ..adapters import attach_adapter
@@ -148,10 +162,46 @@ class AdapterTraining:
         self.adapter = attach_adapter(self.model.transformer, cfg.finetune)
         self.model.train()
 
+    def images_to_x0(self, images: torch.Tensor) -> torch.Tensor:
+        """The frozen base's clean samples; with a fixed data pool each image is encoded once (memoised,
+        one image at a time, so a sample's x0 never depends on its batch-mates or on a resume)."""
+        if not self.cfg.data_pool or self.model.autoencoder is None:
+            return super().images_to_x0(images)
+        cache = self.__dict__.setdefault("_x0_cache", {})
+        keys = [im.numpy().tobytes() for im in images]
+        for i, k in enumerate(keys):
+            if k not in cache:
+                cache[k] = self.model.images_to_x0(images[i : i + 1])[0]  # (C, h, w)
+        return torch.stack([cache[k] for k in keys])  # (B, C, h, w)
+
+    def parameter_groups(self) -> list[dict]:
+        """[{name, params (names), lr_mult}]: RSR gates and experts apart; LoRA one group."""
+        names = list(self.trainable_parameters())
+        if self.adapter.method != "rsr":
+            return [{"name": "lora", "params": names, "lr_mult": 1.0}]
+        ft = self.cfg.finetune
+        gates = [n for n in names if ".rsr.gates." in n]
+        return [{"name": "gates", "params": gates, "lr_mult": ft.gate_lr_mult},
+                {"name": "experts", "params": [n for n in names if n not in gates], "lr_mult": ft.expert_lr_mult}]
+
     def forward(self, step: int, indices: range):
+        annealed = {}
+        if self.adapter.method == "rsr":
+            rsr = get_rsr(self.model.transformer)
+            if rsr.config.temperature_end is not None:
+                rsr.set_temperature(rsr.config.temperature_at(step / max(1, self.cfg.steps - 1)))
+                annealed = {"temperature": rsr.temperature}
         loss, metrics = super().forward(step, indices)
         aux, stats = self.adapter.step_outputs(self.model.transformer)
-        return loss + aux, dict(metrics, **stats)
+        return loss + aux, dict(metrics, **stats, **annealed)
+
+    def validate(self, step: int) -> dict:
+        out = super().validate(step)
+        if self.adapter.method == "rsr":
+            from .instruments import probe_rsr
+
+            out.update(probe_rsr(self.model, self._validation_set).summary())
+        return out
 
     def export(self, path: Path) -> None:
         self.adapter.save(self.model.transformer, path)
