@@ -348,6 +348,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="JSON report, rewritten after every mutant (default: summary only)")
     p.add_argument("--resume", action="store_true", help="keep the statuses already in --out; run the rest")
     p.add_argument("--no-control", action="store_true", help="skip the unmutated control run (quick looks only)")
+    p.add_argument("--tests", default=None, help="comma-separated test files or node ids to run instead of the target's")
     a = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -361,6 +362,9 @@ def main(argv=None) -> int:
         wanted = [w.partition(":") for w in a.only.split(",")]
         mutants = [m for m in mutants if any(Path(m.file).name == f and (not line or m.line == int(line))
                                              for f, _, line in wanted)]
+    if a.tests:
+        for m in mutants:
+            m.tests = tuple(a.tests.split(","))
     if a.sample:  # a seeded random sample, when the whole target does not fit the time
         import random
 

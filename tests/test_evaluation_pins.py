@@ -96,3 +96,17 @@ def test_class_judge_uses_the_plain_threshold():
 
     image = render([SceneObject("circle", "red", 8, 8, 12)])
     assert classes.judge(image, CLASSES.index("red circle")) == (True, "ok")
+
+
+# ----- behaviours the evaluator's mutation sample found untested ------------------------------------
+def test_dense_relation_answers_say_what_was_seen():
+    from thinkpix.evaluation.dense import answer
+
+    include = [{"class": "circle", "count": 1, "position": ["left of", 1]}, {"class": "square", "count": 1}]
+    question = {"id": 1, "kind": "relation", "objects": [0, 1], "dependencies": [], "text": "left?"}
+    square = Detection((0, 0, 6, 6), np.ones((6, 6), bool), "red", 1.0, "square")
+    right = _det(1.0, x=20)  # a circle right of the square
+    on_top = _det(1.0, x=0)  # a circle exactly where the square is
+    assert answer(question, include, {"circle": [right], "square": [square]}, {}) == (False, "found right of")
+    assert answer(question, include, {"circle": [on_top], "square": [square]}, {}) == (False, "found overlapping")
+    assert answer(question, include, {"square": [square]}, {}) == (False, "found none")
