@@ -133,8 +133,8 @@ def _hard(shape: str, x: int, y: int, side: int, h: int, w: int) -> np.ndarray:
     return out
 
 
-def _eighth(v: float) -> float:
-    return round(v * 8) / 8  # 1/8 px: templates are cached, and this makes them hit
+def _quarter(v: float) -> float:
+    return round(v * 4) / 4  # 1/4 px: templates are cached by phase and size, and this makes them hit
 
 
 def soft_iou(alpha: np.ndarray, templates: np.ndarray) -> np.ndarray:
@@ -164,7 +164,7 @@ def classify_soft(alpha: np.ndarray, cut: tuple[bool, bool, bool, bool], box: tu
     for shape in SHAPES:
         score = hard[shape]
         for box in boxes[shape]:
-            score = max(score, float(soft_iou(alpha, _soft(shape, *(_eighth(v) for v in box), h, w)).max()))
+            score = max(score, float(soft_iou(alpha, _soft(shape, *(_quarter(v) for v in box), h, w)).max()))
         if score > best:
             best_shape, best = shape, score
     return best_shape, best
