@@ -102,3 +102,34 @@ def test_single_objects_are_seeded_and_wilson_interval():
     assert [d.objects[0].shape for d in a] == ["circle", "square", "triangle", "circle"]
     lo, hi = wilson(99, 100)
     assert 0.94 < lo < 0.99 < hi <= 1.0
+
+
+def test_settled_set_agreement_and_error_directions():
+    """The committed settled set (images the bundled bases drew, judged by a person): well formed,
+    and the evaluator agrees with at least 95% of the verdicts that are not 'cannot tell'."""
+    import json
+    from pathlib import Path
+
+    from PIL import Image
+
+    from thinkpix.worlds.classes import CLASSES as CLASS_NAMES
+
+    root = Path(__file__).resolve().parents[1] / "data" / "settled"
+    rows = [json.loads(line) for line in (root / "verdicts.jsonl").read_text().splitlines()]
+    assert len(rows) >= 100 and {r["source"] for r in rows} == {"t2i", "dit"}
+    said, settled = [], []
+    for r in rows:
+        image = np.asarray(Image.open(root / r["image"]).convert("RGB"))
+        assert image.shape == (32, 32, 3) and r["verdict"] in (True, False, None)
+        if "label" in r:
+            assert CLASS_NAMES[r["label"]] == r["class"]
+            ok = judge(image, r["label"])[0]
+        else:
+            ok = score_image(image, r["metadata"])["correct"]
+        if r["verdict"] is not None:
+            said.append(ok)
+            settled.append(r["verdict"])
+    said, settled = np.array(said), np.array(settled)
+    assert (said == settled).mean() >= 0.95
+    assert (said & ~settled).sum() <= 0.1 * (~settled).sum()  # false accepts
+    assert (~said & settled).sum() <= 0.05 * settled.sum()  # false rejects
