@@ -28,8 +28,8 @@ Thresholds. GenEval keeps detections scoring > 0.3 (THRESHOLD) and, for counting
 > 0.9 (COUNTING_THRESHOLD): "plausibly an object" and "clearly an object". Our confidence is a
 shape fit, not a detector score, so each keeps its meaning, not its number, calibrated on the
 degraded renders (`degraded.py`, seeds 1-2; docs/evaluation.md has the measurement): true objects
-score 1.0 clean, >= 0.79 soft and small (5th percentile 0.86-0.95 by shape and size); the parts
-of two touching objects split apart >= 0.67 (1st percentile 0.74); a shape that is none of the
+score 1.0 clean, >= 0.81 soft and small (5th percentile 0.85-0.95 by shape and size); the parts
+of two touching objects split apart >= 0.68 (1st percentile 0.77); a shape that is none of the
 three (a 2:1 rectangle, a triangle in its square box) about 0.5. GenEval's 0.3 -> 0.6 and its
 0.9 -> 0.7 here.
 """
