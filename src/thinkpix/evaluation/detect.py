@@ -28,8 +28,8 @@ Thresholds. GenEval keeps detections scoring > 0.3 (THRESHOLD) and, for counting
 > 0.9 (COUNTING_THRESHOLD): "plausibly an object" and "clearly an object". Our confidence is a
 shape fit, not a detector score, so each keeps its meaning, not its number, calibrated on the
 degraded renders (`degraded.py`, seeds 1-2; docs/evaluation.md has the measurement): true objects
-score 1.0 clean, >= 0.79 soft and small (5th percentile 0.86-0.95 by shape and size); the parts
-of two touching objects split apart >= 0.67 (1st percentile 0.74); a shape that is none of the
+score 1.0 clean, >= 0.81 soft and small (5th percentile 0.85-0.95 by shape and size); the parts
+of two touching objects split apart >= 0.68 (1st percentile 0.77); a shape that is none of the
 three (a 2:1 rectangle, a triangle in its square box) about 0.5. GenEval's 0.3 -> 0.6 and its
 0.9 -> 0.7 here.
 """
@@ -168,7 +168,8 @@ class _Image:
         """Whether interior colours spread more than MAX_SPREAD x their distance from the
         background (noise, not a drawn object)."""
         mean = inner.mean(0)
-        return float(np.linalg.norm(inner - mean, axis=1).mean()) > MAX_SPREAD * max(float(np.linalg.norm(mean - _BG)), 1.0)
+        spread = float(np.linalg.norm(inner - mean, axis=1).mean())
+        return spread > MAX_SPREAD * max(float(np.linalg.norm(mean - _BG)), 1.0)
 
     def _alpha(self, rows: slice, cols: slice, piece: np.ndarray, colour: np.ndarray):
         """The object's alpha patch (its box padded by PAD, other objects' pixels zeroed), which
@@ -238,7 +239,8 @@ def detect_all(image: np.ndarray, min_area: int | None = None) -> list[Detection
             if len(parts) > 1 and min(p.confidence for p in parts) > whole.confidence:
                 found += parts
                 continue
-        if whole.confidence < SPLIT_BELOW and piece.sum() >= 2 * img.min_area and not img.noisy(img.interior(rows, cols, piece)[0]):
+        splittable = piece.sum() >= 2 * img.min_area and not img.noisy(img.interior(rows, cols, piece)[0])
+        if whole.confidence < SPLIT_BELOW and splittable:
             best: list[Detection] = []
             for labels in _cuts(piece):  # maybe touching objects of one colour: split where shapes say two
                 parts = [d for i in range(1, int(labels.max()) + 1) for d in img.pieces(rows, cols, piece, labels == i)]
