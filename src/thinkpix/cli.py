@@ -12,7 +12,7 @@ import sys
 from .errors import ThinkpixError
 
 # Order is the order shown in `thinkpix --help`.
-COMMANDS = ["demo", "generate", "sample", "train", "finetune", "world", "evaluate", "bench"]
+COMMANDS = ["demo", "generate", "sample", "train", "finetune", "world", "evaluate", "bench", "lake"]
 
 
 def build_parser() -> argparse.ArgumentParser:

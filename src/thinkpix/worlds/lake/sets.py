@@ -1,0 +1,89 @@
+"""Lake evaluation sets (metadata lines) and seeded training pairs.
+
+A metadata line (one per map, GenEval-style folder layout):
+    {"tag": "lake", "prompt": "lake 5x5, 7 moves", "size": 5, "length": 7, "split": "longer",
+     "map": ["S..H.", ...]}
+`split` places the map relative to the training range (TRAIN_SIZES, lengths up to TRAIN_MAX_LENGTH):
+in-range, longer (a trained size, a longer path), larger (an unseen size, a trained length) or
+larger-longer (both beyond).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import ThinkpixError
+from .maps import from_text, random_map, shortest_length, shortest_path, to_text, with_path
+
+TAG = "lake"
+TRAIN_SIZES = (4, 5)  # default training range (the committed set's split labels refer to it)
+TRAIN_MAX_LENGTH = 6
+EVAL_SIZES = (4, 5, 6, 7, 8)
+
+
+def eval_lengths(size: int) -> range:
+    """Path lengths of the evaluation set for one grid size: 1 .. 2N."""
+    return range(1, 2 * size + 1)
+
+
+def split_of(size: int, length: int, sizes=TRAIN_SIZES, max_length: int = TRAIN_MAX_LENGTH) -> str:
+    larger, longer = size > max(sizes), length > max_length
+    return {(False, False): "in-range", (False, True): "longer", (True, False): "larger",
+            (True, True): "larger-longer"}[(larger, longer)]
+
+
+def metadata(grid: np.ndarray) -> dict:
+    n, length = grid.shape[0], shortest_length(grid)
+    return {"tag": TAG, "prompt": f"lake {n}x{n}, {length} moves", "size": n, "length": length,
+            "split": split_of(n, length), "map": to_text(grid)}
+
+
+def map_of(meta: dict) -> np.ndarray:
+    """A metadata line's map, checked: square, one start, one goal, solvable in `length` moves."""
+    grid = from_text(meta["map"])
+    length = shortest_length(grid)
+    if length < 1:
+        raise ThinkpixError(f"map {meta['map']} has no path from start to goal")
+    if "length" in meta and meta["length"] != length:
+        raise ThinkpixError(f"map {meta['map']}: recorded length {meta['length']}, shortest path has {length}")
+    return grid
+
+
+def eval_set(per_cell: int = 8, seed: int = 0, sizes=EVAL_SIZES) -> list[dict]:
+    """`per_cell` maps for every (size, length) pair, length 1 .. 2N, distinct maps within a pair."""
+    out = []
+    for size in sizes:
+        for length in eval_lengths(size):
+            rng = np.random.default_rng([seed, size, length])
+            seen: set[tuple[str, ...]] = set()
+            while len(seen) < per_cell:
+                grid = random_map(rng, size, length)
+                key = tuple(to_text(grid))
+                if key not in seen:
+                    seen.add(key)
+                    out.append(metadata(grid))
+    return out
+
+
+def parse_range(spec: str) -> list[int]:
+    """'4,5' or '4-6' or '4-5,7' -> sorted distinct ints."""
+    values: set[int] = set()
+    try:
+        for part in str(spec).split(","):
+            lo, _, hi = part.strip().partition("-")
+            values.update(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise ThinkpixError(f"expected integers like '4,5' or '4-6', got {spec!r}") from None
+    return sorted(values)
+
+
+def training_pair(rng: np.random.Generator, sizes: list[int], lengths: list[int],
+                  random_path: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """One (map, solution) pair, size and length uniform over the given lists (a length the size cannot
+    hold is drawn again). -> map (N, N) int8, solution (N, N) int8 with the path's cells marked."""
+    for _ in range(100):
+        size, length = int(rng.choice(sizes)), int(rng.choice(lengths))
+        if length <= 2 * size + 2:
+            break
+    grid = random_map(rng, size, length)
+    return grid, with_path(grid, shortest_path(grid, rng if random_path else None))
