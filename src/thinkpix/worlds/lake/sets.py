@@ -34,7 +34,7 @@ def split_of(size: int, length: int, sizes=TRAIN_SIZES, max_length: int = TRAIN_
 
 def metadata(grid: np.ndarray) -> dict:
     n, length = grid.shape[0], shortest_length(grid)
-    return {"tag": TAG, "prompt": f"lake {n}x{n}, {length} moves", "size": n, "length": length,
+    return {"tag": TAG, "prompt": f"lake {n}x{n}, {length} move{'s' if length > 1 else ''}", "size": n, "length": length,
             "split": split_of(n, length), "map": to_text(grid)}
 
 
