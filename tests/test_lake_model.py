@@ -89,6 +89,10 @@ def test_tiny_train_sample_evaluate_end_to_end(tmp_path, capsys):
     assert main(["lake", "generate", "--model", str(rsr_in / "final"), "--map", "S.H.,..H.,....,H..G",
                  "--think-steps", "2", "-n", "2", "--steps", "2", "--out", str(tmp_path / "g.png")]) == 0
     assert (tmp_path / "g.png").is_file()
+    assert main(["generate", "--lake", "7", "--model", str(rsr_in / "final"), "--think-steps", "4", "-n", "1",
+                 "--steps", "2", "--out", str(tmp_path / "h.png")]) == 0  # `thinkpix generate --lake`
+    assert (tmp_path / "h.png").is_file()
+    assert main(["generate", "--lake", "7", "--out", str(tmp_path / "y.png")]) == 2  # no lake --model
     assert main(["lake", "generate", "--model", str(base / "final"), "--map", "3", "--think-steps", "2",
                  "--out", str(tmp_path / "x.png")]) == 2  # no RSR to think with
 

@@ -201,8 +201,11 @@ def run_generate(args) -> int:
 
     if args.num_images < 1:
         raise ThinkpixError(f"-n must be >= 1, got {args.num_images}")
-    spec = args.map.strip()
-    grid_map = (random_map(np.random.default_rng(int(spec)), args.size, args.length) if spec.isdigit()
+    spec = (args.map if getattr(args, "map", None) is not None else args.lake).strip()
+    if not args.model:
+        raise ThinkpixError("a lake map needs a lake --model (from `thinkpix lake train`)")
+    size, length = getattr(args, "size", 5), getattr(args, "length", 5)
+    grid_map = (random_map(np.random.default_rng(int(spec)), size, length) if spec.isdigit()
                 else from_text([r.strip() for r in spec.split(",")]))
     model = _model(args)
     images = generate_lake_images(model, [grid_map] * args.num_images, seed=args.seed, steps=args.steps)

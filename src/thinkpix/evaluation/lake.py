@@ -1,13 +1,13 @@
 """The exact lake evaluator: read the cells of a generated solution back and judge the drawn path.
 
 Verdicts (one per image, checked in this order):
-- `broken`: the start or goal is not where the map has it, a non-path cell differs from the map (the
-  map was not copied), no 4-connected route of drawn cells joins start and goal (a gap), or some drawn
-  cells are not connected to that route (stray cells);
-- `touches-hole`: a drawn cell lies on a hole (checked before `broken`'s route tests);
-- `correct`: the drawn cells join start and goal and there are exactly L - 1 of them, L the shortest
-  path length: they are then one shortest path (any shortest path counts);
-- `valid-not-shortest`: a connected hole-free route, but more drawn cells than a shortest path needs.
+1. `broken`: the start or goal is not where the map has it;
+2. `touches-hole`: a drawn (path-coloured) cell lies on a hole;
+3. `broken`: another cell differs from the map (the map was not copied), no 4-connected route of
+   drawn cells joins start and goal (a gap), or drawn cells lie off that route (stray cells);
+4. `correct`: exactly L - 1 drawn cells, L the shortest path length: with the route above they are
+   then one shortest path (any shortest path counts);
+5. `valid-not-shortest`: a connected hole-free route, but more drawn cells than a shortest path needs.
 
 Folder layout and summary as the GenEval-style evaluator (`runner.py`): DIR/00000/metadata.jsonl (a
 lake metadata line), DIR/00000/samples/0000.png; writes DIR/results.jsonl and DIR/summary.json.
