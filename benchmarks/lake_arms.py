@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     metas = [m for _, m in read_jsonl(Path(args.prompts))]
     arms = dict(a.split("=", 1) for a in args.arm)
     sweeps = {k: [int(t) for t in v.split(",")] for k, v in (s.split("=", 1) for s in args.sweep)}
-    report: dict = {"prompts": args.prompts, "seed": args.seed, "sampler_steps": args.steps,
+    report: dict = {"prompts": str(Path(args.prompts)), "seed": args.seed, "sampler_steps": args.steps,
                     "threads": args.threads, "arms": {}, "paired_vs_" + next(iter(arms)): {}, "sweeps": {}}
     correct: dict[str, np.ndarray] = {}
     for name, spec in arms.items():

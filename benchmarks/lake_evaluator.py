@@ -32,6 +32,11 @@ PERTURB = {
 }
 
 
+def _rel(path: str) -> str:
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+
+
 def rate(verdicts: list[str]) -> dict:
     return {"images": len(verdicts), "judged_correct": float(np.mean([v == "correct" for v in verdicts]))
             if verdicts else None}
@@ -65,7 +70,7 @@ def main(argv=None) -> int:
     seconds = time.perf_counter() - t0
     sizes = sorted({g.shape[0] for g in grids})
     report = {
-        "prompts": str(Path(args.prompts).resolve().relative_to(ROOT)), "maps": len(grids), "seed": args.seed,
+        "prompts": _rel(args.prompts), "maps": len(grids), "seed": args.seed,
         "sizes": sizes,
         "must_show": {"ground_truth": rate(verdicts["ground_truth"]),
                       "other_shortest_path": rate(verdicts["other_shortest_path"]),

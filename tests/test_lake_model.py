@@ -1,6 +1,8 @@
 """The lake model, its training and sampling: tiny end-to-end runs through the CLI."""
 
+import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from thinkpix.worlds.lake import random_map
 
 TINY = ["model.size=tiny", "steps=4", "batch_size=4", "log_every=2", "ckpt_every=2", "sample_every=1000",
         "optim.warmup_steps=2", "threads=1"]
+ROOT = Path(__file__).resolve().parents[1]
 RSR_IN = "lake.rsr=layers=0,1,experts=2,steps=3,rank=2,random_depth=true"
 
 
@@ -93,6 +96,31 @@ def test_tiny_train_sample_evaluate_end_to_end(tmp_path, capsys):
                  "--steps", "2", "--out", str(tmp_path / "h.png")]) == 0  # `thinkpix generate --lake`
     assert (tmp_path / "h.png").is_file()
     assert main(["generate", "--lake", "7", "--out", str(tmp_path / "y.png")]) == 2  # no lake --model
+
+    # the arms table and the evaluator's must-show script, at tiny scale
+    arms = benchmark("lake_arms")
+    out = tmp_path / "arms.json"
+    assert arms.main(["--arm", f"base={base / 'final'}", "--arm", f"rsr_in={rsr_in / 'final'}", "--sweep",
+                      "rsr_in=0,2", "--prompts", str(maps), "--steps", "1", "--threads", "1",
+                      "--work", str(tmp_path / "work"), "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    diff = report["paired_vs_base"]["rsr_in"]["overall"]["difference"]
+    assert diff == pytest.approx(report["arms"]["rsr_in"]["overall"] - report["arms"]["base"]["overall"])
+    assert set(report["sweeps"]["rsr_in"]) == {"0", "2"} and report["sweeps"]["rsr_in"]["0"]["paired_vs_T0"] is None
+    assert report["sweeps"]["rsr_in"]["2"]["seconds_per_image"] > 0
+    evaluator = benchmark("lake_evaluator")
+    assert evaluator.main(["--prompts", str(maps), "--out", str(tmp_path / "ev.json")]) == 0
+    must = json.loads((tmp_path / "ev.json").read_text())["must_show"]
+    assert must["ground_truth"]["judged_correct"] == 1.0
+    assert all(b["judged_correct"] == 0.0 for b in must["breaks"].values())
+
+
+def benchmark(name: str):
+    """A script of benchmarks/ as a module (benchmarks/ is not installed with the package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
     assert main(["lake", "generate", "--model", str(base / "final"), "--map", "3", "--think-steps", "2",
                  "--out", str(tmp_path / "x.png")]) == 2  # no RSR to think with
 
