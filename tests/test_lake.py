@@ -158,7 +158,7 @@ def test_committed_set_covers_every_size_and_length_and_is_reproducible():
 def test_training_pairs_stay_in_range():
     rng = np.random.default_rng(0)
     for _ in range(30):
-        grid, solution = training_pair(rng, [4, 5], [1, 2, 3, 4, 5, 6])
+        grid, solution, k = training_pair(rng, [4, 5], [1, 2, 3, 4, 5, 6])
         assert grid.shape[0] in (4, 5) and 1 <= shortest_length(grid) <= 6
         assert (solution == PATH).sum() == shortest_length(grid) - 1
     assert parse_range("4-6,8") == [4, 5, 6, 8]
@@ -193,3 +193,23 @@ def test_cli_refuses_bad_input(tmp_path, capsys):
     assert main(["lake", "render", "--prompts", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "no path" in capsys.readouterr().err
     assert main(["lake", "evaluate", str(tmp_path / "nothing")]) == 2
+
+
+def test_position_target_set_and_verdicts(tmp_path, capsys):
+    metas = eval_set(1, 0, (4, 5), "position")
+    assert {(m["size"], m["length"]) for m in metas} == {(n, L) for n in (4, 5) for L in range(2, 2 * n + 1)}
+    assert all(m["target"] == "position" and 1 <= m["k"] < m["length"] for m in metas)
+    for m in metas:
+        grid = from_text(m["map"])
+        assert judge(ground_truth_image(grid, k=m["k"]), grid, m["k"])["verdict"] == "correct"
+    grid = from_text(MAP)  # shortest paths of 6 moves pass (0, 2) or (2, 0) after 2 moves
+    assert judge(image_of(["S.*H", ".H..", "....", "H..G"]), grid, 2)["verdict"] == "correct"
+    assert judge(image_of(["S..H", ".H..", "*...", "H..G"]), grid, 2)["verdict"] == "correct"  # another path
+    assert judge(image_of(["S..H", ".H..", "*...", "H..G"]), grid, 3)["verdict"] == "wrong-position"
+    assert judge(image_of(["S.*H", ".H..", "*...", "H..G"]), grid, 2)["verdict"] == "broken"  # two agents
+    maps = tmp_path / "pos.jsonl"
+    assert main(["lake", "prompts", "--target", "position", "--per-cell", "1", "--sizes", "4", "--out", str(maps)]) == 0
+    assert main(["lake", "render", "--prompts", str(maps), "--out", str(tmp_path / "gt")]) == 0
+    capsys.readouterr()
+    assert main(["lake", "evaluate", str(tmp_path / "gt"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["overall"] == 1.0

@@ -40,7 +40,8 @@ def test_the_map_enters_as_channels_and_tokens():
 def test_batches_are_deterministic_and_rsr_trains_in_with_the_base(tmp_path):
     cfg = lake_config(None, [*TINY, f"out_dir={tmp_path}", RSR_IN])
     a, b = lake_batch(cfg, 3, range(4)), lake_batch(cfg, 3, range(4))
-    assert all(torch.equal(x, y) for x, y in zip((a[0], a[2], a[3]), (b[0], b[2], b[3])))
+    assert torch.equal(a[0], b[0]) and a[1] == b[1] and all(torch.equal(x, y) for x, y in zip(a[2], b[2]))
+    assert len(a[2]) == 2  # path target: map channels and cell kinds
     objective = build_lake_objective(cfg)
     names = objective.trainable_parameters()
     assert any(".rsr." in n for n in names) and any("transformer_blocks.0.attn.to_q" in n for n in names)
@@ -123,6 +124,25 @@ def benchmark(name: str):
     return script
     assert main(["lake", "generate", "--model", str(base / "final"), "--map", "3", "--think-steps", "2",
                  "--out", str(tmp_path / "x.png")]) == 2  # no RSR to think with
+
+
+def test_position_target_trains_samples_and_evaluates(tmp_path, capsys):
+    maps = tmp_path / "pos.jsonl"
+    assert main(["lake", "prompts", "--target", "position", "--per-cell", "1", "--sizes", "4", "--out", str(maps)]) == 0
+    run = tmp_path / "pos"
+    assert main(["lake", "train", "configs/lake_base.yaml", *TINY, "lake.target=position", f"out_dir={run}"]) == 0
+    assert load_lake(run / "final").target == "position"
+    assert main(["lake", "sample", "--model", str(run / "final"), "--prompts", str(maps), "--out",
+                 str(tmp_path / "s"), "--steps", "1"]) == 0
+    capsys.readouterr()
+    assert main(["lake", "evaluate", str(tmp_path / "s"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 7
+    assert main(["lake", "generate", "--model", str(run / "final"), "--map", "2", "-k", "2", "-n", "1",
+                 "--steps", "1", "--out", str(tmp_path / "p.png")]) == 0
+    path_maps = tmp_path / "path.jsonl"
+    assert main(["lake", "prompts", "--per-cell", "1", "--sizes", "4", "--out", str(path_maps)]) == 0
+    assert main(["lake", "sample", "--model", str(run / "final"), "--prompts", str(path_maps), "--out",
+                 str(tmp_path / "x"), "--steps", "1"]) == 2  # a path set for a position model
 
 
 def test_exported_rsr_model_samples_like_the_trained_one(tmp_path):

@@ -44,15 +44,21 @@ def load_lake(path, adapter=None, think_steps: int | None = None) -> LakeModel:
 
 @torch.no_grad()
 def generate_lake_images(model: LakeModel, grids: list[np.ndarray], seed: int = 0, steps: int = 20,
-                         method: str = "euler", batch_size: int = 64, callback=None) -> torch.Tensor:
-    """Maps (N_i, N_i) -> (len, H, W, 3) uint8 solutions; item i starts from the noise of seed + i."""
+                         method: str = "euler", batch_size: int = 64, callback=None,
+                         ks: list[int] | None = None) -> torch.Tensor:
+    """Maps (N_i, N_i) -> (len, H, W, 3) uint8 solutions; item i starts from the noise of seed + i.
+    A position-target model needs `ks` (moves after which to draw the agent), one per map."""
     canvas = model.meta["canvas"]
+    if (model.target == "position") != (ks is not None):
+        raise ThinkpixError(f"a {model.target}-target lake model " + ("needs" if ks is None else "takes no") + " k")
+    items = list(zip(grids, ks)) if ks is not None else [(g, None) for g in grids]
 
     def velocity_for(chunk, device):
-        map_x, kinds = (v.to(device) for v in map_inputs(chunk, canvas))  # (b, 3, H, W), (b, 64)
-        return lambda x, t: model.velocity(x, t, map_x, kinds)
+        gs, kk = [g for g, _ in chunk], [k for _, k in chunk]
+        conditions = [v.to(device) for v in map_inputs(gs, canvas, kk if ks is not None else None)]
+        return lambda x, t: model.velocity(x, t, *conditions)  # map (b, 3, H, W), kinds (b, 64)[, ks (b,)]
 
-    x0 = _integrate(model, list(grids), seed, batch_size, velocity_for, steps, method, 1.0, callback)
+    x0 = _integrate(model, items, seed, batch_size, velocity_for, steps, method, 1.0, callback)
     return model.x0_to_images(x0)
 
 
@@ -69,12 +75,16 @@ def write_lake_folder(model: LakeModel, metas: list[dict], out, images_per_map: 
 
     out, n = Path(out), images_per_map
     grids = [map_of(m) for m in metas]
+    targets = {m.get("target", "path") for m in metas}
+    if targets != {model.target}:
+        raise ThinkpixError(f"the maps ask for target(s) {sorted(targets)}, the model draws {model.target!r}")
     per_call = max(1, batch_size // n)
     seconds = 0.0
     for start in tqdm(range(0, len(metas), per_call), desc="sampling", unit="batch", disable=not progress):
         chunk = [g for g in grids[start : start + per_call] for _ in range(n)]
+        ks = [m["k"] for m in metas[start : start + per_call] for _ in range(n)] if model.target == "position" else None
         t0 = time.perf_counter()
-        images = generate_lake_images(model, chunk, seed=seed + start * n, steps=steps, batch_size=len(chunk))
+        images = generate_lake_images(model, chunk, seed=seed + start * n, steps=steps, batch_size=len(chunk), ks=ks)
         seconds += time.perf_counter() - t0
         for i, meta in enumerate(metas[start : start + per_call]):
             folder = out / f"{start + i:05d}"

@@ -27,6 +27,8 @@ def register(sub) -> None:
     pr.add_argument("--out", required=True)
     pr.add_argument("--per-cell", type=int, default=8, help="maps per (grid size, path length) pair (default 8)")
     pr.add_argument("--sizes", default="4-8", help="grid sizes, e.g. 4-8 (lengths 1..2N each)")
+    pr.add_argument("--target", choices=("path", "position"), default="path",
+                    help="path: draw a shortest path; position: draw the agent after k moves (k per map)")
     pr.add_argument("--seed", type=int, default=0)
     pr.set_defaults(func=run_prompts)
 
@@ -80,6 +82,7 @@ def register(sub) -> None:
                     help="rows separated by commas ('S.H.,..H.,....,H..G') or an integer seed of a random map")
     ge.add_argument("--size", type=int, default=5, help="grid size of a random map (default 5)")
     ge.add_argument("--length", type=int, default=5, help="shortest-path length of a random map (default 5)")
+    ge.add_argument("-k", type=int, default=None, help="position-target models: moves after which to draw the agent")
     ge.add_argument("-n", "--num-images", type=int, default=4)
     ge.set_defaults(func=run_generate)
 
@@ -100,7 +103,7 @@ def run_prompts(args) -> int:
 
     if args.per_cell < 1:
         raise ThinkpixError(f"--per-cell must be >= 1, got {args.per_cell}")
-    metas = eval_set(args.per_cell, args.seed, parse_range(args.sizes))
+    metas = eval_set(args.per_cell, args.seed, parse_range(args.sizes), args.target)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(m) + "\n" for m in metas), encoding="utf-8")
@@ -208,8 +211,10 @@ def run_generate(args) -> int:
     grid_map = (random_map(np.random.default_rng(int(spec)), size, length) if spec.isdigit()
                 else from_text([r.strip() for r in spec.split(",")]))
     model = _model(args)
-    images = generate_lake_images(model, [grid_map] * args.num_images, seed=args.seed, steps=args.steps)
-    verdicts = [judge(im.numpy(), grid_map)["verdict"] for im in images]
+    k = getattr(args, "k", None)
+    ks = [k] * args.num_images if k is not None else None
+    images = generate_lake_images(model, [grid_map] * args.num_images, seed=args.seed, steps=args.steps, ks=ks)
+    verdicts = [judge(im.numpy(), grid_map, k)["verdict"] for im in images]
     path = save_png(grid(np.concatenate([render(grid_map)[None], images.numpy()]), cols=args.num_images + 1,
                          upscale=4), args.out)
     print("map:", ",".join(to_text(grid_map)))

@@ -9,6 +9,10 @@ Verdicts (one per image, checked in this order):
    then one shortest path (any shortest path counts);
 5. `valid-not-shortest`: a connected hole-free route, but more drawn cells than a shortest path needs.
 
+Position target (metadata `k`): `correct` when exactly one cell is drawn and an agent can stand there
+after k moves along some shortest path; `wrong-position` when exactly one other cell is drawn;
+`broken` when the map is not copied or not exactly one cell is drawn (`touches-hole` as above).
+
 Folder layout and summary as the GenEval-style evaluator (`runner.py`): DIR/00000/metadata.jsonl (a
 lake metadata line), DIR/00000/samples/0000.png; writes DIR/results.jsonl and DIR/summary.json.
 """
@@ -22,18 +26,20 @@ import numpy as np
 
 from ..errors import located
 from ..imaging import save_png
-from ..worlds.lake.maps import GOAL, HOLE, PATH, START, distances, find, shortest_length, shortest_path, with_path
+from ..worlds.lake.maps import (GOAL, HOLE, PATH, START, distances, find, positions_after, shortest_length,
+                                shortest_path, with_path)
 from ..worlds.lake.render import read_cells, render
 from ..worlds.lake.sets import TAG, map_of
 from .bootstrap import bootstrap_mean_interval
 from .metadata import read_jsonl
 from .runner import _samples, load_image, prompt_folders
 
-VERDICTS = ("correct", "valid-not-shortest", "touches-hole", "broken")
+VERDICTS = ("correct", "valid-not-shortest", "wrong-position", "touches-hole", "broken")
 
 
-def judge(image: np.ndarray, grid: np.ndarray) -> dict:
-    """(H, H, 3) uint8 solution for the (N, N) map `grid` -> {'verdict', 'reason', 'drawn'}."""
+def judge(image: np.ndarray, grid: np.ndarray, k: int | None = None) -> dict:
+    """(H, H, 3) uint8 solution for the (N, N) map `grid` (with `k`: the position target after k
+    moves) -> {'verdict', 'reason', 'drawn'}."""
     n = grid.shape[0]
     cells = read_cells(image, n)  # (N, N) kinds
     drawn = cells == PATH
@@ -47,6 +53,8 @@ def judge(image: np.ndarray, grid: np.ndarray) -> dict:
     altered = np.argwhere(~drawn & (cells != grid))
     if len(altered):
         return out | {"verdict": "broken", "reason": f"map altered at {tuple(int(x) for x in altered[0])}"}
+    if k is not None:
+        return out | _judge_position(drawn, grid, k)
     walk = drawn.copy()
     walk[start] = walk[goal] = True
     dist = distances(grid, start, allowed=walk)  # moves over drawn cells only
@@ -61,9 +69,20 @@ def judge(image: np.ndarray, grid: np.ndarray) -> dict:
                   "reason": f"{out['drawn']} cells drawn, a shortest path ({length} moves) needs {length - 1}"}
 
 
-def ground_truth_image(grid: np.ndarray, canvas: int = 32) -> np.ndarray:
-    """The map with its canonical shortest path drawn: (canvas, canvas, 3) uint8."""
-    return render(with_path(grid, shortest_path(grid)), canvas)
+def _judge_position(drawn: np.ndarray, grid: np.ndarray, k: int) -> dict:
+    if drawn.sum() != 1:
+        return {"verdict": "broken", "reason": f"{int(drawn.sum())} cells drawn, the agent is one"}
+    cell = tuple(int(x) for x in np.argwhere(drawn)[0])
+    if positions_after(grid, k)[cell]:
+        return {"verdict": "correct", "reason": f"agent at {cell} after {k} moves"}
+    return {"verdict": "wrong-position", "reason": f"agent at {cell}, not {k} moves along a shortest path"}
+
+
+def ground_truth_image(grid: np.ndarray, canvas: int = 32, k: int | None = None) -> np.ndarray:
+    """The map with its canonical shortest path drawn (with `k`: only the agent's cell after k moves
+    along it): (canvas, canvas, 3) uint8."""
+    path = shortest_path(grid)
+    return render(with_path(grid, path if k is None else [path[0], path[k], path[-1]]), canvas)
 
 
 def write_ground_truth(metas: list[dict], out: Path, canvas: int = 32) -> Path:
@@ -73,7 +92,7 @@ def write_ground_truth(metas: list[dict], out: Path, canvas: int = 32) -> Path:
         folder = out / f"{i:05d}"
         (folder / "samples").mkdir(parents=True, exist_ok=True)
         (folder / "metadata.jsonl").write_text(json.dumps(meta) + "\n", encoding="utf-8")
-        save_png(ground_truth_image(map_of(meta), canvas), folder / "samples" / "0000.png")
+        save_png(ground_truth_image(map_of(meta), canvas, meta.get("k")), folder / "samples" / "0000.png")
     return out
 
 
@@ -95,7 +114,7 @@ def evaluate_lake_folder(root: Path, write: bool = True) -> tuple[list[dict], di
             canvas = canvas or image.shape[0]
             row = {"folder": folder.name, "sample": path.name, "size": meta["size"], "length": meta["length"],
                    "split": meta.get("split", ""), "prompt": meta["prompt"]}
-            verdict = judge(image, grid)
+            verdict = judge(image, grid, meta.get("k"))
             results.append(row | verdict | {"correct": verdict["verdict"] == "correct"})
     summary = summarise_lake(results)
     if write:

@@ -25,7 +25,7 @@ from ..rsr.config import RSRConfig
 from ..rsr.outputs import total_aux_loss
 from ..worlds.lake.maps import MAX_SIZE, MIN_SIZE, random_map
 from ..worlds.lake.render import render
-from ..worlds.lake.sets import parse_range, training_pair
+from ..worlds.lake.sets import TARGETS, parse_range, training_pair
 from .config import TrainConfig, _apply, parse_overrides, validate
 from .data import sample_seed
 from .objectives import AdapterTraining, FlowObjective
@@ -37,6 +37,7 @@ class LakeSection:
     sizes: str = "4,5"  # grid sizes of the training maps
     lengths: str = "1-6"  # shortest-path lengths (moves) of the training maps
     random_path: bool = False  # target: a random shortest path (default: the canonical one, see maps.shortest_path)
+    target: str = "path"  # path | position (the agent's cell after k moves; k is a condition token)
     depth: int = 0  # transformer blocks (0: the model.size's own)
     rsr: str = ""  # RSR trained in from the start, base trainable, e.g. "layers=1,2,steps=4,random_depth=true"
 
@@ -68,6 +69,8 @@ def lake_config(path: str | Path | None, overrides: list[str] = ()) -> LakeTrain
         raise ThinkpixError(f"config key 'lake.sizes': sizes must be in {MIN_SIZE}..{MAX_SIZE}, got {cfg.lake.sizes!r}")
     if not lengths or min(lengths) < 1:
         raise ThinkpixError(f"config key 'lake.lengths': lengths must be >= 1, got {cfg.lake.lengths!r}")
+    if cfg.lake.target not in TARGETS:
+        raise ThinkpixError(f"config key 'lake.target': {cfg.lake.target!r} is not one of {list(TARGETS)}")
     if cfg.lake.depth < 0:
         raise ThinkpixError(f"config key 'lake.depth' must be >= 0, got {cfg.lake.depth}")
     if cfg.lake.rsr:
@@ -78,41 +81,46 @@ def lake_config(path: str | Path | None, overrides: list[str] = ()) -> LakeTrain
 
 
 def lake_batch(cfg: LakeTrainConfig, step: int, indices: range):
-    """-> solutions (B, H, W, 3) uint8, seeds (B,), map channels (B, 3, H, W), cell kinds (B, 64).
-    Sample j of step s comes from its own seed (seed, s, j), as in `training.data`."""
+    """-> solutions (B, H, W, 3) uint8, seeds (B,), the velocity's conditioning: map channels
+    (B, 3, H, W), cell kinds (B, 64) [, ks (B,) for the position target]. Sample j of step s comes
+    from its own seed (seed, s, j), as in `training.data`."""
     sizes, lengths = parse_range(cfg.lake.sizes), parse_range(cfg.lake.lengths)
-    grids, solutions, seeds = [], [], []
+    grids, solutions, seeds, ks = [], [], [], []
     for j in indices:
         s = sample_seed(cfg.seed, step, j)
-        grid, solution = training_pair(np.random.default_rng(s), sizes, lengths, cfg.lake.random_path)
+        grid, solution, k = training_pair(np.random.default_rng(s), sizes, lengths, cfg.lake.random_path,
+                                          cfg.lake.target)
         grids.append(grid)
         solutions.append(render(solution, cfg.model.canvas))
         seeds.append(s)
-    map_x, kinds = map_inputs(grids, cfg.model.canvas)
-    return torch.from_numpy(np.stack(solutions)), seeds, map_x, kinds
+        ks.append(k)
+    conditions = map_inputs(grids, cfg.model.canvas, ks if cfg.lake.target == "position" else None)
+    return torch.from_numpy(np.stack(solutions)), seeds, conditions
 
 
-def preview_maps(cfg: LakeTrainConfig, n: int) -> list[np.ndarray]:
-    """n fixed held-out maps cycling over the training sizes and lengths (for sample grids)."""
+def preview_maps(cfg: LakeTrainConfig, n: int) -> tuple[list[np.ndarray], list[int] | None]:
+    """n fixed held-out maps cycling over the training sizes and lengths (for sample grids), and
+    their ks (position target: k = L // 2; path target: None)."""
     sizes, lengths = parse_range(cfg.lake.sizes), parse_range(cfg.lake.lengths)
     rng = np.random.default_rng(12345)
-    pairs = [(s, L) for L in lengths for s in sizes if L <= 2 * s]
-    return [random_map(rng, *pairs[i % len(pairs)]) for i in range(n)]
+    pairs = [(s, L) for L in lengths for s in sizes if L <= 2 * s and (L >= 2 or cfg.lake.target == "path")]
+    pairs = [pairs[i % len(pairs)] for i in range(n)]
+    return [random_map(rng, *p) for p in pairs], [L // 2 for _, L in pairs] if cfg.lake.target == "position" else None
 
 
 class LakeFlowObjective(FlowObjective):
     """Rectified flow on (map, solution) pairs; the map is the velocity's conditioning."""
 
     def __init__(self, cfg: LakeTrainConfig, model: LakeModel | None = None):
-        super().__init__(cfg, model or LakeModel.create(cfg.model.size, cfg.lake.depth, cfg.model.canvas))
+        super().__init__(cfg, model or LakeModel.create(cfg.model.size, cfg.lake.depth, cfg.model.canvas,
+                                                        cfg.lake.target))
         self.rsr_in = bool(cfg.lake.rsr) and model is None
         if self.rsr_in:
             attach_rsr(self.model.transformer, RSRConfig.parse(cfg.lake.rsr), freeze_base=False)
             self.model.train()
 
     def batch(self, step: int, indices: range):
-        solutions, seeds, map_x, kinds = lake_batch(self.cfg, step, indices)
-        return solutions, seeds, (map_x, kinds)
+        return lake_batch(self.cfg, step, indices)
 
     def forward(self, step: int, indices: range):
         loss, metrics = super().forward(step, indices)
@@ -123,7 +131,8 @@ class LakeFlowObjective(FlowObjective):
     @torch.no_grad()
     def preview(self, step: int, n: int = 16) -> torch.Tensor:
         """Solutions for fixed maps: (n, H, W, 3) uint8."""
-        return generate_lake_images(self.model, preview_maps(self.cfg, n), seed=0, steps=20)
+        grids, ks = preview_maps(self.cfg, n)
+        return generate_lake_images(self.model, grids, seed=0, steps=20, ks=ks)
 
     def export(self, path: Path) -> None:
         """The model folder; RSR trained in goes to PATH/rsr (an adapter folder loaded with the model)."""
@@ -144,6 +153,7 @@ class LakeFinetuneObjective(AdapterTraining, LakeFlowObjective):
         base = load_lake(cfg.finetune.base)
         base.requires_grad_(False)
         cfg.model.canvas = base.meta["canvas"]
+        cfg.lake.target = base.target  # the data follows the base model's target
         super().__init__(cfg, base)
         self.attach(cfg)
 

@@ -90,6 +90,14 @@ def shortest_path(grid: np.ndarray, rng: np.random.Generator | None = None) -> l
     return path[::-1]
 
 
+def positions_after(grid: np.ndarray, k: int) -> np.ndarray:
+    """(N, N) bool: the cells where an agent can stand after k moves along some shortest path
+    (k moves from the start and L - k from the goal)."""
+    from_start, from_goal = distances(grid, find(grid, START)), distances(grid, find(grid, GOAL))
+    length = int(from_start[find(grid, GOAL)])
+    return (from_start == k) & (from_goal == length - k)
+
+
 def with_path(grid: np.ndarray, path: list[tuple[int, int]]) -> np.ndarray:
     """The map with the path's inner cells (all but start and goal) marked PATH."""
     out = grid.copy()

@@ -3,6 +3,8 @@
 A metadata line (one per map, GenEval-style folder layout):
     {"tag": "lake", "prompt": "lake 5x5, 7 moves", "size": 5, "length": 7, "split": "longer",
      "map": ["S..H.", ...]}
+The second target (`target` "position", for the step-by-step analysis) adds "k": the image to draw
+is the map with only the agent's cell after k moves along the (canonical) shortest path painted.
 `split` places the map relative to the training range (TRAIN_SIZES, lengths up to TRAIN_MAX_LENGTH):
 in-range, longer (a trained size, a longer path), larger (an unseen size, a trained length) or
 larger-longer (both beyond).
@@ -32,10 +34,17 @@ def split_of(size: int, length: int, sizes=TRAIN_SIZES, max_length: int = TRAIN_
             (True, True): "larger-longer"}[(larger, longer)]
 
 
-def metadata(grid: np.ndarray) -> dict:
+TARGETS = ("path", "position")
+
+
+def metadata(grid: np.ndarray, k: int | None = None) -> dict:
+    """The metadata line of a map (with `k`: of the position target after k moves)."""
     n, length = grid.shape[0], shortest_length(grid)
-    return {"tag": TAG, "prompt": f"lake {n}x{n}, {length} move{'s' if length > 1 else ''}", "size": n, "length": length,
-            "split": split_of(n, length), "map": to_text(grid)}
+    meta = {"tag": TAG, "prompt": f"lake {n}x{n}, {length} move{'s' if length > 1 else ''}", "size": n,
+            "length": length, "split": split_of(n, length), "map": to_text(grid)}
+    if k is not None:
+        meta.update(prompt=meta["prompt"] + f", agent after {k}", target="position", k=k)
+    return meta
 
 
 def map_of(meta: dict) -> np.ndarray:
@@ -46,14 +55,21 @@ def map_of(meta: dict) -> np.ndarray:
         raise ThinkpixError(f"map {meta['map']} has no path from start to goal")
     if "length" in meta and meta["length"] != length:
         raise ThinkpixError(f"map {meta['map']}: recorded length {meta['length']}, shortest path has {length}")
+    if meta.get("target", "path") not in TARGETS:
+        raise ThinkpixError(f"map {meta['map']}: unknown target {meta['target']!r}; known: {list(TARGETS)}")
+    if meta.get("target") == "position" and not (isinstance(meta.get("k"), int) and 1 <= meta["k"] < length):
+        raise ThinkpixError(f"map {meta['map']}: a position target needs k in 1..{length - 1}, got {meta.get('k')!r}")
     return grid
 
 
-def eval_set(per_cell: int = 8, seed: int = 0, sizes=EVAL_SIZES) -> list[dict]:
-    """`per_cell` maps for every (size, length) pair, length 1 .. 2N, distinct maps within a pair."""
+def eval_set(per_cell: int = 8, seed: int = 0, sizes=EVAL_SIZES, target: str = "path") -> list[dict]:
+    """`per_cell` maps for every (size, length) pair, length 1 .. 2N, distinct maps within a pair.
+    Position target: lengths from 2, and k uniform in 1..L-1 per map."""
     out = []
     for size in sizes:
         for length in eval_lengths(size):
+            if target == "position" and length < 2:
+                continue
             rng = np.random.default_rng([seed, size, length])
             seen: set[tuple[str, ...]] = set()
             while len(seen) < per_cell:
@@ -61,7 +77,8 @@ def eval_set(per_cell: int = 8, seed: int = 0, sizes=EVAL_SIZES) -> list[dict]:
                 key = tuple(to_text(grid))
                 if key not in seen:
                     seen.add(key)
-                    out.append(metadata(grid))
+                    k = int(rng.integers(1, length)) if target == "position" else None
+                    out.append(metadata(grid, k))
     return out
 
 
@@ -77,13 +94,19 @@ def parse_range(spec: str) -> list[int]:
     return sorted(values)
 
 
-def training_pair(rng: np.random.Generator, sizes: list[int], lengths: list[int],
-                  random_path: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """One (map, solution) pair, size and length uniform over the given lists (a length the size cannot
-    hold is drawn again). -> map (N, N) int8, solution (N, N) int8 with the path's cells marked."""
+def training_pair(rng: np.random.Generator, sizes: list[int], lengths: list[int], random_path: bool = False,
+                  target: str = "path") -> tuple[np.ndarray, np.ndarray, int]:
+    """One (map, solution, k) triple, size and length uniform over the given lists (a length the size
+    cannot hold is drawn again). -> map (N, N) int8, solution (N, N) int8 with the path's cells marked
+    (position target: only the cell after k moves, k uniform in 1..L-1; path target: k = 0)."""
+    lengths = [L for L in lengths if L >= 2] if target == "position" else lengths
     for _ in range(100):
         size, length = int(rng.choice(sizes)), int(rng.choice(lengths))
         if length <= 2 * size + 2:
             break
     grid = random_map(rng, size, length)
-    return grid, with_path(grid, shortest_path(grid, rng if random_path else None))
+    path = shortest_path(grid, rng if random_path else None)
+    if target == "path":
+        return grid, with_path(grid, path), 0
+    k = int(rng.integers(1, length))
+    return grid, with_path(grid, [path[0], path[k], path[-1]]), k
