@@ -31,7 +31,6 @@ from .data import sample_seed
 from .objectives import AdapterTraining, FlowObjective
 
 
-
 @dataclass
 class LakeSection:
     sizes: str = "4,5"  # grid sizes of the training maps
@@ -71,6 +70,8 @@ def lake_config(path: str | Path | None, overrides: list[str] = ()) -> LakeTrain
         raise ThinkpixError(f"config key 'lake.lengths': lengths must be >= 1, got {cfg.lake.lengths!r}")
     if cfg.lake.target not in TARGETS:
         raise ThinkpixError(f"config key 'lake.target': {cfg.lake.target!r} is not one of {list(TARGETS)}")
+    if cfg.lake.target == "position" and max(lengths) < 2:
+        raise ThinkpixError("config key 'lake.lengths': the position target needs paths of 2 or more moves")
     if cfg.lake.depth < 0:
         raise ThinkpixError(f"config key 'lake.depth' must be >= 0, got {cfg.lake.depth}")
     if cfg.lake.rsr:
