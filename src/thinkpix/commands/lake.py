@@ -62,9 +62,10 @@ def register(sub) -> None:
     ft.add_argument("--no-resume", action="store_true")
     ft.set_defaults(func=run_finetune)
 
+    samplers = {}
     for name, helptext in (("sample", "solutions for an evaluation set, in GenEval's folder layout"),
                            ("generate", "solutions for one map, as a grid")):
-        s = lake.add_parser(name, help=helptext)
+        s = samplers[name] = lake.add_parser(name, help=helptext)
         s.add_argument("--model", required=True, help="a trained lake model folder")
         s.add_argument("--adapter", default=None, help="RSR or LoRA adapter folder (from `thinkpix lake finetune`)")
         s.add_argument("--think-steps", type=int, default=None, help="RSR latent steps T (0 = without RSR)")
@@ -72,12 +73,12 @@ def register(sub) -> None:
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--threads", type=int, default=0)
         s.add_argument("--out", required=True)
-    sa = lake._name_parser_map["sample"]
+    sa = samplers["sample"]
     sa.add_argument("--prompts", required=True, help="metadata JSONL (e.g. data/eval/lake.jsonl)")
     sa.add_argument("--images-per-map", type=int, default=1)
     sa.add_argument("--overwrite", action="store_true")
     sa.set_defaults(func=run_sample)
-    ge = lake._name_parser_map["generate"]
+    ge = samplers["generate"]
     ge.add_argument("--map", required=True, metavar="MAP_OR_SEED",
                     help="rows separated by commas ('S.H.,..H.,....,H..G') or an integer seed of a random map")
     ge.add_argument("--size", type=int, default=5, help="grid size of a random map (default 5)")
