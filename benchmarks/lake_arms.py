@@ -8,12 +8,15 @@ An arm is NAME=MODEL or NAME=MODEL+ADAPTER. Every arm samples data/eval/lake.jso
 noise (image of map i from seed SEED + i), so differences are paired: the 95% interval of a
 difference is a bootstrap over maps. The first arm is the reference of the differences. With
 --sweep NAME=Ts the arm is also sampled at each T (the T that its row uses is its own default).
+Prints markdown tables; `python -m benchmarks.lake_arms --table REPORT.json` prints them again.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +61,41 @@ def _diff(d: np.ndarray) -> dict:
     return {"maps": int(len(d)), "difference": float(d.mean()), "ci95": list(bootstrap_mean_interval(d))}
 
 
+def _cell(g: dict) -> str:
+    return f"{g['accuracy']:.2f} ({g['ci95'][0]:.2f}-{g['ci95'][1]:.2f})"
+
+
+def markdown(report: dict) -> str:
+    """Markdown tables of a report: accuracy by split and by length per arm, the T sweeps."""
+    arms = report["arms"]
+    names = list(arms)
+    lines = ["| split | maps | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    first = arms[names[0]]
+    for key in ("by_split", "by_length"):
+        for group in first[key]:
+            lines.append(f"| {'length ' if key == 'by_length' else ''}{group} | {first[key][group]['images']} | "
+                         + " | ".join(_cell(arms[n][key][group]) for n in names) + " |")
+    lines.append("| **overall** | " + f"{first['images']} | " + " | ".join(
+        f"**{arms[n]['overall']:.3f}** ({arms[n]['overall_ci95'][0]:.3f}-{arms[n]['overall_ci95'][1]:.3f})"
+        for n in names) + " |")
+    for name, sweep in report.get("sweeps", {}).items():
+        splits = list(next(iter(sweep.values()))["by_split"])
+        lines += ["", f"{name}: accuracy against T", "",
+                  "| T | overall | " + " | ".join(splits) + " | vs T=0 | ms / image |",
+                  "|---|---|" + "---|" * len(splits) + "---|---|"]
+        for t, row in sweep.items():
+            d = row["paired_vs_T0"]
+            vs = f"{d['difference']:+.3f} ({d['ci95'][0]:+.3f}..{d['ci95'][1]:+.3f})" if d else "-"
+            lines.append(f"| {t} | {row['overall']:.3f} | " + " | ".join(
+                f"{row['by_split'][s]['accuracy']:.3f}" for s in splits)
+                + f" | {vs} | {row['seconds_per_image'] * 1000:.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
+    if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--table":
+        print(markdown(json.loads(Path(sys.argv[2]).read_text())))  # tables of an existing report
+        return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--arm", action="append", required=True, metavar="NAME=MODEL[+ADAPTER]")
     p.add_argument("--sweep", action="append", default=[], metavar="NAME=T,T,...")
@@ -99,6 +136,7 @@ def main(argv=None) -> int:
         if name != ref:
             report["paired_vs_" + ref][name] = paired(correct[ref], correct[name], metas)
     write_json(args.out, report, indent=1)
+    print(markdown(report))
     print(f"written to {args.out}")
     return 0
 

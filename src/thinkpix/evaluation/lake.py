@@ -29,7 +29,7 @@ from ..imaging import save_png
 from ..worlds.lake.maps import (GOAL, HOLE, PATH, START, distances, find, positions_after, shortest_length,
                                 shortest_path, with_path)
 from ..worlds.lake.render import read_cells, render
-from ..worlds.lake.sets import TAG, map_of
+from ..worlds.lake.sets import SPLITS, TAG, map_of
 from .bootstrap import bootstrap_mean_interval
 from .metadata import read_jsonl
 from .runner import _samples, load_image, prompt_folders
@@ -134,7 +134,8 @@ def _grouped(results: list[dict], key: str) -> dict:
     groups: dict = {}
     for r in results:
         groups.setdefault(r[key], []).append(r)
-    return {str(k): _accuracy(groups[k]) for k in sorted(groups)}
+    order = sorted(groups, key=lambda k: (SPLITS.index(k) if k in SPLITS else len(SPLITS), k))
+    return {str(k): _accuracy(groups[k]) for k in order}
 
 
 def summarise_lake(results: list[dict]) -> dict:

@@ -28,10 +28,12 @@ def eval_lengths(size: int) -> range:
     return range(1, 2 * size + 1)
 
 
+SPLITS = ("in-range", "longer", "larger", "larger-longer")
+
+
 def split_of(size: int, length: int, sizes=TRAIN_SIZES, max_length: int = TRAIN_MAX_LENGTH) -> str:
     larger, longer = size > max(sizes), length > max_length
-    return {(False, False): "in-range", (False, True): "longer", (True, False): "larger",
-            (True, True): "larger-longer"}[(larger, longer)]
+    return SPLITS[2 * larger + longer]
 
 
 TARGETS = ("path", "position")
