@@ -84,7 +84,7 @@ def markdown(report: dict) -> str:
                   "| T | overall | " + " | ".join(splits) + " | vs T=0 | ms / image |",
                   "|---|---|" + "---|" * len(splits) + "---|---|"]
         for t, row in sweep.items():
-            d = row["paired_vs_T0"]
+            d = row["paired_vs_T0"] and row["paired_vs_T0"]["overall"]
             vs = f"{d['difference']:+.3f} ({d['ci95'][0]:+.3f}..{d['ci95'][1]:+.3f})" if d else "-"
             lines.append(f"| {t} | {row['overall']:.3f} | " + " | ".join(
                 f"{row['by_split'][s]['accuracy']:.3f}" for s in splits)
