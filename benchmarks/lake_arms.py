@@ -121,6 +121,7 @@ def main(argv=None) -> int:
         report["arms"][name] = {"model": spec, "seconds_per_image": per_image, **summary}
         print(f"{name}: accuracy {summary['overall']:.3f} " + " ".join(
             f"{k} {v['accuracy']:.3f}" for k, v in summary["by_split"].items()))
+        write_json(args.out, report, indent=1)
         at_zero = None  # per-map correct at T = 0, the reference of the sweep's differences
         for t in sweeps.get(name, []):
             model = load_lake(model_path, adapter or None, think_steps=t)
@@ -131,6 +132,7 @@ def main(argv=None) -> int:
                 "by_split": s["by_split"], "by_length": s["by_length"], "verdicts": s["verdicts"],
                 "paired_vs_T0": paired(at_zero, c, metas) if t and at_zero is not None else None}
             print(f"  {name} T={t}: accuracy {s['overall']:.3f} ({per_image * 1000:.1f} ms/image)")
+            write_json(args.out, report, indent=1)  # partial results survive an interrupted run
     ref = next(iter(arms))
     for name in arms:
         if name != ref:
