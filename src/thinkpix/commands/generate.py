@@ -19,6 +19,9 @@ def register(sub) -> None:
     p.add_argument("--trace", default=None, metavar="FILE",
                    help="save RSR routing decisions (expert per token, layer, latent step, diffusion step) "
                         "to a safetensors file")
+    p.add_argument("--lake", default=None, metavar="MAP_OR_SEED",
+                   help="solve a lake map with a lake --model (see `thinkpix lake generate`): rows "
+                        "'S.H.,..H.,....,H..G' or the seed of a random 5x5 map of 5 moves")
     add_sampling_flags(p)
     add_base_flags(p)  # --pretrained BASE --device --dtype --resolution --force-base
     p.set_defaults(func=run)
@@ -28,6 +31,10 @@ def run(args) -> int:
     from ..errors import ThinkpixError
     from ..imaging import grid, save_png
 
+    if args.lake is not None:
+        from .lake import run_generate
+
+        return run_generate(args)
     if (args.prompt is None) == (args.class_name is None):
         raise ThinkpixError("give a PROMPT or --class NAME (one of the two)")
     if args.trace and not args.adapter:

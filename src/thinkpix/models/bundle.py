@@ -23,7 +23,7 @@ from . import autoencoder as ae_lib
 
 PIXEL_PATCH = 4  # pixel space: 4x4 patches on the 32x32 canvas -> 64 tokens
 META_FILE = "thinkpix.json"
-KINDS = {"mmdit": "text-to-image", "dit": "class-conditional"}  # model kinds saved as folders
+KINDS = {"mmdit": "text-to-image", "dit": "class-conditional", "lake": "lake-world"}  # model kinds saved as folders
 
 
 def load_autoencoder(path: str | Path, verify: bool = True) -> AutoencoderKL:

@@ -1,0 +1,147 @@
+"""Accuracy of lake arms by path length, grid size and split, paired differences, and accuracy against
+the number of latent steps T for RSR arms, with the measured sampling time per T.
+
+    python -m benchmarks.lake_arms --arm base=RUN_A/final --arm rsr_in=RUN_B/final \
+        --sweep rsr_in=0,1,2,3,4,5,6,7,8 --out benchmarks/results/lake_arms.json
+
+An arm is NAME=MODEL or NAME=MODEL+ADAPTER. Every arm samples data/eval/lake.jsonl with the same
+noise (image of map i from seed SEED + i), so differences are paired: the 95% interval of a
+difference is a bootstrap over maps. The first arm is the reference of the differences. With
+--sweep NAME=Ts the arm is also sampled at each T (the T that its row uses is its own default).
+Prints markdown tables; `python -m benchmarks.lake_arms --table REPORT.json` prints them again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from thinkpix.evaluation.bootstrap import bootstrap_mean_interval
+from thinkpix.evaluation.lake import evaluate_lake_folder
+from thinkpix.evaluation.metadata import read_jsonl
+from thinkpix.files import write_json
+from thinkpix.lake_sampling import load_lake, write_lake_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def score_arm(model, metas, work: Path, seed: int, steps: int) -> tuple[dict, np.ndarray, float]:
+    """-> (summary, per-map correct (maps,), sampling seconds per image)."""
+    if work.exists():
+        shutil.rmtree(work)
+    seconds = write_lake_folder(model, metas, work, 1, seed, steps, progress=False)
+    results, summary = evaluate_lake_folder(work)
+    correct = np.array([r["correct"] for r in sorted(results, key=lambda r: r["folder"])], dtype=np.float64)
+    return summary, correct, seconds / len(metas)
+
+
+def paired(a: np.ndarray, b: np.ndarray, metas: list[dict]) -> dict:
+    """b - a overall, per split and per length, with 95% bootstrap intervals over maps; and the
+    least-squares slope of the per-map difference against path length with its interval."""
+    diff = b - a
+    out = {"overall": _diff(diff)}
+    for key in ("split", "length"):
+        values = np.array([m[key] for m in metas])
+        out[f"by_{key}"] = {str(v): _diff(diff[values == v]) for v in sorted(set(values.tolist()))}
+    lengths = np.array([m["length"] for m in metas], dtype=np.float64)
+    rng = np.random.default_rng(0)
+    slopes = [np.polyfit(lengths[i], diff[i], 1)[0] for i in rng.integers(len(diff), size=(1000, len(diff)))]
+    out["slope_per_move"] = {"value": float(np.polyfit(lengths, diff, 1)[0]),
+                             "ci95": [float(x) for x in np.quantile(slopes, [0.025, 0.975])]}
+    return out
+
+
+def _diff(d: np.ndarray) -> dict:
+    return {"maps": int(len(d)), "difference": float(d.mean()), "ci95": list(bootstrap_mean_interval(d))}
+
+
+def _cell(g: dict) -> str:
+    return f"{g['accuracy']:.2f} ({g['ci95'][0]:.2f}-{g['ci95'][1]:.2f})"
+
+
+def markdown(report: dict) -> str:
+    """Markdown tables of a report: accuracy by split and by length per arm, the T sweeps."""
+    arms = report["arms"]
+    names = list(arms)
+    lines = ["| split | maps | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    first = arms[names[0]]
+    for key in ("by_split", "by_length"):
+        for group in first[key]:
+            lines.append(f"| {'length ' if key == 'by_length' else ''}{group} | {first[key][group]['images']} | "
+                         + " | ".join(_cell(arms[n][key][group]) for n in names) + " |")
+    lines.append("| **overall** | " + f"{first['images']} | " + " | ".join(
+        f"**{arms[n]['overall']:.3f}** ({arms[n]['overall_ci95'][0]:.3f}-{arms[n]['overall_ci95'][1]:.3f})"
+        for n in names) + " |")
+    for name, sweep in report.get("sweeps", {}).items():
+        splits = list(next(iter(sweep.values()))["by_split"])
+        lines += ["", f"{name}: accuracy against T", "",
+                  "| T | overall | " + " | ".join(splits) + " | vs T=0 | ms / image |",
+                  "|---|---|" + "---|" * len(splits) + "---|---|"]
+        for t, row in sweep.items():
+            d = row["paired_vs_T0"] and row["paired_vs_T0"]["overall"]
+            vs = f"{d['difference']:+.3f} ({d['ci95'][0]:+.3f}..{d['ci95'][1]:+.3f})" if d else "-"
+            lines.append(f"| {t} | {row['overall']:.3f} | " + " | ".join(
+                f"{row['by_split'][s]['accuracy']:.3f}" for s in splits)
+                + f" | {vs} | {row['seconds_per_image'] * 1000:.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--table":
+        print(markdown(json.loads(Path(sys.argv[2]).read_text())))  # tables of an existing report
+        return 0
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--arm", action="append", required=True, metavar="NAME=MODEL[+ADAPTER]")
+    p.add_argument("--sweep", action="append", default=[], metavar="NAME=T,T,...")
+    p.add_argument("--prompts", default=str(ROOT / "data/eval/lake.jsonl"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--work", default="/tmp/lake_arms")
+    p.add_argument("--out", default="benchmarks/results/lake_arms.json")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    metas = [m for _, m in read_jsonl(Path(args.prompts))]
+    arms = dict(a.split("=", 1) for a in args.arm)
+    sweeps = {k: [int(t) for t in v.split(",")] for k, v in (s.split("=", 1) for s in args.sweep)}
+    report: dict = {"prompts": str(Path(args.prompts)), "seed": args.seed, "sampler_steps": args.steps,
+                    "threads": args.threads, "arms": {}, "paired_vs_" + next(iter(arms)): {}, "sweeps": {}}
+    correct: dict[str, np.ndarray] = {}
+    for name, spec in arms.items():
+        model_path, _, adapter = spec.partition("+")
+        model = load_lake(model_path, adapter or None)
+        summary, correct[name], per_image = score_arm(model, metas, Path(args.work) / name, args.seed, args.steps)
+        report["arms"][name] = {"model": spec, "seconds_per_image": per_image, **summary}
+        print(f"{name}: accuracy {summary['overall']:.3f} " + " ".join(
+            f"{k} {v['accuracy']:.3f}" for k, v in summary["by_split"].items()))
+        write_json(args.out, report, indent=1)
+        at_zero = None  # per-map correct at T = 0, the reference of the sweep's differences
+        for t in sweeps.get(name, []):
+            model = load_lake(model_path, adapter or None, think_steps=t)
+            s, c, per_image = score_arm(model, metas, Path(args.work) / f"{name}_T{t}", args.seed, args.steps)
+            at_zero = c if t == 0 else at_zero
+            report["sweeps"].setdefault(name, {})[str(t)] = {
+                "overall": s["overall"], "overall_ci95": s["overall_ci95"], "seconds_per_image": per_image,
+                "by_split": s["by_split"], "by_length": s["by_length"], "verdicts": s["verdicts"],
+                "paired_vs_T0": paired(at_zero, c, metas) if t and at_zero is not None else None}
+            print(f"  {name} T={t}: accuracy {s['overall']:.3f} ({per_image * 1000:.1f} ms/image)")
+            write_json(args.out, report, indent=1)  # partial results survive an interrupted run
+    ref = next(iter(arms))
+    for name in arms:
+        if name != ref:
+            report["paired_vs_" + ref][name] = paired(correct[ref], correct[name], metas)
+    write_json(args.out, report, indent=1)
+    print(markdown(report))
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,223 @@
+"""`thinkpix lake ...`: the lake world (FrozenLake-style path drawing), see docs/lake.md.
+
+    thinkpix lake prompts --out data/eval/lake.jsonl --per-cell 8 --seed 0   # evaluation maps
+    thinkpix lake render --prompts data/eval/lake.jsonl --out outputs/lake_gt  # ground-truth solutions
+    thinkpix lake evaluate outputs/lake_gt [--json]                           # exact path evaluator
+    thinkpix lake train configs/lake_base.yaml out_dir=RUN seed=0             # train / resume
+    thinkpix lake finetune --base RUN/final --rsr layers=1,2,steps=4 --out FT # adapter on a frozen model
+    thinkpix lake sample --model RUN/final --prompts data/eval/lake.jsonl --out OUT [--think-steps T]
+    thinkpix lake generate --model RUN/final --map 'S.H.,..H.,....,H..G' --think-steps 4 --out grid.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ._common import finish_run
+
+
+def register(sub) -> None:
+    p = sub.add_parser("lake", help="the lake world: maps, renders, exact path evaluator, training, sampling",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    lake = p.add_subparsers(dest="lake_command", required=True, metavar="ACTION")
+
+    pr = lake.add_parser("prompts", help="write an evaluation set of maps (metadata JSONL)")
+    pr.add_argument("--out", required=True)
+    pr.add_argument("--per-cell", type=int, default=8, help="maps per (grid size, path length) pair (default 8)")
+    pr.add_argument("--sizes", default="4-8", help="grid sizes, e.g. 4-8 (lengths 1..2N each)")
+    pr.add_argument("--target", choices=("path", "position"), default="path",
+                    help="path: draw a shortest path; position: draw the agent after k moves (k per map)")
+    pr.add_argument("--seed", type=int, default=0)
+    pr.set_defaults(func=run_prompts)
+
+    rd = lake.add_parser("render", help="render ground-truth solutions in GenEval's folder layout")
+    rd.add_argument("--prompts", required=True, help="metadata JSONL (e.g. data/eval/lake.jsonl)")
+    rd.add_argument("--out", required=True)
+    rd.add_argument("--canvas", type=int, choices=(32, 64), default=32)
+    rd.add_argument("--overwrite", action="store_true", help="replace prompt folders already in OUT")
+    rd.set_defaults(func=run_render)
+
+    ev = lake.add_parser("evaluate", help="score a folder of lake solutions with the exact path evaluator")
+    ev.add_argument("dir", metavar="DIR")
+    ev.add_argument("--json", action="store_true", help="print one JSON summary instead of a table")
+    ev.set_defaults(func=run_evaluate)
+
+    tr = lake.add_parser("train", help="train a lake model from a YAML config (resumes from checkpoints)")
+    tr.add_argument("config")
+    tr.add_argument("overrides", nargs="*", help="dotted overrides, e.g. seed=1 out_dir=runs/x lake.depth=6")
+    tr.add_argument("--no-resume", action="store_true")
+    tr.add_argument("--stop-after", type=int, default=None, metavar="STEP")
+    tr.add_argument("--export", default=None, help="model folder (default OUT_DIR/final)")
+    tr.set_defaults(func=run_train)
+
+    ft = lake.add_parser("finetune", help="an RSR (or parameter-matched LoRA) adapter on a frozen lake model")
+    ft.add_argument("--config", default=None, help="YAML config (default: configs/lake_base.yaml's schedule)")
+    ft.add_argument("overrides", nargs="*")
+    ft.add_argument("--base", required=True, help="a trained lake model folder")
+    ft.add_argument("--rsr", required=True, help="RSR spec, e.g. layers=1,2,experts=2,steps=4,rank=8")
+    ft.add_argument("--method", choices=("rsr", "lora"), default="rsr")
+    ft.add_argument("--out", required=True, help="run folder; the adapter goes to OUT/adapter")
+    ft.add_argument("--no-resume", action="store_true")
+    ft.set_defaults(func=run_finetune)
+
+    samplers = {}
+    for name, helptext in (("sample", "solutions for an evaluation set, in GenEval's folder layout"),
+                           ("generate", "solutions for one map, as a grid")):
+        s = samplers[name] = lake.add_parser(name, help=helptext)
+        s.add_argument("--model", required=True, help="a trained lake model folder")
+        s.add_argument("--adapter", default=None, help="RSR or LoRA adapter folder (from `thinkpix lake finetune`)")
+        s.add_argument("--think-steps", type=int, default=None, help="RSR latent steps T (0 = without RSR)")
+        s.add_argument("--steps", type=int, default=20, help="sampler steps (default 20)")
+        s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--threads", type=int, default=0)
+        s.add_argument("--out", required=True)
+    sa = samplers["sample"]
+    sa.add_argument("--prompts", required=True, help="metadata JSONL (e.g. data/eval/lake.jsonl)")
+    sa.add_argument("--images-per-map", type=int, default=1)
+    sa.add_argument("--overwrite", action="store_true")
+    sa.set_defaults(func=run_sample)
+    ge = samplers["generate"]
+    ge.add_argument("--map", required=True, metavar="MAP_OR_SEED",
+                    help="rows separated by commas ('S.H.,..H.,....,H..G') or an integer seed of a random map")
+    ge.add_argument("--size", type=int, default=5, help="grid size of a random map (default 5)")
+    ge.add_argument("--length", type=int, default=5, help="shortest-path length of a random map (default 5)")
+    ge.add_argument("-k", type=int, default=None, help="position-target models: moves after which to draw the agent")
+    ge.add_argument("-n", "--num-images", type=int, default=4)
+    ge.set_defaults(func=run_generate)
+
+
+def _metas(path) -> list[dict]:
+    from ..evaluation.metadata import read_jsonl
+    from ..worlds.lake.sets import map_of
+
+    lines = read_jsonl(Path(path))
+    for _, meta in lines:
+        map_of(meta)  # validated up front
+    return [meta for _, meta in lines]
+
+
+def run_prompts(args) -> int:
+    from ..errors import ThinkpixError
+    from ..worlds.lake.sets import eval_set, parse_range
+
+    if args.per_cell < 1:
+        raise ThinkpixError(f"--per-cell must be >= 1, got {args.per_cell}")
+    metas = eval_set(args.per_cell, args.seed, parse_range(args.sizes), args.target)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(m) + "\n" for m in metas), encoding="utf-8")
+    print(f"wrote {len(metas)} lake maps to {out}")
+    return 0
+
+
+def run_render(args) -> int:
+    from ..evaluation.lake import write_ground_truth
+    from .world import clear_prompt_folders
+
+    out = Path(args.out)
+    clear_prompt_folders(out, args.overwrite)
+    metas = _metas(args.prompts)
+    write_ground_truth(metas, out, args.canvas)
+    print(f"wrote {len(metas)} ground-truth solutions to {out}; score them with: thinkpix lake evaluate {out}")
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from ..evaluation.lake import evaluate_lake_folder, format_lake_table
+
+    root = Path(args.dir)
+    _, summary = evaluate_lake_folder(root)
+    print(json.dumps(summary) if args.json else format_lake_table(summary))
+    return 0
+
+
+def run_train(args) -> int:
+    from ..training.lake import build_lake_objective, lake_config
+    from ..training.loop import Trainer
+
+    cfg = lake_config(args.config, args.overrides)
+    trainer = Trainer(cfg, build_lake_objective(cfg))
+    last = trainer.fit(resume=not args.no_resume, stop_after=args.stop_after)
+    if trainer.step < cfg.steps:
+        print(f"stopped at step {trainer.step} of {cfg.steps}; run again to resume")
+        return 0
+    return finish_run(trainer, last, trainer.export(args.export or f"{cfg.out_dir}/final"), "model")
+
+
+def run_finetune(args) -> int:
+    from ..training.lake import build_lake_objective, lake_config
+    from ..training.loop import Trainer
+
+    flags = [f"finetune.base={args.base}", f"finetune.rsr={args.rsr}", f"finetune.method={args.method}",
+             f"out_dir={args.out}"]
+    cfg = lake_config(args.config or Path(__file__).resolve().parents[3] / "configs" / "lake_base.yaml",
+                      [*args.overrides, *flags])
+    objective = build_lake_objective(cfg)
+    trainer = Trainer(cfg, objective)
+    print(f"{cfg.finetune.method}: {objective.adapter.num_parameters:,} trainable parameters")
+    last = trainer.fit(resume=not args.no_resume)
+    if trainer.step < cfg.steps:
+        return 0
+    return finish_run(trainer, last, trainer.export(f"{cfg.out_dir}/adapter"), "adapter")
+
+
+def _model(args):
+    import torch
+
+    from ..errors import ThinkpixError
+    from ..lake_sampling import load_lake
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.steps < 1:
+        raise ThinkpixError(f"--steps must be >= 1, got {args.steps}")
+    if args.think_steps is not None and args.think_steps < 0:
+        raise ThinkpixError(f"--think-steps must be >= 0, got {args.think_steps}")
+    return load_lake(args.model, args.adapter, args.think_steps)
+
+
+def run_sample(args) -> int:
+    from ..lake_sampling import write_lake_folder
+    from .world import clear_prompt_folders
+
+    metas = _metas(args.prompts)
+    model = _model(args)
+    out = Path(args.out)
+    clear_prompt_folders(out, args.overwrite)
+    seconds = write_lake_folder(model, metas, out, args.images_per_map, args.seed, args.steps)
+    n = len(metas) * args.images_per_map
+    print(f"wrote {n} solutions to {out} ({seconds / n * 1000:.1f} ms per image); "
+          f"score them with: thinkpix lake evaluate {out}")
+    return 0
+
+
+def run_generate(args) -> int:
+    import numpy as np
+
+    from ..errors import ThinkpixError
+    from ..evaluation.lake import judge
+    from ..imaging import grid, save_png
+    from ..lake_sampling import generate_lake_images
+    from ..worlds.lake.maps import from_text, random_map, to_text
+    from ..worlds.lake.render import render
+
+    if args.num_images < 1:
+        raise ThinkpixError(f"-n must be >= 1, got {args.num_images}")
+    spec = (args.map if getattr(args, "map", None) is not None else args.lake).strip()
+    if not args.model:
+        raise ThinkpixError("a lake map needs a lake --model (from `thinkpix lake train`)")
+    size, length = getattr(args, "size", 5), getattr(args, "length", 5)
+    grid_map = (random_map(np.random.default_rng(int(spec)), size, length) if spec.isdigit()
+                else from_text([r.strip() for r in spec.split(",")]))
+    model = _model(args)
+    k = getattr(args, "k", None)
+    ks = [k] * args.num_images if k is not None else None
+    images = generate_lake_images(model, [grid_map] * args.num_images, seed=args.seed, steps=args.steps, ks=ks)
+    verdicts = [judge(im.numpy(), grid_map, k)["verdict"] for im in images]
+    path = save_png(grid(np.concatenate([render(grid_map)[None], images.numpy()]), cols=args.num_images + 1,
+                         upscale=4), args.out)
+    print("map:", ",".join(to_text(grid_map)))
+    print(f"wrote the map and {args.num_images} solution(s) to {path}; verdicts: {', '.join(verdicts)}")
+    return 0

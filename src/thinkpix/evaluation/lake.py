@@ -1,0 +1,167 @@
+"""The exact lake evaluator: read the cells of a generated solution back and judge the drawn path.
+
+Verdicts (one per image, checked in this order):
+1. `broken`: the start or goal is not where the map has it;
+2. `touches-hole`: a drawn (path-coloured) cell lies on a hole;
+3. `broken`: another cell differs from the map (the map was not copied), no 4-connected route of
+   drawn cells joins start and goal (a gap), or drawn cells lie off that route (stray cells);
+4. `correct`: exactly L - 1 drawn cells, L the shortest path length: with the route above they are
+   then one shortest path (any shortest path counts);
+5. `valid-not-shortest`: a connected hole-free route, but more drawn cells than a shortest path needs.
+
+Position target (metadata `k`): `correct` when exactly one cell is drawn and an agent can stand there
+after k moves along some shortest path; `wrong-position` when exactly one other cell is drawn;
+`broken` when the map is not copied or not exactly one cell is drawn (`touches-hole` as above).
+
+Folder layout and summary as the GenEval-style evaluator (`runner.py`): DIR/00000/metadata.jsonl (a
+lake metadata line), DIR/00000/samples/0000.png; writes DIR/results.jsonl and DIR/summary.json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import located
+from ..imaging import save_png
+from ..worlds.lake.maps import (GOAL, HOLE, PATH, START, distances, find, positions_after, shortest_length,
+                                shortest_path, with_path)
+from ..worlds.lake.render import read_cells, render
+from ..worlds.lake.sets import SPLITS, TAG, map_of
+from .bootstrap import bootstrap_mean_interval
+from .metadata import read_jsonl
+from .runner import _samples, load_image, prompt_folders
+
+VERDICTS = ("correct", "valid-not-shortest", "wrong-position", "touches-hole", "broken")
+
+
+def judge(image: np.ndarray, grid: np.ndarray, k: int | None = None) -> dict:
+    """(H, H, 3) uint8 solution for the (N, N) map `grid` (with `k`: the position target after k
+    moves) -> {'verdict', 'reason', 'drawn'}."""
+    n = grid.shape[0]
+    cells = read_cells(image, n)  # (N, N) kinds
+    drawn = cells == PATH
+    start, goal = find(grid, START), find(grid, GOAL)
+    out = {"drawn": int(drawn.sum())}
+    if cells[start] != START or cells[goal] != GOAL:
+        return out | {"verdict": "broken", "reason": "start or goal not where the map has it"}
+    holes = np.argwhere(drawn & (grid == HOLE))
+    if len(holes):
+        return out | {"verdict": "touches-hole", "reason": f"path on hole {tuple(int(x) for x in holes[0])}"}
+    altered = np.argwhere(~drawn & (cells != grid))
+    if len(altered):
+        return out | {"verdict": "broken", "reason": f"map altered at {tuple(int(x) for x in altered[0])}"}
+    if k is not None:
+        return out | _judge_position(drawn, grid, k)
+    walk = drawn.copy()
+    walk[start] = walk[goal] = True
+    dist = distances(grid, start, allowed=walk)  # moves over drawn cells only
+    if dist[goal] < 0:
+        return out | {"verdict": "broken", "reason": "gap: no drawn route from start to goal"}
+    if (drawn & (dist < 0)).any():
+        return out | {"verdict": "broken", "reason": "stray drawn cells off the route"}
+    length = shortest_length(grid)
+    if out["drawn"] == length - 1:
+        return out | {"verdict": "correct", "reason": f"shortest path, {length} moves"}
+    return out | {"verdict": "valid-not-shortest",
+                  "reason": f"{out['drawn']} cells drawn, a shortest path ({length} moves) needs {length - 1}"}
+
+
+def _judge_position(drawn: np.ndarray, grid: np.ndarray, k: int) -> dict:
+    if drawn.sum() != 1:
+        return {"verdict": "broken", "reason": f"{int(drawn.sum())} cells drawn, the agent is one"}
+    cell = tuple(int(x) for x in np.argwhere(drawn)[0])
+    if positions_after(grid, k)[cell]:
+        return {"verdict": "correct", "reason": f"agent at {cell} after {k} moves"}
+    return {"verdict": "wrong-position", "reason": f"agent at {cell}, not {k} moves along a shortest path"}
+
+
+def ground_truth_image(grid: np.ndarray, canvas: int = 32, k: int | None = None) -> np.ndarray:
+    """The map with its canonical shortest path drawn (with `k`: only the agent's cell after k moves
+    along it): (canvas, canvas, 3) uint8."""
+    path = shortest_path(grid)
+    return render(with_path(grid, path if k is None else [path[0], path[k], path[-1]]), canvas)
+
+
+def write_ground_truth(metas: list[dict], out: Path, canvas: int = 32) -> Path:
+    """Ground-truth solutions in the folder layout (one image per map)."""
+    out = Path(out)
+    for i, meta in enumerate(metas):
+        folder = out / f"{i:05d}"
+        (folder / "samples").mkdir(parents=True, exist_ok=True)
+        (folder / "metadata.jsonl").write_text(json.dumps(meta) + "\n", encoding="utf-8")
+        save_png(ground_truth_image(map_of(meta), canvas, meta.get("k")), folder / "samples" / "0000.png")
+    return out
+
+
+def evaluate_lake_folder(root: Path, write: bool = True) -> tuple[list[dict], dict]:
+    """Judge every image under `root` -> (results, summary); writes results.jsonl and summary.json."""
+    root = Path(root)
+    jobs = []
+    for folder in prompt_folders(root):
+        path = folder / "metadata.jsonl"
+        lines = read_jsonl(path)
+        if len(lines) != 1 or lines[0][1].get("tag") != TAG:
+            raise located(path, None, "expected one lake metadata line (tag 'lake')")
+        meta = lines[0][1]
+        jobs.append((folder, meta, map_of(meta), _samples(folder)))
+    results, canvas = [], None
+    for folder, meta, grid, samples in jobs:
+        for path in samples:
+            image = load_image(path, canvas)
+            canvas = canvas or image.shape[0]
+            row = {"folder": folder.name, "sample": path.name, "size": meta["size"], "length": meta["length"],
+                   "split": meta.get("split", ""), "prompt": meta["prompt"]}
+            verdict = judge(image, grid, meta.get("k"))
+            results.append(row | verdict | {"correct": verdict["verdict"] == "correct"})
+    summary = summarise_lake(results)
+    if write:
+        with (root / "results.jsonl").open("w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r) + "\n" for r in results)
+        (root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return results, summary
+
+
+def _accuracy(rows: list[dict]) -> dict:
+    correct = [float(r["correct"]) for r in rows]
+    lo, hi = bootstrap_mean_interval(correct)
+    return {"images": len(rows), "accuracy": float(np.mean(correct)), "ci95": [lo, hi]}
+
+
+def _grouped(results: list[dict], key: str) -> dict:
+    groups: dict = {}
+    for r in results:
+        groups.setdefault(r[key], []).append(r)
+    order = sorted(groups, key=lambda k: (SPLITS.index(k) if k in SPLITS else len(SPLITS), k))
+    return {str(k): _accuracy(groups[k]) for k in order}
+
+
+def summarise_lake(results: list[dict]) -> dict:
+    """Overall accuracy (95% bootstrap interval over images), verdict shares, and accuracy per path
+    length, grid size and split."""
+    overall = _accuracy(results)
+    return {
+        "overall": overall["accuracy"],
+        "overall_ci95": overall["ci95"],
+        "images": len(results),
+        "prompts": len({r["folder"] for r in results}),
+        "verdicts": {v: float(np.mean([r["verdict"] == v for r in results])) for v in VERDICTS},
+        "by_length": _grouped(results, "length"),
+        "by_size": _grouped(results, "size"),
+        "by_split": _grouped(results, "split"),
+    }
+
+
+def format_lake_table(summary: dict) -> str:
+    lines = []
+    for title, key in (("length", "by_length"), ("size", "by_size"), ("split", "by_split")):
+        lines.append(f"{title:<15}{'images':>8}{'accuracy':>10}   95% CI")
+        for name, g in summary[key].items():
+            lines.append(f"{name:<15}{g['images']:>8}{g['accuracy']:>10.3f}   {g['ci95'][0]:.3f}-{g['ci95'][1]:.3f}")
+        lines.append("")
+    lo, hi = summary["overall_ci95"]
+    lines.append(f"{'overall':<15}{summary['images']:>8}{summary['overall']:>10.3f}   {lo:.3f}-{hi:.3f}")
+    lines.append("verdicts: " + ", ".join(f"{v} {s:.3f}" for v, s in summary["verdicts"].items()))
+    return "\n".join(lines)

@@ -1,0 +1,95 @@
+"""Sampling the lake model: solutions for maps, per-sample seeds, the GenEval-style folder layout.
+
+Image k of map i in a folder run uses noise seed `seed + i * n + k`; a sample depends only on its own
+seed and map, not on its batch-mates.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import ThinkpixError
+from .models.lake import LakeModel, map_inputs
+from .sampling import _integrate
+
+RSR_FOLDER = "rsr"  # a lake model trained with RSR keeps its adapter here
+
+
+def load_lake(path, adapter=None, think_steps: int | None = None) -> LakeModel:
+    """A lake model folder, with its own RSR (trained in) or an `adapter` folder loaded; `think_steps`
+    sets RSR's latent steps (0 = the network without RSR)."""
+    from .adapters import load_adapter
+    from .integrations.adapters import load_rsr
+    from .integrations.attach import set_latent_steps
+
+    path = Path(path)
+    model = LakeModel.load(path)
+    own = path / model.meta.get("rsr", RSR_FOLDER)
+    if own.is_dir():
+        if adapter:
+            raise ThinkpixError(f"{path} was trained with RSR; it takes no further --adapter")
+        load_rsr(model.transformer, own)
+        if think_steps is not None:
+            set_latent_steps(model.transformer, think_steps)
+    elif adapter:
+        load_adapter(model.transformer, adapter, think_steps)
+    elif think_steps:
+        raise ThinkpixError(f"--think-steps needs a model trained with RSR or an RSR --adapter ({path} has neither)")
+    return model.eval()
+
+
+@torch.no_grad()
+def generate_lake_images(model: LakeModel, grids: list[np.ndarray], seed: int = 0, steps: int = 20,
+                         method: str = "euler", batch_size: int = 64, callback=None,
+                         ks: list[int] | None = None) -> torch.Tensor:
+    """Maps (N_i, N_i) -> (len, H, W, 3) uint8 solutions; item i starts from the noise of seed + i.
+    A position-target model needs `ks` (moves after which to draw the agent), one per map."""
+    canvas = model.meta["canvas"]
+    if (model.target == "position") != (ks is not None):
+        raise ThinkpixError(f"a {model.target}-target lake model " + ("needs" if ks is None else "takes no") + " k")
+    items = list(zip(grids, ks)) if ks is not None else [(g, None) for g in grids]
+
+    def velocity_for(chunk, device):
+        gs, kk = [g for g, _ in chunk], [k for _, k in chunk]
+        conditions = [v.to(device) for v in map_inputs(gs, canvas, kk if ks is not None else None)]
+        return lambda x, t: model.velocity(x, t, *conditions)  # map (b, 3, H, W), kinds (b, 64)[, ks (b,)]
+
+    x0 = _integrate(model, items, seed, batch_size, velocity_for, steps, method, 1.0, callback)
+    return model.x0_to_images(x0)
+
+
+def write_lake_folder(model: LakeModel, metas: list[dict], out, images_per_map: int = 1, seed: int = 0,
+                      steps: int = 20, batch_size: int = 64, progress: bool = True) -> float:
+    """Solutions for metadata lines into out/<00000>/metadata.jsonl + samples/<0000>.png. Returns the
+    sampling seconds (network time, without PNG writing)."""
+    import time
+
+    from tqdm import tqdm
+
+    from .imaging import save_png
+    from .worlds.lake.sets import map_of
+
+    out, n = Path(out), images_per_map
+    grids = [map_of(m) for m in metas]
+    targets = {m.get("target", "path") for m in metas}
+    if targets != {model.target}:
+        raise ThinkpixError(f"the maps ask for target(s) {sorted(targets)}, the model draws {model.target!r}")
+    per_call = max(1, batch_size // n)
+    seconds = 0.0
+    for start in tqdm(range(0, len(metas), per_call), desc="sampling", unit="batch", disable=not progress):
+        chunk = [g for g in grids[start : start + per_call] for _ in range(n)]
+        ks = [m["k"] for m in metas[start : start + per_call] for _ in range(n)] if model.target == "position" else None
+        t0 = time.perf_counter()
+        images = generate_lake_images(model, chunk, seed=seed + start * n, steps=steps, batch_size=len(chunk), ks=ks)
+        seconds += time.perf_counter() - t0
+        for i, meta in enumerate(metas[start : start + per_call]):
+            folder = out / f"{start + i:05d}"
+            (folder / "samples").mkdir(parents=True, exist_ok=True)
+            (folder / "metadata.jsonl").write_text(json.dumps(meta) + "\n")
+            for k in range(n):
+                save_png(images[i * n + k].numpy(), folder / "samples" / f"{k:04d}.png")
+    return seconds

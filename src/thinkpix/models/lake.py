@@ -1,0 +1,121 @@
+"""The lake model: a pixel-space MMDiT (diffusers `SD3Transformer2DModel`) that draws a shortest path
+on a lake map. The map is given twice:
+
+- as three extra input channels: the rendered map (in [-1, 1]) concatenated to the noisy image, so
+  in_channels = 6 and out_channels = 3 (copying the map is free; only the path must be reasoned out);
+- as context tokens in the joint attention's text stream: one token per canvas cell (8 x 8 = 64), a
+  learned embedding of the cell's kind plus a learned embedding of its position; the pooled vector
+  is their mean. The position target (meta `target` "position") adds a 65th token, a learned
+  embedding of k, the number of moves after which the agent is to be drawn.
+
+Saved as a bundle folder (transformer/ + thinkpix.json, kind "lake") plus cells.safetensors for the
+cell embeddings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import SD3Transformer2DModel
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..worlds.lake.maps import KIND_NAMES
+from ..worlds.lake.render import CELLS, canvas_kinds, render
+from . import autoencoder as ae_lib
+from .bundle import PIXEL_PATCH, ImageBundle
+from .registry import size_config
+
+KIND = "lake"
+MAP_KINDS = len(KIND_NAMES)  # embedding rows (the PATH row is never used by a map)
+MAX_K = 2 * CELLS * CELLS  # rows of the position target's k embedding
+
+
+def build_transformer(size: str, depth: int = 0, canvas: int = 32) -> SD3Transformer2DModel:
+    """A registry MMDiT size (width, heads), `depth` blocks (0: the size's own), 6 in / 3 out channels."""
+    cfg = size_config("mmdit", size)
+    if depth:
+        cfg["num_layers"] = depth
+    width = cfg["num_attention_heads"] * cfg["attention_head_dim"]
+    return SD3Transformer2DModel(
+        sample_size=canvas, patch_size=PIXEL_PATCH, in_channels=6, out_channels=3,
+        joint_attention_dim=width, caption_projection_dim=width, pooled_projection_dim=width,
+        pos_embed_max_size=max(canvas // PIXEL_PATCH, 4), **cfg,
+    )
+
+
+class CellTokens(nn.Module):
+    """(B, 64) cell kinds [+ (B,) k] -> tokens (B, 64 [+1], D) = kind + position embedding [, k
+    embedding], pooled (B, D) = their mean."""
+
+    def __init__(self, dim: int, with_k: bool = False):
+        super().__init__()
+        self.kind = nn.Embedding(MAP_KINDS, dim)
+        self.position = nn.Parameter(torch.randn(CELLS * CELLS, dim) * 0.02)
+        nn.init.normal_(self.kind.weight, std=0.02)
+        self.k = nn.Embedding(MAX_K, dim) if with_k else None
+        if self.k is not None:
+            nn.init.normal_(self.k.weight, std=0.02)
+
+    def forward(self, kinds: torch.Tensor, ks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = self.kind(kinds) + self.position  # (B, 64, D)
+        if self.k is not None:
+            tokens = torch.cat([tokens, self.k(ks)[:, None]], dim=1)  # (B, 65, D)
+        return tokens, tokens.mean(1)
+
+
+def map_inputs(grids: list[np.ndarray], canvas: int = 32, ks: list[int] | None = None) -> tuple[torch.Tensor, ...]:
+    """Maps -> (map channels (B, 3, H, W) in [-1, 1], cell kinds (B, 64) int64[, ks (B,) int64])."""
+    images = torch.from_numpy(np.stack([render(g, canvas) for g in grids]))  # (B, H, W, 3) uint8
+    kinds = torch.from_numpy(np.stack([canvas_kinds(g).reshape(-1) for g in grids]).astype(np.int64))
+    out = (ae_lib.images_to_unit(images), kinds)
+    return out if ks is None else (*out, torch.tensor(ks, dtype=torch.int64))
+
+
+class LakeModel(ImageBundle):
+    def __init__(self, transformer: SD3Transformer2DModel, cells: CellTokens, meta: dict):
+        super().__init__(transformer, None, meta)
+        self.cells = cells
+
+    @classmethod
+    def create(cls, size: str = "small", depth: int = 0, canvas: int = 32, target: str = "path") -> "LakeModel":
+        transformer = build_transformer(size, depth, canvas)
+        meta = {"kind": KIND, "size": size, "depth": transformer.config.num_layers, "space": "pixel",
+                "canvas": canvas, "target": target}
+        return cls(transformer, CellTokens(transformer.inner_dim, target == "position"), meta)
+
+    @property
+    def target(self) -> str:
+        return self.meta.get("target", "path")
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        c = self.transformer.config
+        return (c.out_channels, c.sample_size, c.sample_size)  # the image only, not the map channels
+
+    def velocity(self, x_t, t, map_x, kinds, ks=None, **joint_attention_kwargs) -> torch.Tensor:
+        """x_t (B, 3, H, W), t (B,) in [0, 1], map_x (B, 3, H, W), kinds (B, 64), ks (B,) (position
+        target only) -> velocity (B, 3, H, W)."""
+        tokens, pooled = self.cells(kinds, ks)  # (B, 64 [+1], D), (B, D)
+        return self.transformer(
+            hidden_states=torch.cat([x_t, map_x], dim=1),  # (B, 6, H, W)
+            encoder_hidden_states=tokens,
+            pooled_projections=pooled,
+            timestep=t * 1000.0,
+            joint_attention_kwargs=joint_attention_kwargs or None,
+            return_dict=False,
+        )[0]
+
+    def save_extra(self, path: Path, dtype: torch.dtype) -> None:
+        save_file({k: v.to(dtype).contiguous() for k, v in self.cells.state_dict().items()},
+                  path / "cells.safetensors")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LakeModel":
+        path = Path(path)
+        meta, transformer, _ = cls.load_parts(path, KIND, SD3Transformer2DModel)
+        cells = CellTokens(transformer.inner_dim, meta.get("target") == "position")
+        cells.load_state_dict({k: v.float() for k, v in load_file(path / "cells.safetensors").items()})
+        return cls(transformer, cells, meta).eval()

@@ -1,0 +1,163 @@
+"""Training on the lake world with the project's trainer and flow objective.
+
+`LakeTrainConfig` is the usual `TrainConfig` plus a `lake` section (training range, path choice, depth,
+RSR trained in). Three objectives, all rectified flow on (map, solution) pairs:
+- `LakeFlowObjective`: the lake MMDiT from scratch; with `lake.rsr` set, RSR is attached from the start
+  with the base weights trainable (random depth and input re-injection as the spec says);
+- `LakeFinetuneObjective`: an RSR or LoRA adapter on a frozen trained lake model (`finetune.*`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from ..errors import ThinkpixError
+from ..integrations.adapters import save_rsr
+from ..integrations.attach import attach_rsr, collect_rsr_outputs, detach_rsr
+from ..lake_sampling import RSR_FOLDER, generate_lake_images, load_lake
+from ..models.lake import LakeModel, map_inputs
+from ..rsr.config import RSRConfig
+from ..rsr.outputs import total_aux_loss
+from ..worlds.lake.maps import MAX_SIZE, MIN_SIZE, random_map
+from ..worlds.lake.render import render
+from ..worlds.lake.sets import TARGETS, parse_range, training_pair
+from .config import TrainConfig, _apply, parse_overrides, validate
+from .data import sample_seed
+from .objectives import AdapterTraining, FlowObjective
+
+
+@dataclass
+class LakeSection:
+    sizes: str = "4,5"  # grid sizes of the training maps
+    lengths: str = "1-6"  # shortest-path lengths (moves) of the training maps
+    random_path: bool = False  # target: a random shortest path (default: the canonical one, see maps.shortest_path)
+    target: str = "path"  # path | position (the agent's cell after k moves; k is a condition token)
+    depth: int = 0  # transformer blocks (0: the model.size's own)
+    rsr: str = ""  # RSR trained in from the start, base trainable, e.g. "layers=1,2,steps=4,random_depth=true"
+
+
+@dataclass
+class LakeTrainConfig(TrainConfig):
+    lake: LakeSection = field(default_factory=LakeSection)
+
+
+def lake_config(path: str | Path | None, overrides: list[str] = ()) -> LakeTrainConfig:
+    """A lake training config from YAML plus dotted overrides; ThinkpixError naming a bad key."""
+    data = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ThinkpixError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ThinkpixError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    cfg = LakeTrainConfig()
+    _apply(cfg, data)
+    _apply(cfg, parse_overrides(list(overrides)))
+    validate(cfg)
+    if cfg.model.kind != "mmdit" or cfg.model.space != "pixel":
+        raise ThinkpixError("the lake model is a pixel-space MMDiT: model.kind must be mmdit, model.space pixel")
+    sizes, lengths = parse_range(cfg.lake.sizes), parse_range(cfg.lake.lengths)
+    if not sizes or min(sizes) < MIN_SIZE or max(sizes) > MAX_SIZE:
+        raise ThinkpixError(f"config key 'lake.sizes': sizes must be in {MIN_SIZE}..{MAX_SIZE}, got {cfg.lake.sizes!r}")
+    if not lengths or min(lengths) < 1:
+        raise ThinkpixError(f"config key 'lake.lengths': lengths must be >= 1, got {cfg.lake.lengths!r}")
+    if cfg.lake.target not in TARGETS:
+        raise ThinkpixError(f"config key 'lake.target': {cfg.lake.target!r} is not one of {list(TARGETS)}")
+    if cfg.lake.target == "position" and max(lengths) < 2:
+        raise ThinkpixError("config key 'lake.lengths': the position target needs paths of 2 or more moves")
+    if cfg.lake.depth < 0:
+        raise ThinkpixError(f"config key 'lake.depth' must be >= 0, got {cfg.lake.depth}")
+    if cfg.lake.rsr:
+        RSRConfig.parse(cfg.lake.rsr)  # a ThinkpixError if malformed
+        if cfg.finetune.method != "none":
+            raise ThinkpixError("lake.rsr (RSR trained in) and finetune.method (an adapter on a frozen base) exclude each other")
+    return cfg
+
+
+def lake_batch(cfg: LakeTrainConfig, step: int, indices: range):
+    """-> solutions (B, H, W, 3) uint8, seeds (B,), the velocity's conditioning: map channels
+    (B, 3, H, W), cell kinds (B, 64) [, ks (B,) for the position target]. Sample j of step s comes
+    from its own seed (seed, s, j), as in `training.data`."""
+    sizes, lengths = parse_range(cfg.lake.sizes), parse_range(cfg.lake.lengths)
+    grids, solutions, seeds, ks = [], [], [], []
+    for j in indices:
+        s = sample_seed(cfg.seed, step, j)
+        grid, solution, k = training_pair(np.random.default_rng(s), sizes, lengths, cfg.lake.random_path,
+                                          cfg.lake.target)
+        grids.append(grid)
+        solutions.append(render(solution, cfg.model.canvas))
+        seeds.append(s)
+        ks.append(k)
+    conditions = map_inputs(grids, cfg.model.canvas, ks if cfg.lake.target == "position" else None)
+    return torch.from_numpy(np.stack(solutions)), seeds, conditions
+
+
+def preview_maps(cfg: LakeTrainConfig, n: int) -> tuple[list[np.ndarray], list[int] | None]:
+    """n fixed held-out maps cycling over the training sizes and lengths (for sample grids), and
+    their ks (position target: k = L // 2; path target: None)."""
+    sizes, lengths = parse_range(cfg.lake.sizes), parse_range(cfg.lake.lengths)
+    rng = np.random.default_rng(12345)
+    pairs = [(s, L) for L in lengths for s in sizes if L <= 2 * s and (L >= 2 or cfg.lake.target == "path")]
+    pairs = [pairs[i % len(pairs)] for i in range(n)]
+    return [random_map(rng, *p) for p in pairs], [L // 2 for _, L in pairs] if cfg.lake.target == "position" else None
+
+
+class LakeFlowObjective(FlowObjective):
+    """Rectified flow on (map, solution) pairs; the map is the velocity's conditioning."""
+
+    def __init__(self, cfg: LakeTrainConfig, model: LakeModel | None = None):
+        super().__init__(cfg, model or LakeModel.create(cfg.model.size, cfg.lake.depth, cfg.model.canvas,
+                                                        cfg.lake.target))
+        self.rsr_in = bool(cfg.lake.rsr) and model is None
+        if self.rsr_in:
+            attach_rsr(self.model.transformer, RSRConfig.parse(cfg.lake.rsr), freeze_base=False)
+            self.model.train()
+
+    def batch(self, step: int, indices: range):
+        return lake_batch(self.cfg, step, indices)
+
+    def forward(self, step: int, indices: range):
+        loss, metrics = super().forward(step, indices)
+        if self.rsr_in:
+            loss = loss + total_aux_loss(collect_rsr_outputs(self.model.transformer))
+        return loss, metrics
+
+    @torch.no_grad()
+    def preview(self, step: int, n: int = 16) -> torch.Tensor:
+        """Solutions for fixed maps: (n, H, W, 3) uint8."""
+        grids, ks = preview_maps(self.cfg, n)
+        return generate_lake_images(self.model, grids, seed=0, steps=20, ks=ks)
+
+    def export(self, path: Path) -> None:
+        """The model folder; RSR trained in goes to PATH/rsr (an adapter folder loaded with the model)."""
+        if not self.rsr_in:
+            self.model.save(path)
+            return
+        transformer = self.model.transformer
+        rsr = detach_rsr(transformer)
+        self.model.save(path, extra_meta={"rsr": RSR_FOLDER})
+        save_rsr(rsr, Path(path) / RSR_FOLDER)
+        attach_rsr(transformer, rsr.config, freeze_base=False).load_state_dict(rsr.state_dict())
+
+
+class LakeFinetuneObjective(AdapterTraining, LakeFlowObjective):
+    """An RSR or LoRA adapter on a frozen lake model (finetune.base: a lake model folder)."""
+
+    def __init__(self, cfg: LakeTrainConfig):
+        base = load_lake(cfg.finetune.base)
+        base.requires_grad_(False)
+        cfg.model.canvas = base.meta["canvas"]
+        cfg.lake.target = base.target  # the data follows the base model's target
+        super().__init__(cfg, base)
+        self.attach(cfg)
+
+
+def build_lake_objective(cfg: LakeTrainConfig):
+    return LakeFinetuneObjective(cfg) if cfg.finetune.method != "none" else LakeFlowObjective(cfg)

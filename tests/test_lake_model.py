@@ -1,0 +1,163 @@
+"""The lake model, its training and sampling: tiny end-to-end runs through the CLI."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from thinkpix.cli import main
+from thinkpix.lake_sampling import generate_lake_images, load_lake
+from thinkpix.models.lake import LakeModel, map_inputs
+from thinkpix.training.lake import build_lake_objective, lake_config, lake_batch
+from thinkpix.worlds.lake import random_map
+
+TINY = ["model.size=tiny", "steps=4", "batch_size=4", "log_every=2", "ckpt_every=2", "sample_every=1000",
+        "optim.warmup_steps=2", "threads=1"]
+ROOT = Path(__file__).resolve().parents[1]
+RSR_IN = "lake.rsr=layers=0,1,experts=2,steps=3,rank=2,random_depth=true"
+
+
+def test_the_map_enters_as_channels_and_tokens():
+    torch.manual_seed(0)
+    model = LakeModel.create("tiny")
+    assert model.transformer.config.in_channels == 6 and model.transformer.config.out_channels == 3
+    assert model.latent_shape == (3, 32, 32)
+    maps = [random_map(np.random.default_rng(s), 5, 4) for s in range(2)]
+    map_x, kinds = map_inputs(maps)
+    assert map_x.shape == (2, 3, 32, 32) and kinds.shape == (2, 64)
+    x, t = torch.randn(2, 3, 32, 32), torch.full((2,), 0.5)
+    v = model.velocity(x, t, map_x, kinds)
+    assert v.shape == (2, 3, 32, 32)
+    swapped = model.velocity(x, t, map_x.flip(0), kinds)  # the other map's channels only
+    assert not torch.allclose(v, swapped)
+    tokens_only = model.velocity(x, t, map_x, kinds.flip(0))  # the other map's tokens only
+    assert not torch.allclose(v, tokens_only)
+
+
+def test_batches_are_deterministic_and_rsr_trains_in_with_the_base(tmp_path):
+    cfg = lake_config(None, [*TINY, f"out_dir={tmp_path}", RSR_IN])
+    a, b = lake_batch(cfg, 3, range(4)), lake_batch(cfg, 3, range(4))
+    assert torch.equal(a[0], b[0]) and a[1] == b[1] and all(torch.equal(x, y) for x, y in zip(a[2], b[2]))
+    assert len(a[2]) == 2  # path target: map channels and cell kinds
+    objective = build_lake_objective(cfg)
+    names = objective.trainable_parameters()
+    assert any(".rsr." in n for n in names) and any("transformer_blocks.0.attn.to_q" in n for n in names)
+    loss, _ = objective(0, range(2))
+    loss.backward()
+    grads = {n: p.grad for n, p in names.items()}
+    assert grads["model.transformer.transformer_blocks.0.attn.to_q.weight"].abs().sum() > 0  # the base learns
+    assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if ".rsr.experts." in n)
+    rsr = objective.model.transformer.rsr
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(30):
+        rsr.begin_forward()
+        seen.add(rsr.steps_for_forward())
+    assert seen == {1, 2, 3}  # random depth 1..T during training
+
+
+def test_config_refuses_bad_lake_keys():
+    from thinkpix.errors import ThinkpixError
+
+    for bad in (["lake.sizes=1-3"], ["lake.lengths=0-2"], ["lake.depth=-1"], ["lake.rsr=steps=2"],
+                ["lake.colour=1"]):
+        with pytest.raises(ThinkpixError):
+            lake_config(None, bad)
+
+
+def test_tiny_train_sample_evaluate_end_to_end(tmp_path, capsys):
+    maps = tmp_path / "maps.jsonl"
+    assert main(["lake", "prompts", "--out", str(maps), "--per-cell", "1", "--sizes", "4"]) == 0
+    base, rsr_in = tmp_path / "base", tmp_path / "rsr_in"
+    assert main(["lake", "train", "configs/lake_base.yaml", *TINY, f"out_dir={base}"]) == 0
+    assert main(["lake", "train", "configs/lake_rsr.yaml", *TINY, RSR_IN, f"out_dir={rsr_in}"]) == 0
+    assert (rsr_in / "final" / "rsr" / "rsr_config.json").is_file()
+    for method in ("rsr", "lora"):
+        assert main(["lake", "finetune", "--base", str(base / "final"), "--method", method, "--out",
+                     str(tmp_path / method), "--rsr", "layers=0,1,experts=2,steps=2,rank=2", *TINY]) == 0
+    runs = {"base": ["--model", str(base / "final")],
+            "rsr_in_T5": ["--model", str(rsr_in / "final"), "--think-steps", "5"],
+            "rsr_ft": ["--model", str(base / "final"), "--adapter", str(tmp_path / "rsr" / "adapter")],
+            "lora": ["--model", str(base / "final"), "--adapter", str(tmp_path / "lora" / "adapter")]}
+    for name, flags in runs.items():
+        out = tmp_path / "samples" / name
+        assert main(["lake", "sample", *flags, "--prompts", str(maps), "--out", str(out), "--steps", "2"]) == 0
+        capsys.readouterr()
+        assert main(["lake", "evaluate", str(out), "--json"]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["images"] == 8 and set(summary["by_length"]) == {str(L) for L in range(1, 9)}
+        assert abs(sum(summary["verdicts"].values()) - 1) < 1e-9
+    assert main(["lake", "generate", "--model", str(rsr_in / "final"), "--map", "S.H.,..H.,....,H..G",
+                 "--think-steps", "2", "-n", "2", "--steps", "2", "--out", str(tmp_path / "g.png")]) == 0
+    assert (tmp_path / "g.png").is_file()
+    assert main(["generate", "--lake", "7", "--model", str(rsr_in / "final"), "--think-steps", "4", "-n", "1",
+                 "--steps", "2", "--out", str(tmp_path / "h.png")]) == 0  # `thinkpix generate --lake`
+    assert (tmp_path / "h.png").is_file()
+    assert main(["generate", "--lake", "7", "--out", str(tmp_path / "y.png")]) == 2  # no lake --model
+
+    # the arms table and the evaluator's must-show script, at tiny scale
+    arms = benchmark("lake_arms")
+    out = tmp_path / "arms.json"
+    assert arms.main(["--arm", f"base={base / 'final'}", "--arm", f"rsr_in={rsr_in / 'final'}", "--sweep",
+                      "rsr_in=0,2", "--prompts", str(maps), "--steps", "1", "--threads", "1",
+                      "--work", str(tmp_path / "work"), "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    diff = report["paired_vs_base"]["rsr_in"]["overall"]["difference"]
+    assert diff == pytest.approx(report["arms"]["rsr_in"]["overall"] - report["arms"]["base"]["overall"])
+    assert set(report["sweeps"]["rsr_in"]) == {"0", "2"} and report["sweeps"]["rsr_in"]["0"]["paired_vs_T0"] is None
+    assert report["sweeps"]["rsr_in"]["2"]["seconds_per_image"] > 0
+    evaluator = benchmark("lake_evaluator")
+    assert evaluator.main(["--prompts", str(maps), "--out", str(tmp_path / "ev.json")]) == 0
+    must = json.loads((tmp_path / "ev.json").read_text())["must_show"]
+    assert must["ground_truth"]["judged_correct"] == 1.0
+    assert all(b["judged_correct"] == 0.0 for b in must["breaks"].values())
+
+
+def benchmark(name: str):
+    """A script of benchmarks/ as a module (benchmarks/ is not installed with the package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+    assert main(["lake", "generate", "--model", str(base / "final"), "--map", "3", "--think-steps", "2",
+                 "--out", str(tmp_path / "x.png")]) == 2  # no RSR to think with
+
+
+def test_position_target_trains_samples_and_evaluates(tmp_path, capsys):
+    maps = tmp_path / "pos.jsonl"
+    assert main(["lake", "prompts", "--target", "position", "--per-cell", "1", "--sizes", "4", "--out", str(maps)]) == 0
+    run = tmp_path / "pos"
+    assert main(["lake", "train", "configs/lake_base.yaml", *TINY, "lake.target=position", f"out_dir={run}"]) == 0
+    assert load_lake(run / "final").target == "position"
+    assert main(["lake", "sample", "--model", str(run / "final"), "--prompts", str(maps), "--out",
+                 str(tmp_path / "s"), "--steps", "1"]) == 0
+    capsys.readouterr()
+    assert main(["lake", "evaluate", str(tmp_path / "s"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 7
+    assert main(["lake", "generate", "--model", str(run / "final"), "--map", "2", "-k", "2", "-n", "1",
+                 "--steps", "1", "--out", str(tmp_path / "p.png")]) == 0
+    path_maps = tmp_path / "path.jsonl"
+    assert main(["lake", "prompts", "--per-cell", "1", "--sizes", "4", "--out", str(path_maps)]) == 0
+    assert main(["lake", "sample", "--model", str(run / "final"), "--prompts", str(path_maps), "--out",
+                 str(tmp_path / "x"), "--steps", "1"]) == 2  # a path set for a position model
+
+
+def test_exported_rsr_model_samples_like_the_trained_one(tmp_path):
+    from thinkpix.training.loop import Trainer
+
+    cfg = lake_config(None, [*TINY, f"out_dir={tmp_path}", RSR_IN])
+    trainer = Trainer(cfg, build_lake_objective(cfg))
+    trainer.fit()
+    trainer.export(tmp_path / "final")
+    live = trainer.objective.model.eval()
+    loaded = load_lake(tmp_path / "final", think_steps=3)
+    live.transformer.rsr.set_latent_steps(3)
+    maps = [random_map(np.random.default_rng(s), 4, 3) for s in range(3)]
+    a = generate_lake_images(live, maps, seed=5, steps=2)
+    b = generate_lake_images(loaded, maps, seed=5, steps=2)
+    assert torch.equal(a, b)
+    c = generate_lake_images(load_lake(tmp_path / "final", think_steps=0), maps, seed=5, steps=2)
+    assert not torch.equal(a, c)  # T changes the network
