@@ -222,6 +222,15 @@ CASES = [
     (["demo", "--out", "notdemo", "--model", M, "--per-task", "1", "--images-per-prompt", "1"], "no sample_run.json"),
     (["demo", "--out", "notdemo", "--ground-truth", "--per-task", "1"], "no sample_run.json"),
     (["demo", "--seed", "-1", "--out", "d_out"], "--seed"),
+    # lake
+    (["lake", "prompts", "--out", "l.jsonl", "--per-cell", "0"], "--per-cell"),
+    (["lake", "prompts", "--out", "l.jsonl", "--sizes", "9-12"], "lake size"),
+    (["lake", "prompts", "--out", "l.jsonl", "--seed", "-1"], "--seed"),
+    (["lake", "evaluate", "missing"], "missing"),
+    (["lake", "evaluate", "adir"], "no prompt folders"),
+    (["lake", "render", "--prompts", "missing.jsonl", "--out", "l_out"], "missing.jsonl"),
+    (["lake", "generate", "--model", "adir", "--map", "S.X.,..H.,....,H..G", "--out", "l.png"], "map character"),
+    (["lake", "train", str(ROOT / "configs" / "lake_base.yaml"), "steps=-1", "out_dir=l_run"], "'steps'"),
 ]
 
 

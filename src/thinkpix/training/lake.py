@@ -142,8 +142,8 @@ class LakeFlowObjective(FlowObjective):
             return
         transformer = self.model.transformer
         rsr = detach_rsr(transformer)
+        save_rsr(rsr, Path(path) / RSR_FOLDER)  # first: the model folder's checksums.json (written last) covers it
         self.model.save(path, extra_meta={"rsr": RSR_FOLDER})
-        save_rsr(rsr, Path(path) / RSR_FOLDER)
         attach_rsr(transformer, rsr.config, freeze_base=False).load_state_dict(rsr.state_dict())
 
 
