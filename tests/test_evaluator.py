@@ -225,3 +225,9 @@ def test_summary_is_unweighted_over_tasks():
     assert s["tasks"] == {"counting": 0.5, "colors": 1.0}
     assert s["overall"] == 0.75
     assert s["prompts_correct"] == 0.75  # folders 0, 1, 3 of 0-3
+
+
+def test_summary_of_no_results_scores_zero():
+    """`--partial` on a folder with no complete prompt folder scores nothing: overall is 0, not 1."""
+    s = summarise([])
+    assert s["overall"] == 0.0 and s["prompts_correct"] == 0.0 and s["images"] == 0

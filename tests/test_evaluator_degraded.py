@@ -3,12 +3,14 @@ the palette) and on images with no object at all."""
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from thinkpix.evaluation.classes import judge
 from thinkpix.evaluation.degraded import (GARBAGE_KINDS, Degradation, DrawnObject, draw, garbage, single_objects,
                                           touching_pairs)
 from thinkpix.evaluation.detect import COUNTING_THRESHOLD, THRESHOLD, detect_all
 from thinkpix.evaluation.runner import score_image
+from thinkpix.evaluation.shapefit import fit_boxes
 from thinkpix.evaluation.validation import (degraded_scenes, shape_confusion, split_rate, truth_verdict,
                                             verdict_agreement, wilson)
 from thinkpix.worlds import CLASSES, SHAPES, TASKS
@@ -133,3 +135,62 @@ def test_settled_set_agreement_and_error_directions():
     assert (said == settled).mean() >= 0.95
     assert (said & ~settled).sum() <= 0.1 * (~settled).sum()  # false accepts
     assert (~said & settled).sum() <= 0.05 * settled.sum()  # false rejects
+
+
+def test_an_object_on_a_coloured_ground_is_refused_but_accepted_on_the_background():
+    """The surround check: a clear object whose surroundings are not the world's background (a
+    coloured ground, still dark enough to quantise as background) is noise, not an object."""
+    rng = np.random.default_rng(0)
+    (plain,) = detect_all(draw([DrawnObject("circle", "red", 10, 10, 9)], Degradation(0.3), rng).image)
+    assert (plain.shape, plain.color) == ("circle", "red") and plain.confidence > COUNTING_THRESHOLD
+    for ground in [(25.0, 25.0, 25.0), (0.0, 40.0, 0.0)]:
+        (d,) = detect_all(draw([DrawnObject("circle", "red", 10, 10, 9)], Degradation(0.3, 0.0, ground), rng).image)
+        assert d.confidence == 0.0, ground
+
+
+@pytest.mark.parametrize("x", [-2.5, -3.0, -3.5])
+def test_objects_cut_by_the_left_border_keep_their_shape(x):
+    """A third of the object lies left of the canvas: it must be fitted as cut on its low side
+    (placed against its visible right edge), not as a whole object of its visible mass."""
+    rng = np.random.default_rng(1)
+    for shape in SHAPES:
+        drawn = draw([DrawnObject(shape, "blue", x, 12.2, 10)], Degradation(0.4), rng)
+        (d,) = detect_all(drawn.image)
+        assert d.box[0] == 0 and (d.shape, d.color) == (shape, "blue"), (shape, x)
+        assert d.confidence > COUNTING_THRESHOLD, (shape, x, d.confidence)
+
+
+@pytest.mark.parametrize("blur", [0.8, 1.0, 1.2])
+def test_strongly_blurred_small_objects_keep_their_shape(blur):
+    """Under blur a good part of a small object's mass lies in the soft rim outside its
+    component's pixels; the fit must read that rim (alpha in the padding around the box)."""
+    rng = np.random.default_rng(2)
+    for shape in SHAPES:
+        (d,) = detect_all(draw([DrawnObject(shape, "green", 10.3, 11.2, 7)], Degradation(blur), rng).image)
+        assert (d.shape, d.color) == (shape, "green") and d.confidence > COUNTING_THRESHOLD, (shape, blur)
+
+
+@pytest.mark.parametrize("shape", ["circle", "square"])
+def test_diagonally_touching_objects_split_after_several_erosions(shape):
+    """Two same-colour objects touching corner to corner: their box is square (no straight cut
+    applies) and the neck survives the first erosion, so only eroding on splits them."""
+    rng = np.random.default_rng(3)
+    for step in (6, 7):
+        pair = [DrawnObject(shape, "yellow", 5, 5, 11), DrawnObject(shape, "yellow", 5 + step, 5 + step, 11)]
+        counted = [d for d in detect_all(draw(pair, Degradation(0.3), rng).image) if d.confidence > COUNTING_THRESHOLD]
+        assert [d.shape for d in counted] == [shape, shape], step
+
+
+@pytest.mark.parametrize("blur", [0.0, 0.7, 1.0])
+def test_fitted_boxes_find_a_left_cut_edge_and_a_triangle_base(blur):
+    """Sub-pixel placement of the fit's boxes on rendered coverage: a square cut by the left border
+    (x = -3.3, side 9) is placed against its visible right edge, and a triangle's box stands on its
+    base (bottom edge at 5.4 + 9 = 14.4), both found where the soft edge crosses 0.5."""
+    def alpha(shape, x):
+        cov = coverage(shape, x, 5.4, 9.0, 20)
+        return (ndimage.gaussian_filter(cov, blur, mode="constant") if blur else cov).astype(np.float32)
+
+    x0, _, side = fit_boxes(alpha("square", -3.3), (True, False, False, False))["square"][1]  # the cut fit
+    assert side == pytest.approx(9.0, abs=0.1) and x0 == pytest.approx(-3.3, abs=0.2)
+    _, y0, side = fit_boxes(alpha("triangle", 5.2), (False,) * 4)["triangle"][0]
+    assert y0 + side == pytest.approx(14.4, abs=0.2)
