@@ -194,3 +194,14 @@ def test_fitted_boxes_find_a_left_cut_edge_and_a_triangle_base(blur):
     assert side == pytest.approx(9.0, abs=0.1) and x0 == pytest.approx(-3.3, abs=0.2)
     _, y0, side = fit_boxes(alpha("triangle", 5.2), (False,) * 4)["triangle"][0]
     assert y0 + side == pytest.approx(14.4, abs=0.2)
+
+
+@pytest.mark.parametrize("side", [4, 5])
+def test_two_objects_of_the_minimum_area_side_by_side_are_split(side):
+    """The split's size gate is inclusive: a component of exactly twice the minimum area (two
+    hard squares of side x side pixels, min_area = side**2) is still tried, and splits in two."""
+    pair = [DrawnObject("square", "red", 10, 10, side), DrawnObject("square", "red", 10 + side, 10, side)]
+    image = draw(pair, Degradation(), np.random.default_rng(0)).image
+    found = detect_all(image, min_area=side * side)
+    assert sorted(d.box for d in found) == [(10, 10, 10 + side, 10 + side), (10 + side, 10, 10 + 2 * side, 10 + side)]
+    assert all(d.shape == "square" and d.confidence > COUNTING_THRESHOLD for d in found)
