@@ -85,8 +85,6 @@ class LoRAExperts(nn.Module):
         xs = x.index_select(0, token)  # (n*k, d_in) gathered tokens
         ws = weights.reshape(-1)[order].to(x.dtype) * self.scale  # (n*k,) their weights
         out = None
-        if into is None:  # top-1: every token is written exactly once, no zero fill needed
-            out = (x.new_empty if k == 1 else x.new_zeros)(P, n, self.d_out)
         parts = zip(xs.split(counts), ws.split(counts), token.split(counts), self.A.unbind(0), self.B.unbind(0))
         for xm, wm, tm, a_m, b_m in parts:
             h = (xm @ a_m) * wm[:, None]  # (n_m, P*r); unbind above: one gradient buffer per tensor
@@ -94,7 +92,10 @@ class LoRAExperts(nn.Module):
             if into is not None:  # sums a token's k picks onto the caller's tensors
                 for t, y in zip(into, ym.unbind(0)):
                     t.index_add_(0, tm, y.to(t.dtype))
-            elif k == 1:
+                continue
+            if out is None:  # dtype of the matmuls (bf16 under autocast); top-1: every token written once, no fill
+                out = (ym.new_empty if k == 1 else ym.new_zeros)(P, n, self.d_out)
+            if k == 1:
                 out.index_copy_(1, tm, ym)
             else:
                 out.index_add_(1, tm, ym)  # sums a token's k picks

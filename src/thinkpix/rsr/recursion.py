@@ -62,7 +62,7 @@ def rsr_attention(x_tilde: Tensor, y: Tensor, ops: BlockOps, gate: Gate, experts
             # W at the final step only, on x~ (ablation: W(u) every step)                each (B, N, inner)
             dense = route.dense or cfg.expert_impl == "dense"
             base = ops.base_qkv(x_tilde) if final else ops.base_qkv(u) if cfg.base_every_step else None
-            if base is not None and _own_buffers(base):  # W(.) + delta, added in place
+            if base is not None and _own_buffers(base, x_tilde.dtype):  # W(.) + delta, added in place
                 q, k, v = base
                 experts(u.flatten(0, 1), route.indices, route.weights, dense=dense,
                         into=[b.view(B * N, -1) for b in base])
@@ -80,9 +80,11 @@ def rsr_attention(x_tilde: Tensor, y: Tensor, ops: BlockOps, gate: Gate, experts
     return a_x, a_c, stats.finish(steps, B, N)
 
 
-def _own_buffers(ts) -> bool:
-    """Three contiguous, distinct tensors: safe to add the experts' output into, row-wise, in place."""
-    return all(t.is_contiguous() for t in ts) and len({t.data_ptr() for t in ts}) == len(ts)
+def _own_buffers(ts, dtype: torch.dtype) -> bool:
+    """Contiguous, distinct tensors of the state's dtype (under autocast W(.) may be bf16: then the sum
+    base + delta is left to type promotion, as before): safe to add the experts' output into in place."""
+    return (all(t.is_contiguous() and t.dtype == dtype for t in ts)
+            and len({t.data_ptr() for t in ts}) == len(ts))
 
 
 class _StepStats:
