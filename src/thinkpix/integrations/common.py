@@ -110,6 +110,30 @@ def msa_modulate(norm1, y: torch.Tensor, chunks: int):
     return modulate
 
 
+def text_joiner(text: torch.Tensor, dim: int, text_first: bool = False):
+    """-> join(img): `torch.cat` of a step's image part and the fixed text part along `dim`.
+
+    Without autograd (sampling), the joined tensor is one buffer whose text rows are written once; each
+    call overwrites only its image rows, in place (the previous step's attention is done with them).
+    With autograd, a fresh `cat` per call: an earlier step's attention saved its inputs for backward."""
+    buf = None
+    L = text.shape[dim]
+
+    def join(img: torch.Tensor) -> torch.Tensor:
+        nonlocal buf
+        parts = [text, img] if text_first else [img, text]
+        if torch.is_grad_enabled() and (img.requires_grad or text.requires_grad):
+            return torch.cat(parts, dim=dim)
+        if buf is None or buf.shape[dim] != L + img.shape[dim]:
+            buf = torch.cat(parts, dim=dim)
+        else:
+            n = img.shape[dim]
+            buf.narrow(dim, L if text_first else 0, n).copy_(img)
+        return buf
+
+    return join
+
+
 def block_ops(attn, attend, modulate) -> BlockOps:
     """`BlockOps` of a block whose RSR attention `attn` has separate to_q/to_k/to_v and a to_out pair."""
     return BlockOps(base_qkv=partial(base_qkv, attn), attend=attend, modulate=modulate,

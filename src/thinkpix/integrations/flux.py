@@ -131,16 +131,17 @@ def block_ops(attn, norm1, x_tilde: torch.Tensor, c_tilde: torch.Tensor, temb: t
     if txt_rot is not None:  # elementwise: the same numbers as rotating the joint sequence
         cq = apply_rotary_emb(cq, txt_rot, sequence_dim=1)
         ck = apply_rotary_emb(ck, txt_rot, sequence_dim=1)
+    join_q, join_k, join_v = (common.text_joiner(t, dim=1, text_first=True) for t in (cq, ck, cv))  # (B, L+N, H, hd)
 
     def attend(q, k, v, final):  # same arithmetic as diffusers' FluxAttnProcessor
         q, k, v = attn.norm_q(heads(q)), attn.norm_k(heads(k)), heads(v)  # (B, N, H, hd)
         if img_rot is not None:
             q = apply_rotary_emb(q, img_rot, sequence_dim=1)
             k = apply_rotary_emb(k, img_rot, sequence_dim=1)
-        key, value = torch.cat([ck, k], dim=1), torch.cat([cv, v], dim=1)  # (B, L+N, H, hd): text first
+        key, value = join_k(k), join_v(v)  # (B, L+N, H, hd): text first
         # intermediate steps need only the image query rows, unless a mask is given (its rows cover L+N queries)
         joint = final or attention_mask is not None
-        query = torch.cat([cq, q], dim=1) if joint else q
+        query = join_q(q) if joint else q
         out = dispatch_attention_fn(query, key, value, attn_mask=attention_mask, backend=backend,
                                     parallel_config=parallel_config)
         out = out.flatten(2, 3).to(query.dtype)  # (B, S_q, inner)

@@ -92,7 +92,7 @@ def block_ops(attn, norm1, x_tilde: torch.Tensor, c_tilde: torch.Tensor, temb: t
         cq = attn.norm_added_q(cq)
     if attn.norm_added_k is not None:
         ck = attn.norm_added_k(ck)
-    k_txt_v_txt = (ck, cv)
+    join_q, join_k, join_v = (common.text_joiner(t, dim=2) for t in (cq, ck, cv))  # -> (B, H, N+L, hd)
 
     def attend(q, k, v, final):  # same arithmetic as diffusers' JointAttnProcessor2_0
         q, k, v = split(q), split(k), split(v)  # (B, H, N, hd)
@@ -100,12 +100,11 @@ def block_ops(attn, norm1, x_tilde: torch.Tensor, c_tilde: torch.Tensor, temb: t
             q = attn.norm_q(q)
         if attn.norm_k is not None:
             k = attn.norm_k(k)
-        k = torch.cat([k, k_txt_v_txt[0]], dim=2)  # (B, H, N+L, hd)
-        v = torch.cat([v, k_txt_v_txt[1]], dim=2)
+        k, v = join_k(k), join_v(v)  # image rows first, then the fixed text rows  (B, H, N+L, hd)
         if not final:  # intermediate steps: only image queries (text rows would be discarded)
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, is_causal=False)
             return out.transpose(1, 2).reshape(B, -1, heads * head_dim).to(q.dtype), None
-        q = torch.cat([q, cq], dim=2)  # (B, H, N+L, hd)
+        q = join_q(q)  # (B, H, N+L, hd)
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, is_causal=False)
         out = out.transpose(1, 2).reshape(B, -1, heads * head_dim).to(q.dtype)  # (B, N+L, inner)
         return out[:, :N], out[:, N:]

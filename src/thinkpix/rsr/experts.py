@@ -11,7 +11,8 @@ every expert reads its own subspace of the token: distinct experts from the firs
 
 Two paths compute the same function:
 - `sparse` (default): assignments are sorted by expert, the tokens gathered, each expert's slice
-  multiplied by its own A/B, and the results scattered back (index_add). FLOPs follow the number
+  multiplied by its own A/B, and the results written back to their tokens (index_copy / index_add,
+  optionally straight into the caller's base q/k/v). FLOPs follow the number
   of *selected* (token, expert) pairs, not M: an M=16 pool costs the same as M=2 at top-1.
 - `dense` (reference, and the soft mixture): every expert on every token, weighted by an (n, M)
   matrix. Used by tests to check the sparse path, and by `routing="soft"`.
@@ -51,16 +52,29 @@ class LoRAExperts(nn.Module):
     def extra_repr(self) -> str:
         return f"M={self.num_experts}, d_in={self.d_in}, d_out={self.d_out}, rank={self.rank}, outputs={self.num_outputs}"
 
-    def forward(self, u: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor, dense: bool = False) -> torch.Tensor:
-        """u: (n, d_in); indices, weights: (n, k) selected experts and their weights. Returns (P, n, d_out)."""
+    def forward(self, u: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor, dense: bool = False,
+                into: list[torch.Tensor] | None = None) -> torch.Tensor | None:
+        """u: (n, d_in); indices, weights: (n, k) selected experts and their weights. Returns (P, n, d_out).
+
+        With `into` (P tensors (n, d_out), e.g. the frozen base q/k/v of the same tokens), the sparse path
+        adds each expert's output into them in place and returns None: no (P, n, d_out) buffer, no
+        separate sum. `into` tensors are the caller's fresh outputs that no autograd node saved."""
         if dense:
             n = u.shape[0]
             w = torch.zeros(n, self.num_experts, dtype=weights.dtype, device=weights.device)
-            return self.mixture(u, w.scatter(1, indices, weights))  # unselected experts: weight 0, no gradient
-        return self.sparse(u, indices, weights)
+            out = self.mixture(u, w.scatter(1, indices, weights))  # unselected experts: weight 0, no gradient
+            if into is None:
+                return out
+            for t, o in zip(into, out.unbind(0)):
+                t.add_(o.to(t.dtype))
+            return None
+        return self.sparse(u, indices, weights, into)
 
-    def sparse(self, u: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Compute only the selected expert(s) of each token: sort, gather, per-expert matmul, scatter."""
+    def sparse(self, u: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor,
+               into: list[torch.Tensor] | None = None) -> torch.Tensor | None:
+        """Compute only the selected expert(s) of each token: sort, gather, per-expert matmul, then write
+        each expert's rows straight to their tokens (index_copy into an empty buffer at top-1, where every
+        token has one pick; index_add otherwise, or into `into`)."""
         n, k = indices.shape
         P, r = self.num_outputs, self.rank
         x = u.to(self.A.dtype)  # trainable weights and their matmuls stay fp32 under a bf16 base
@@ -70,12 +84,22 @@ class LoRAExperts(nn.Module):
         counts = torch.bincount(flat, minlength=self.num_experts).tolist()  # host sync, as in MoE kernels
         xs = x.index_select(0, token)  # (n*k, d_in) gathered tokens
         ws = weights.reshape(-1)[order].to(x.dtype) * self.scale  # (n*k,) their weights
-        outs = []
-        for xm, wm, a_m, b_m in zip(xs.split(counts), ws.split(counts), self.A.unbind(0), self.B.unbind(0)):
+        out = None
+        parts = zip(xs.split(counts), ws.split(counts), token.split(counts), self.A.unbind(0), self.B.unbind(0))
+        for xm, wm, tm, a_m, b_m in parts:
             h = (xm @ a_m) * wm[:, None]  # (n_m, P*r); unbind above: one gradient buffer per tensor
-            outs.append(torch.bmm(h.view(-1, P, r).transpose(0, 1), b_m))  # (P, n_m, d_out); n_m may be 0
-        y = torch.cat(outs, dim=1)  # (P, n*k, d_out) in sorted order
-        return y.new_zeros(P, n, self.d_out).index_add_(1, token, y)  # token order; sums a token's k picks
+            ym = torch.bmm(h.view(-1, P, r).transpose(0, 1), b_m)  # (P, n_m, d_out); n_m may be 0
+            if into is not None:  # sums a token's k picks onto the caller's tensors
+                for t, y in zip(into, ym.unbind(0)):
+                    t.index_add_(0, tm, y.to(t.dtype))
+                continue
+            if out is None:  # dtype of the matmuls (bf16 under autocast); top-1: every token written once, no fill
+                out = (ym.new_empty if k == 1 else ym.new_zeros)(P, n, self.d_out)
+            if k == 1:
+                out.index_copy_(1, tm, ym)
+            else:
+                out.index_add_(1, tm, ym)  # sums a token's k picks
+        return out
 
     def mixture(self, u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """Dense reference: sum_m w[:, m] * E_m(u) with every expert computed. u (n, d_in), w (n, M)."""

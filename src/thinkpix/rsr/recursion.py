@@ -58,13 +58,18 @@ def rsr_attention(x_tilde: Tensor, y: Tensor, ops: BlockOps, gate: Gate, experts
             logits = gate(u, y).flatten(0, 1)
             route = route_tokens(logits, top_k=cfg.top_k, temperature=tau, routing=cfg.routing,
                                  scale_by_prob=cfg.scale_by_prob, training=training)
-            # image q/k/v from the selected experts only: sum_m w_m E_m(u)            (3, B, N, inner)
+            # image q/k/v from the selected experts only: sum_m w_m E_m(u), plus the frozen base projection
+            # W at the final step only, on x~ (ablation: W(u) every step)                each (B, N, inner)
             dense = route.dense or cfg.expert_impl == "dense"
-            delta = experts(u.flatten(0, 1), route.indices, route.weights, dense=dense)
-            delta = delta.view(3, B, N, -1).to(x_tilde.dtype)
-            # the frozen base projection W joins at the final step only, on x~ (ablation: W(u) every step)
             base = ops.base_qkv(x_tilde) if final else ops.base_qkv(u) if cfg.base_every_step else None
-            q, k, v = delta.unbind(0) if base is None else (base[i] + delta[i] for i in range(3))
+            if base is not None and _own_buffers(base, x_tilde.dtype):  # W(.) + delta, added in place
+                q, k, v = base
+                experts(u.flatten(0, 1), route.indices, route.weights, dense=dense,
+                        into=[b.view(B * N, -1) for b in base])
+            else:
+                delta = experts(u.flatten(0, 1), route.indices, route.weights, dense=dense)
+                delta = delta.view(3, B, N, -1).to(x_tilde.dtype)  # (3, B, N, inner)
+                q, k, v = delta.unbind(0) if base is None else (base[i] + delta[i] for i in range(3))
             # joint attention: image q/k/v with the text q/k/v computed once        (B, N, inner)
             a_x, a_c = ops.attend(q, k, v, final)
             # between steps: the new state re-injects the original modulated input x~  (B, N, D)
@@ -73,6 +78,13 @@ def rsr_attention(x_tilde: Tensor, y: Tensor, ops: BlockOps, gate: Gate, experts
                 a = s + x_tilde if cfg.reinject else s
         stats.add(logits, route, a_x, a if trace_states else None)
     return a_x, a_c, stats.finish(steps, B, N)
+
+
+def _own_buffers(ts, dtype: torch.dtype) -> bool:
+    """Contiguous, distinct tensors of the state's dtype (under autocast W(.) may be bf16: then the sum
+    base + delta is left to type promotion, as before): safe to add the experts' output into in place."""
+    return (all(t.is_contiguous() and t.dtype == dtype for t in ts)
+            and len({t.data_ptr() for t in ts}) == len(ts))
 
 
 class _StepStats:
