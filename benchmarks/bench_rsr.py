@@ -63,14 +63,20 @@ def build(backbone: str, num_experts: int | None, steps: int):
     cfg = None
     if num_experts is not None:
         cfg = RSRConfig(layers=LAYERS[backbone], num_experts=num_experts, latent_steps=steps, **RSR)
-        rsr = attach_rsr(model, cfg)
-        g = torch.Generator().manual_seed(1)
-        with torch.no_grad():  # trained-looking adapter: non-zero experts, routing spread over the pool
-            for e in rsr.experts.values():
-                e.B.normal_(0.0, 0.02, generator=g)
-            for gate in rsr.gates.values():
-                gate.out.weight.normal_(0.0, 1.0, generator=g)
+        trained_looking(attach_rsr(model, cfg))
     return model, cfg
+
+
+def trained_looking(rsr, seed: int = 1):
+    """Seeded non-zero experts and gates: a trained-looking adapter, routing spread over the pool
+    (a zero-init adapter would time a degenerate routing). -> rsr"""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for e in rsr.experts.values():
+            e.B.normal_(0.0, 0.02, generator=g)
+        for gate in rsr.gates.values():
+            gate.out.weight.normal_(0.0, 1.0, generator=g)
+    return rsr
 
 
 def inputs(backbone: str) -> dict:

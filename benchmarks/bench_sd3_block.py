@@ -44,18 +44,14 @@ def build(steps: int = 2):
 
     from thinkpix import RSRConfig, attach_rsr
 
+    from .bench_rsr import trained_looking
+
     torch.manual_seed(0)
     model = SD3Transformer2DModel(sample_size=64, patch_size=2, in_channels=16, out_channels=16, num_layers=2,
                                   attention_head_dim=WIDTH // HEADS, num_attention_heads=HEADS,
                                   joint_attention_dim=64, caption_projection_dim=WIDTH, pooled_projection_dim=64,
                                   pos_embed_max_size=64)
-    rsr = attach_rsr(model, RSRConfig(**dict(RSR, latent_steps=steps)))
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # trained-looking adapter: non-zero experts, routing spread over the pool
-        for e in rsr.experts.values():
-            e.B.normal_(0.0, 0.02, generator=g)
-        for gate in rsr.gates.values():
-            gate.out.weight.normal_(0.0, 1.0, generator=g)
+    rsr = trained_looking(attach_rsr(model, RSRConfig(**dict(RSR, latent_steps=steps))))
     return model, model.transformer_blocks[0], rsr
 
 
