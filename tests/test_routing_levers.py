@@ -309,3 +309,24 @@ def test_class_track_validation_and_probe():
     randomize(rsr)
     report = probe_rsr(model, vset, samples=2, bins=2)
     assert report.layers[0].recursion_use > 0 and len(report.layers[0].entropy[0]) == 2
+
+
+def test_full_finetune_trains_only_the_transformer_and_exports_a_loadable_model(tiny_base, tmp_path):
+    """`--method full` (the base trained further, issue 12's compute-matched baseline): every transformer
+    weight moves, the text encoder and autoencoder do not, and the exported model folder loads and differs."""
+    argv = ["finetune", "--method", "full", "--base", str(tiny_base), "steps=3", "batch_size=2", "log_every=1",
+            "validate_every=3", "validation_samples=4", "data_pool=5", "optim.warmup_steps=1", "--out", str(tmp_path / "full")]
+    assert main(argv) == 0
+    base, further = TextToImage.load(tiny_base), TextToImage.load(tmp_path / "full" / "model")
+    moved = {n: not torch.equal(p, dict(further.transformer.named_parameters())[n])
+             for n, p in base.transformer.named_parameters()}
+    assert sum(moved.values()) > 0.9 * len(moved)  # (a few, e.g. the zero-initialised output, may still equal)
+    for part in ("text_encoder", "autoencoder"):
+        a, b = getattr(base, part), getattr(further, part)
+        if a is not None:
+            assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    records = _records(tmp_path / "full")
+    assert [r["step"] for r in records if "val_loss" in r] == [0, 3]
+    # a DiT base is refused with the documented one-line error (exit 2), before any training
+    assert main(["finetune", "--method", "full", "--base", "shapes-dit", "steps=1", "--out", str(tmp_path / "dit")]) == 2
+    assert not (tmp_path / "dit" / "metrics.jsonl").exists()

@@ -1,7 +1,8 @@
 """`thinkpix finetune --base MODEL --rsr layers=2,3,experts=2,steps=2 [--method lora] [--config FILE] [key=value ...]`:
 train only an adapter on a frozen base: RSR experts and gates, or (`--method lora`) the paper's SFT
 baseline, a plain peft LoRA on the same blocks' image q/k/v with its rank matched to the RSR
-spec's parameter count. Reuses the trainer: progress, checkpoints, resume, torchrun DDP.
+spec's parameter count. `--method full` trains the base's whole transformer further instead (the
+compute-matched baseline) and writes a model folder, OUT_DIR/model. Reuses the trainer: progress, checkpoints, resume, torchrun DDP.
 The adapter (its own safetensors + JSON) is written to OUT_DIR/adapter unless --export is given.
 With --pretrained (a diffusers pipeline or bundled model) and --data, flags follow diffusers'
 train_dreambooth_lora_sd3.py instead of a config file: see `thinkpix.commands.finetune_pipeline`."""
@@ -21,7 +22,9 @@ def register(sub) -> None:
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. steps=300 optim.lr=5e-4")
     p.add_argument("--base", default=None, help="base model folder or bundled name (default shapes-base)")
     p.add_argument("--rsr", default=None, help="RSR spec, e.g. layers=2,3,experts=2,steps=2,rank=8")
-    p.add_argument("--method", choices=("rsr", "lora"), default=None)
+    p.add_argument("--method", choices=("rsr", "lora", "full"), default=None,
+                   help="rsr (default config), lora (the paper's SFT baseline), or full: the base's whole "
+                        "transformer trained further (a compute-matched baseline; exports a model folder)")
     p.add_argument("--lora-rank", type=int, default=None, help="LoRA rank (default: parameter-matched to --rsr)")
     p.add_argument("--out", default=None, help="run folder (checkpoints, metrics)")
     p.add_argument("--export", default=None, help="adapter folder (default OUT/adapter)")
@@ -60,10 +63,11 @@ def run(args) -> int:
         raise ThinkpixError("choose --method rsr or --method lora (or set finetune.method in the config)")
     objective = build_objective(cfg)
     trainer = Trainer(cfg, objective)
+    full = cfg.finetune.method == "full"
     if trainer.dist.is_main:
-        n = objective.adapter.num_parameters
-        print(f"{cfg.finetune.method}: {n:,} trainable parameters on a frozen base of "
-              f"{sum(p.numel() for p in objective.model.transformer.parameters()) - n:,}")
+        total = sum(p.numel() for p in objective.model.transformer.parameters())
+        n = total if full else objective.adapter.num_parameters
+        print(f"{cfg.finetune.method}: {n:,} trainable parameters" + ("" if full else f" on a frozen base of {total - n:,}"))
     last = trainer.fit(**run_flags(args))
-    out = trainer.export(args.export or f"{cfg.out_dir}/adapter")
-    return finish_run(trainer, last, out, "adapter")
+    out = trainer.export(args.export or f"{cfg.out_dir}/{'model' if full else 'adapter'}")
+    return finish_run(trainer, last, out, "model" if full else "adapter")

@@ -45,7 +45,7 @@ class FinetuneConfig:
     """Adapter-only fine-tuning of a frozen base (method none = train from scratch)."""
 
     base: str = ""  # model folder or bundled name
-    method: str = "none"  # none | rsr | lora (the paper's SFT baseline)
+    method: str = "none"  # none | rsr | lora (the paper's SFT baseline) | full (the whole transformer trains further)
     rsr: str = ""  # RSRConfig spec, e.g. "layers=2,3,experts=2,steps=2,rank=8"
     lora_layers: str = ""  # LoRA blocks, e.g. "2,3" (default: the RSR spec's layers)
     lora_rank: int = 0  # 0: the rank whose parameter count matches the RSR spec
@@ -82,7 +82,7 @@ VALID_CHOICES = {
     "model.text_encoder": ("minilm", "words"),
     "model.canvas": (32, 64),
     "optim.schedule": ("constant", "cosine"),
-    "finetune.method": ("none", "rsr", "lora"),
+    "finetune.method": ("none", "rsr", "lora", "full"),
 }
 
 
@@ -151,6 +151,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if cfg.finetune.method != "none":
         if not cfg.finetune.base:
             raise ThinkpixError("config key 'finetune.base' is required for fine-tuning (a model folder or bundled name)")
+        if cfg.finetune.method == "full":
+            return cfg  # the base trained further: no adapter spec
         if not cfg.finetune.rsr and not (cfg.finetune.method == "lora" and cfg.finetune.lora_layers and cfg.finetune.lora_rank):
             raise ThinkpixError("config key 'finetune.rsr' is required (e.g. layers=2,3,experts=2,steps=2); "
                                 "a LoRA run without it needs finetune.lora_layers and finetune.lora_rank")

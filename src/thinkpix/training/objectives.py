@@ -6,6 +6,7 @@ makes its own deterministic batch and returns (loss, metrics); the trainer wraps
 - `ClassFlowObjective`: the same for the class-conditional DiT (labels dropped once per sample for CFG).
 - `FinetuneObjective` / `ClassFinetuneObjective`: either of the two on a frozen base with an adapter
   (RSR or LoRA) attached; only the adapter trains.
+- `FurtherTrainingObjective`: the text-to-image base's transformer trained further (all weights).
 - `FeatureObjective`: the feature network of the class track's Fréchet distance.
 """
 
@@ -19,6 +20,7 @@ from torch import nn
 
 from .. import flow
 from ..bundled import resolve_model
+from ..errors import ThinkpixError
 from ..files import write_manifest
 from ..integrations.attach import get_rsr
 from ..models import autoencoder as ae_lib
@@ -149,7 +151,22 @@ class ClassFlowObjective(FlowObjective):
         return generate_class_images(self.model, labels, seed=0, steps=20, guidance=3.0)
 
 
-class AdapterTraining:
+class PooledLatents:
+    """Mixin for training on a frozen autoencoder: with a fixed data pool each image is encoded once
+    (memoised, one image at a time, so a sample's x0 never depends on its batch-mates or on a resume)."""
+
+    def images_to_x0(self, images: torch.Tensor) -> torch.Tensor:
+        if not self.cfg.data_pool or self.model.autoencoder is None:
+            return super().images_to_x0(images)
+        cache = self.__dict__.setdefault("_x0_cache", {})
+        keys = [im.numpy().tobytes() for im in images]
+        for i, k in enumerate(keys):
+            if k not in cache:
+                cache[k] = self.model.images_to_x0(images[i : i + 1])[0]  # (C, h, w)
+        return torch.stack([cache[k] for k in keys])  # (B, C, h, w)
+
+
+class AdapterTraining(PooledLatents):
     """Mixin for a flow objective on a frozen base: only the adapter (RSR experts + gates, or LoRA)
     trains. RSR's auxiliary losses (zero unless their weights are set) join the loss; routing
     statistics of the last forward are reported as metrics. RSR's gates and experts are two optimiser
@@ -161,18 +178,6 @@ class AdapterTraining:
 
         self.adapter = attach_adapter(self.model.transformer, cfg.finetune)
         self.model.train()
-
-    def images_to_x0(self, images: torch.Tensor) -> torch.Tensor:
-        """The frozen base's clean samples; with a fixed data pool each image is encoded once (memoised,
-        one image at a time, so a sample's x0 never depends on its batch-mates or on a resume)."""
-        if not self.cfg.data_pool or self.model.autoencoder is None:
-            return super().images_to_x0(images)
-        cache = self.__dict__.setdefault("_x0_cache", {})
-        keys = [im.numpy().tobytes() for im in images]
-        for i, k in enumerate(keys):
-            if k not in cache:
-                cache[k] = self.model.images_to_x0(images[i : i + 1])[0]  # (C, h, w)
-        return torch.stack([cache[k] for k in keys])  # (B, C, h, w)
 
     def parameter_groups(self) -> list[dict]:
         """[{name, params (names), lr_mult}]: RSR gates and experts apart; LoRA one group."""
@@ -222,6 +227,16 @@ class FinetuneObjective(AdapterTraining, FlowObjective):
         self.attach(cfg)
 
 
+class FurtherTrainingObjective(PooledLatents, FlowObjective):
+    """The base trained further (`finetune.method=full`): every transformer weight trains, the text
+    encoder and autoencoder stay frozen; the compute-matched baseline of an adapter fine-tune."""
+
+    def __init__(self, cfg: TrainConfig):
+        super().__init__(cfg, _frozen_base(cfg, TextToImage))
+        self.model.transformer.requires_grad_(True)
+        self.model.train()
+
+
 class ClassFinetuneObjective(AdapterTraining, ClassFlowObjective):
     """Adapter fine-tuning of a frozen class-conditional DiT base."""
 
@@ -254,6 +269,10 @@ def build_objective(cfg: TrainConfig) -> nn.Module:
     seed_everything(cfg.seed)  # initial weights (model, RSR experts, LoRA) follow the config's seed
     if cfg.finetune.method != "none":
         dit = model_kind(resolve_model(cfg.finetune.base)) == "dit"
+        if cfg.finetune.method == "full":
+            if dit:
+                raise ThinkpixError("finetune.method=full is implemented for text-to-image bases only")
+            return FurtherTrainingObjective(cfg)
         return ClassFinetuneObjective(cfg) if dit else FinetuneObjective(cfg)
     if cfg.model.kind == "autoencoder":
         return AutoencoderObjective(cfg)
