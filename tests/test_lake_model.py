@@ -97,6 +97,21 @@ def test_tiny_train_sample_evaluate_end_to_end(tmp_path, capsys):
                  "--steps", "2", "--out", str(tmp_path / "h.png")]) == 0  # `thinkpix generate --lake`
     assert (tmp_path / "h.png").is_file()
     assert main(["generate", "--lake", "7", "--out", str(tmp_path / "y.png")]) == 2  # no lake --model
+    assert main(["lake", "generate", "--model", str(base / "final"), "--map", "3", "--think-steps", "2",
+                 "--out", str(tmp_path / "x.png")]) == 2  # no RSR to think with
+
+    # a killed `lake sample` resumes: rerunning the same command redoes only the incomplete map folders,
+    # with the images of the uninterrupted run; another run's settings into that folder are refused
+    out = tmp_path / "samples" / "base"
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.png")}
+    (out / "00003" / "metadata.jsonl").unlink()  # metadata is written last: this folder was cut short
+    (out / "00005" / "samples" / "0000.png").unlink()
+    sample_base = ["lake", "sample", *runs["base"], "--prompts", str(maps), "--out", str(out), "--steps", "2"]
+    assert main(sample_base) == 0
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*.png")} == before
+    assert main([*sample_base, "--seed", "1"]) == 2  # another run's folder
+    assert main([*sample_base, "--seed", "1", "--overwrite"]) == 0
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*.png")} != before
 
     # the arms table and the evaluator's must-show script, at tiny scale
     arms = benchmark("lake_arms")
@@ -122,8 +137,6 @@ def benchmark(name: str):
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     return script
-    assert main(["lake", "generate", "--model", str(base / "final"), "--map", "3", "--think-steps", "2",
-                 "--out", str(tmp_path / "x.png")]) == 2  # no RSR to think with
 
 
 def test_position_target_trains_samples_and_evaluates(tmp_path, capsys):

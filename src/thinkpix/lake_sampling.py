@@ -64,32 +64,30 @@ def generate_lake_images(model: LakeModel, grids: list[np.ndarray], seed: int = 
 
 def write_lake_folder(model: LakeModel, metas: list[dict], out, images_per_map: int = 1, seed: int = 0,
                       steps: int = 20, batch_size: int = 64, progress: bool = True) -> float:
-    """Solutions for metadata lines into out/<00000>/metadata.jsonl + samples/<0000>.png. Returns the
-    sampling seconds (network time, without PNG writing)."""
+    """Solutions for metadata lines into out/<00000>/metadata.jsonl + samples/<0000>.png, with the
+    shapes sampler's folder writer (complete map folders are kept, so a killed run resumes with the
+    images of an uninterrupted one; metadata written last, atomically). Image k of map i uses noise
+    seed `seed + i * n + k`. Returns the sampling seconds (network time, without PNG writing)."""
     import time
 
-    from tqdm import tqdm
-
-    from .imaging import save_png
+    from .sampling import write_geneval_folder
     from .worlds.lake.sets import map_of
 
-    out, n = Path(out), images_per_map
+    n = images_per_map
     grids = [map_of(m) for m in metas]
     targets = {m.get("target", "path") for m in metas}
     if targets != {model.target}:
         raise ThinkpixError(f"the maps ask for target(s) {sorted(targets)}, the model draws {model.target!r}")
-    per_call = max(1, batch_size // n)
     seconds = 0.0
-    for start in tqdm(range(0, len(metas), per_call), desc="sampling", unit="batch", disable=not progress):
-        chunk = [g for g in grids[start : start + per_call] for _ in range(n)]
-        ks = [m["k"] for m in metas[start : start + per_call] for _ in range(n)] if model.target == "position" else None
+
+    def generate(chunk: range, first_seed: int) -> torch.Tensor:
+        nonlocal seconds
+        maps = [grids[i] for i in chunk for _ in range(n)]
+        ks = [metas[i]["k"] for i in chunk for _ in range(n)] if model.target == "position" else None
         t0 = time.perf_counter()
-        images = generate_lake_images(model, chunk, seed=seed + start * n, steps=steps, batch_size=len(chunk), ks=ks)
+        images = generate_lake_images(model, maps, seed=first_seed, steps=steps, batch_size=len(maps), ks=ks)
         seconds += time.perf_counter() - t0
-        for i, meta in enumerate(metas[start : start + per_call]):
-            folder = out / f"{start + i:05d}"
-            (folder / "samples").mkdir(parents=True, exist_ok=True)
-            (folder / "metadata.jsonl").write_text(json.dumps(meta) + "\n")
-            for k in range(n):
-                save_png(images[i * n + k].numpy(), folder / "samples" / f"{k:04d}.png")
+        return images  # (len(chunk) * n, H, W, 3) uint8
+
+    write_geneval_folder(None, metas, out, n, seed, batch_size, progress, generate=generate)
     return seconds

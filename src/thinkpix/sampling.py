@@ -100,13 +100,16 @@ def _chunks_to_do(count: int, per_call: int, complete) -> list[range]:
     return [c for c in chunks if not all(complete(i) for i in c)]
 
 
-def write_geneval_folder(model: TextToImage, rows: list[dict], out, images_per_prompt: int = 4, seed: int = 0,
-                         batch_size: int = 64, progress: bool = True, digits: int = 4, **kwargs) -> dict:
+def write_geneval_folder(model: TextToImage | None, rows: list[dict], out, images_per_prompt: int = 4, seed: int = 0,
+                         batch_size: int = 64, progress: bool = True, digits: int = 4,
+                         generate: Callable[[range, int], torch.Tensor] | None = None, **kwargs) -> dict:
     """Generate images for GenEval metadata `rows` into GenEval's layout: out/<00000>/metadata.jsonl
     and out/<00000>/samples/<0000>.png (`digits` 5: <00000>.png, as GenEval's own generation script).
     Image k of prompt i uses noise seed `seed + i * n + k`. Complete prompt folders (see
     `sample_record`) are kept, so a killed run resumes; the images are those of an uninterrupted run
-    with the same batch size. -> {"kept": K, "generated": G} prompts."""
+    with the same batch size. `generate(rows_range, first_seed) -> (len(range) * n, H, W, 3) uint8`
+    replaces the text-to-image sampler (e.g. the lake world's); `model` and `kwargs` are then unused.
+    -> {"kept": K, "generated": G} prompts."""
     import json
     from pathlib import Path
 
@@ -122,11 +125,15 @@ def write_geneval_folder(model: TextToImage, rows: list[dict], out, images_per_p
     def complete(i: int) -> bool:
         return prompt_folder_complete(out / f"{i:05d}", rows[i], n, digits)
 
+    if generate is None:
+        def generate(chunk: range, first_seed: int) -> torch.Tensor:
+            prompts = [rows[i]["prompt"] for i in chunk for _ in range(n)]
+            return generate_images(model, prompts, seed=first_seed, batch_size=len(prompts), **kwargs)
+
     todo = _chunks_to_do(len(rows), per_call, complete)
     generated = 0
     for chunk in tqdm(todo, desc="sampling", unit="batch", disable=not progress):
-        prompts = [rows[i]["prompt"] for i in chunk for _ in range(n)]
-        images = generate_images(model, prompts, seed=seed + chunk.start * n, batch_size=len(prompts), **kwargs)
+        images = generate(chunk, seed + chunk.start * n)  # (len(chunk) * n, H, W, 3)
         for j, i in enumerate(chunk):
             folder = out / f"{i:05d}"
             if complete(i):

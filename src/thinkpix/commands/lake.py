@@ -76,7 +76,8 @@ def register(sub) -> None:
     sa = samplers["sample"]
     sa.add_argument("--prompts", required=True, help="metadata JSONL (e.g. data/eval/lake.jsonl)")
     sa.add_argument("--images-per-map", type=int, default=1)
-    sa.add_argument("--overwrite", action="store_true")
+    sa.add_argument("--overwrite", action="store_true", help="remove OUT's map folders and start afresh "
+                    "(default: rerunning the same command resumes, another run's folder is refused)")
     sa.set_defaults(func=run_sample)
     ge = samplers["generate"]
     ge.add_argument("--map", required=True, metavar="MAP_OR_SEED",
@@ -179,16 +180,26 @@ def _model(args):
 
 
 def run_sample(args) -> int:
+    """Like `thinkpix sample`: OUT/sample_run.json records the run; rerunning the same command into OUT
+    resumes (complete map folders kept), another run's folder is refused; --overwrite starts afresh."""
     from ..lake_sampling import write_lake_folder
+    from ..sample_record import RECORD, folder_checksum, open_output, rows_digest
     from .world import clear_prompt_folders
 
     metas = _metas(args.prompts)
-    model = _model(args)
     out = Path(args.out)
-    clear_prompt_folders(out, args.overwrite)
+    record = {"kind": "lake", "model": folder_checksum(args.model), "adapter": folder_checksum(args.adapter),
+              "think_steps": args.think_steps, "seed": args.seed, "steps": args.steps,
+              "images_per_map": args.images_per_map, "prompts": rows_digest(metas), "num_prompts": len(metas)}
+    if args.overwrite:
+        clear_prompt_folders(out, True)
+        (out / RECORD).unlink(missing_ok=True)
+    open_output(out, record, write=False)  # refuse another run's folder before loading anything
+    model = _model(args)
+    open_output(out, record)
     seconds = write_lake_folder(model, metas, out, args.images_per_map, args.seed, args.steps)
     n = len(metas) * args.images_per_map
-    print(f"wrote {n} solutions to {out} ({seconds / n * 1000:.1f} ms per image); "
+    print(f"{n} solutions in {out} ({seconds:.1f} s of sampling this run; complete map folders are kept); "
           f"score them with: thinkpix lake evaluate {out}")
     return 0
 
