@@ -105,9 +105,12 @@ def main() -> None:
     arm_models, arm_steps = _per_arm(args.arm_model, str), _per_arm(args.arm_steps, int)
     names = [a.partition("=")[0] for a in args.arm]
     pools = _per_arm(args.pool, lambda v: v.split(","))
-    for name in [*arm_models, *arm_steps, *args.versus, *(a for arms in pools.values() for a in arms)]:
+    for name in [*arm_models, *arm_steps, *(a for arms in pools.values() for a in arms)]:
         if name not in names:
             raise SystemExit(f"{name!r} is not one of the arms {names}")
+    for name in args.versus:
+        if name not in names and name not in pools:
+            raise SystemExit(f"--versus {name!r} is not one of the arms or pools {names + list(pools)}")
 
     from thinkpix.adapters import load_adapter
     from thinkpix.bundled import resolve_model
