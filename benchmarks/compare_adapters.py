@@ -7,7 +7,8 @@ interval (prompts resampled within tasks).
         --arm base --arm rsr_T2=runs/ft_rsr/adapter:2 --arm lora=runs/ft_lora/adapter \
         --images-per-prompt 2 --out benchmarks/results/finetune_compare.json
 
-An arm is NAME (the base), or NAME=ADAPTER_DIR[:THINK_STEPS]. Per arm, `--arm-model NAME=DIR` samples
+An arm is NAME (the base), NAME=ADAPTER_DIR[:THINK_STEPS], or NAME=:T (a model trained with RSR in it,
+`model.rsr`, given by `--arm-model`, at T latent steps). Per arm, `--arm-model NAME=DIR` samples
 another model (e.g. a base trained further) and `--arm-steps NAME=N` another number of sampler steps
 (inference-compute matching); every arm's sampling time per image is measured and reported.
 `--prompts` may be given twice (e.g. the GenEval set and `data/eval/dense.jsonl`): the overall and its
@@ -113,6 +114,7 @@ def main() -> None:
             raise SystemExit(f"--versus {name!r} is not one of the arms or pools {names + list(pools)}")
 
     from thinkpix.adapters import load_adapter
+    from thinkpix.integrations.attach import set_latent_steps
     from thinkpix.bundled import resolve_model
     from thinkpix.evaluation.metadata import read_metadata
     from thinkpix.evaluation.runner import evaluate_folder, format_table
@@ -138,10 +140,12 @@ def main() -> None:
         if not (args.reuse and (folder / "arm.json").is_file() and (folder / "arm.json").read_text() == stamp
                 and timing_file.is_file()):
             model = TextToImage.load(resolve_model(model_name))
-            if spec:
-                path, _, think = spec.partition(":")
+            path, _, think = spec.partition(":")
+            if path:
                 load_adapter(model.transformer, path, int(think) if think else None)
                 model.eval()
+            elif think:  # ":T": a model trained with RSR in it (`model.rsr`), at T latent steps
+                set_latent_steps(model.transformer, int(think))
             start = time.perf_counter()
             done = write_geneval_folder(model, rows, folder, args.images_per_prompt, args.seed, steps=steps, guidance=3.0)
             seconds = time.perf_counter() - start

@@ -330,3 +330,45 @@ def test_full_finetune_trains_only_the_transformer_and_exports_a_loadable_model(
     # a DiT base is refused with the documented one-line error (exit 2), before any training
     assert main(["finetune", "--method", "full", "--base", "shapes-dit", "steps=1", "--out", str(tmp_path / "dit")]) == 2
     assert not (tmp_path / "dit" / "metrics.jsonl").exists()
+
+
+def test_recursion_trained_in_from_scratch_exports_samples_and_sweeps_T(tmp_path):
+    """Issue 12 item 5: `thinkpix train ... model.rsr=...` attaches RSR from the start with the base
+    trainable (random depth), exports it inside the model folder, and every loader re-attaches it; the
+    sampler's --think-steps then chooses T (0 = the network without its loops)."""
+    from pathlib import Path
+
+    from thinkpix.integrations.attach import get_rsr, set_latent_steps
+    from thinkpix.sampling import generate_latents
+    from thinkpix.training.config import load_config
+    from thinkpix.training.objectives import build_objective
+
+    root = Path(__file__).resolve().parents[1]
+    config, spec = str(root / "configs" / "tiny_pixel.yaml"), "model.rsr=layers=0,1,experts=2,steps=3,rank=2,random_depth=true"
+    objective = build_objective(load_config(config, [spec, f"out_dir={tmp_path}"]))
+    trainable = set(objective.trainable_parameters())
+    assert any(".rsr.experts." in n for n in trainable) and any(".rsr.gates." in n for n in trainable)
+    assert any(n.endswith("transformer_blocks.0.attn.to_q.weight") for n in trainable)  # the base trains too
+
+    out = tmp_path / "run"
+    assert main(["train", config, spec, "steps=3", "batch_size=4", "ckpt_every=3", f"out_dir={out}"]) == 0
+    final = out / "final"
+    assert (final / "rsr" / "rsr_config.json").is_file()
+    model = TextToImage.load(final)
+    rsr = get_rsr(model.transformer)
+    assert rsr.config.random_depth and rsr.config.latent_steps == 3
+    latents = {}
+    for T in (0, 1, 3):
+        set_latent_steps(model.transformer, T)
+        latents[T] = generate_latents(model, ["a red circle", "two blue squares"], seed=0, steps=2)
+    assert not torch.equal(latents[0], latents[3]) and not torch.equal(latents[1], latents[3])
+    # the CLI loads it with its loops and takes --think-steps; an --adapter on top is refused
+    assert main(["generate", "a red circle", "--model", str(final), "--think-steps", "2", "-n", "1", "--steps", "2",
+                 "--out", str(tmp_path / "g.png")]) == 0
+    assert main(["generate", "a red circle", "--model", str(final), "--adapter", str(final / "rsr"), "-n", "1",
+                 "--out", str(tmp_path / "h.png")]) == 2
+    # bad configs: malformed spec, and recursion trained in together with an adapter fine-tune
+    with pytest.raises(ThinkpixError):
+        load_config(config, ["model.rsr=layers=x"])
+    with pytest.raises(ThinkpixError, match="exclude each other"):
+        load_config(config, [spec, "finetune.method=lora", "finetune.base=shapes-base", "finetune.rsr=layers=0"])

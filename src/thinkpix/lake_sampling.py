@@ -16,23 +16,19 @@ from .errors import ThinkpixError
 from .models.lake import LakeModel, map_inputs
 from .sampling import _integrate
 
-RSR_FOLDER = "rsr"  # a lake model trained with RSR keeps its adapter here
 
 
 def load_lake(path, adapter=None, think_steps: int | None = None) -> LakeModel:
     """A lake model folder, with its own RSR (trained in) or an `adapter` folder loaded; `think_steps`
     sets RSR's latent steps (0 = the network without RSR)."""
     from .adapters import load_adapter
-    from .integrations.adapters import load_rsr
     from .integrations.attach import set_latent_steps
 
     path = Path(path)
-    model = LakeModel.load(path)
-    own = path / model.meta.get("rsr", RSR_FOLDER)
-    if own.is_dir():
+    model = LakeModel.load(path)  # with its own RSR attached, if it was trained with one
+    if model.meta.get("rsr"):
         if adapter:
             raise ThinkpixError(f"{path} was trained with RSR; it takes no further --adapter")
-        load_rsr(model.transformer, own)
         if think_steps is not None:
             set_latent_steps(model.transformer, think_steps)
     elif adapter:

@@ -23,6 +23,7 @@ from . import autoencoder as ae_lib
 
 PIXEL_PATCH = 4  # pixel space: 4x4 patches on the 32x32 canvas -> 64 tokens
 META_FILE = "thinkpix.json"
+OWN_RSR = "rsr"  # a model trained with RSR in it keeps its RSR (an adapter folder) here
 KINDS = {"mmdit": "text-to-image", "dit": "class-conditional", "lake": "lake-world"}  # model kinds saved as folders
 
 
@@ -147,6 +148,15 @@ class ImageBundle(nn.Module):
 
     def save_extra(self, path: Path, dtype: torch.dtype) -> None:
         """Subclass hook: files besides transformer/ and autoencoder/."""
+
+    def load_own_rsr(self, path: str | Path) -> "ImageBundle":
+        """A model trained with RSR in it (`model.rsr`, the lake's `lake.rsr`) keeps its RSR as an adapter
+        folder PATH/<meta["rsr"]> (covered by the model's checksums); attach it. -> self."""
+        if self.meta.get("rsr"):
+            from ..integrations.adapters import load_rsr
+
+            load_rsr(self.transformer, Path(path) / self.meta["rsr"])
+        return self
 
     @staticmethod
     def load_parts(path: str | Path, kind: str, transformer_class) -> tuple[dict, nn.Module, AutoencoderKL | None]:

@@ -118,4 +118,4 @@ class ClassToImage(ImageBundle):
     @classmethod
     def load(cls, path: str | Path) -> "ClassToImage":
         meta, transformer, ae = cls.load_parts(path, KIND, DiTTransformer2DModel)
-        return cls(transformer, ae, meta).eval()
+        return cls(transformer, ae, meta).load_own_rsr(path).eval()

@@ -118,4 +118,4 @@ class LakeModel(ImageBundle):
         meta, transformer, _ = cls.load_parts(path, KIND, SD3Transformer2DModel)
         cells = CellTokens(transformer.inner_dim, meta.get("target") == "position")
         cells.load_state_dict({k: v.float() for k, v in load_file(path / "cells.safetensors").items()})
-        return cls(transformer, cells, meta).eval()
+        return cls(transformer, cells, meta).load_own_rsr(path).eval()

@@ -84,4 +84,4 @@ class TextToImage(ImageBundle):
         text = build_text_encoder(meta["text_encoder"])
         if meta["text_encoder"] == "words":
             text.load_state_dict({k: v.float() for k, v in load_file(path / "text_encoder.safetensors").items()})
-        return cls(transformer, text, ae, meta).eval()
+        return cls(transformer, text, ae, meta).load_own_rsr(path).eval()

@@ -26,6 +26,7 @@ class ModelConfig:
     autoencoder: str = ""  # folder of a trained autoencoder (latent space)
     text_encoder: str = "minilm"  # minilm (frozen, offline) | words (small learned encoder, tests); mmdit only
     canvas: int = 32
+    rsr: str = ""  # RSR trained in from the start (base trainable), e.g. "layers=2,3,experts=2,steps=4,random_depth=true"
 
 
 @dataclass
@@ -148,6 +149,14 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         if not (names <= set(DEFAULT_MIX) or names <= class_names):
             raise ThinkpixError(f"config key 'data_mix': {sorted(names)} is neither a text-stream mix (kinds: "
                                 f"{list(DEFAULT_MIX)}) nor a class mix (colours and shapes: {sorted(class_names)})")
+    if cfg.model.rsr:
+        from ..rsr.config import RSRConfig
+
+        RSRConfig.parse(cfg.model.rsr)  # a ThinkpixError if malformed
+        if cfg.finetune.method != "none":
+            raise ThinkpixError("model.rsr (RSR trained in) and finetune.method (an adapter on a frozen base) exclude each other")
+        if cfg.model.kind not in ("mmdit", "dit"):
+            raise ThinkpixError(f"config key 'model.rsr' needs model.kind mmdit or dit, not {cfg.model.kind!r}")
     if cfg.finetune.method != "none":
         if not cfg.finetune.base:
             raise ThinkpixError("config key 'finetune.base' is required for fine-tuning (a model folder or bundled name)")

@@ -17,12 +17,9 @@ import torch
 import yaml
 
 from ..errors import ThinkpixError
-from ..integrations.adapters import save_rsr
-from ..integrations.attach import attach_rsr, collect_rsr_outputs, detach_rsr
-from ..lake_sampling import RSR_FOLDER, generate_lake_images, load_lake
+from ..lake_sampling import generate_lake_images, load_lake
 from ..models.lake import LakeModel, map_inputs
 from ..rsr.config import RSRConfig
-from ..rsr.outputs import total_aux_loss
 from ..worlds.lake.maps import MAX_SIZE, MIN_SIZE, random_map
 from ..worlds.lake.render import render
 from ..worlds.lake.sets import TARGETS, parse_range, training_pair
@@ -78,6 +75,8 @@ def lake_config(path: str | Path | None, overrides: list[str] = ()) -> LakeTrain
         RSRConfig.parse(cfg.lake.rsr)  # a ThinkpixError if malformed
         if cfg.finetune.method != "none":
             raise ThinkpixError("lake.rsr (RSR trained in) and finetune.method (an adapter on a frozen base) exclude each other")
+    if cfg.model.rsr:
+        raise ThinkpixError("a lake model takes RSR trained in as lake.rsr, not model.rsr")
     return cfg
 
 
@@ -115,36 +114,17 @@ class LakeFlowObjective(FlowObjective):
     def __init__(self, cfg: LakeTrainConfig, model: LakeModel | None = None):
         super().__init__(cfg, model or LakeModel.create(cfg.model.size, cfg.lake.depth, cfg.model.canvas,
                                                         cfg.lake.target))
-        self.rsr_in = bool(cfg.lake.rsr) and model is None
-        if self.rsr_in:
-            attach_rsr(self.model.transformer, RSRConfig.parse(cfg.lake.rsr), freeze_base=False)
-            self.model.train()
+        if cfg.lake.rsr and model is None:
+            self.train_recursion_in(cfg.lake.rsr)
 
     def batch(self, step: int, indices: range):
         return lake_batch(self.cfg, step, indices)
-
-    def forward(self, step: int, indices: range):
-        loss, metrics = super().forward(step, indices)
-        if self.rsr_in:
-            loss = loss + total_aux_loss(collect_rsr_outputs(self.model.transformer))
-        return loss, metrics
 
     @torch.no_grad()
     def preview(self, step: int, n: int = 16) -> torch.Tensor:
         """Solutions for fixed maps: (n, H, W, 3) uint8."""
         grids, ks = preview_maps(self.cfg, n)
         return generate_lake_images(self.model, grids, seed=0, steps=20, ks=ks)
-
-    def export(self, path: Path) -> None:
-        """The model folder; RSR trained in goes to PATH/rsr (an adapter folder loaded with the model)."""
-        if not self.rsr_in:
-            self.model.save(path)
-            return
-        transformer = self.model.transformer
-        rsr = detach_rsr(transformer)
-        save_rsr(rsr, Path(path) / RSR_FOLDER)  # first: the model folder's checksums.json (written last) covers it
-        self.model.save(path, extra_meta={"rsr": RSR_FOLDER})
-        attach_rsr(transformer, rsr.config, freeze_base=False).load_state_dict(rsr.state_dict())
 
 
 class LakeFinetuneObjective(AdapterTraining, LakeFlowObjective):

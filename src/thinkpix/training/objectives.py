@@ -22,12 +22,15 @@ from .. import flow
 from ..bundled import resolve_model
 from ..errors import ThinkpixError
 from ..files import write_manifest
-from ..integrations.attach import get_rsr
+from ..integrations.adapters import save_rsr
+from ..integrations.attach import attach_rsr, collect_rsr_outputs, detach_rsr, get_rsr
 from ..models import autoencoder as ae_lib
-from ..models.bundle import model_kind
+from ..models.bundle import OWN_RSR, model_kind
 from ..models.c2i import ClassToImage
 from ..models.features import build_feature_net, feature_loss, save_feature_net
 from ..models.t2i import TextToImage
+from ..rsr.config import RSRConfig
+from ..rsr.outputs import total_aux_loss
 from ..sampling import generate_class_images, generate_images
 from ..worlds.prompts import TASKS, random_metadata
 from .config import TrainConfig, to_dict
@@ -76,7 +79,18 @@ class FlowObjective(nn.Module):
     def __init__(self, cfg: TrainConfig, model: TextToImage | ClassToImage | None = None):
         super().__init__()
         self.cfg = cfg
+        self.rsr_in = False
         self.model = model or self.create_model(cfg.model)
+        if model is None and cfg.model.rsr:
+            self.train_recursion_in(cfg.model.rsr)
+
+    def train_recursion_in(self, spec: str) -> None:
+        """RSR attached from the start with the base weights trainable (`model.rsr`, the lake's `lake.rsr`):
+        recursion trained in, not fine-tuned on; its auxiliary losses join the loss; exported inside the
+        model folder (`export`)."""
+        attach_rsr(self.model.transformer, RSRConfig.parse(spec), freeze_base=False)
+        self.model.train()
+        self.rsr_in = True
 
     def images_to_x0(self, images: torch.Tensor) -> torch.Tensor:
         return self.model.images_to_x0(images)
@@ -107,6 +121,8 @@ class FlowObjective(nn.Module):
             return self.model.velocity(x_t, tt, *conditions)
 
         loss = flow.flow_loss(velocity, x0, noise, t)
+        if self.rsr_in:
+            loss = loss + total_aux_loss(collect_rsr_outputs(self.model.transformer))
         return loss, {}
 
     def validate(self, step: int) -> dict:
@@ -125,7 +141,15 @@ class FlowObjective(nn.Module):
         return generate_images(self.model, prompts, seed=0, steps=20, guidance=3.0)
 
     def export(self, path: Path) -> None:
-        self.model.save(path)
+        """The model folder; RSR trained in goes to PATH/rsr, an adapter folder loaded with the model."""
+        if not self.rsr_in:
+            self.model.save(path)
+            return
+        transformer = self.model.transformer
+        rsr = detach_rsr(transformer)
+        save_rsr(rsr, Path(path) / OWN_RSR)  # first: the model folder's checksums.json (written last) covers it
+        self.model.save(path, extra_meta={"rsr": OWN_RSR})
+        attach_rsr(transformer, rsr.config, freeze_base=False).load_state_dict(rsr.state_dict())
 
 
 class ClassFlowObjective(FlowObjective):
