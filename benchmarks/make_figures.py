@@ -6,6 +6,8 @@
                                                                             # docs/figures/class_arms.png
     python -m benchmarks.make_figures class-failures --work outputs/class_table --arm base
                                                                             # docs/figures/class_failures.png
+    python -m benchmarks.make_figures routing --run full=R/rsr_best_s1 --run tokens_only=R/rsr_tokens_s1
+                                                                            # docs/figures/routing_usage.png
 """
 
 from __future__ import annotations
@@ -107,9 +109,51 @@ def class_failures(work: str, arm: str, out: str = "docs/figures/class_failures.
     print(f"wrote {save_png(np.concatenate(rows, axis=0), out)}")
 
 
+def routing(runs: list[str], out: str = "docs/figures/routing_usage.png") -> None:
+    """The paper's Figure 4 analogue: expert usage (argmax share of the last expert) per diffusion-timestep
+    bin and latent step, per RSR layer, read from each run's last validation probe (`metrics.jsonl`)."""
+    import json
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    probes = []
+    for spec in runs:
+        label, _, run = spec.rpartition("=")
+        records = [json.loads(line) for line in open(Path(run) / "metrics.jsonl")]
+        last = [r for r in records if "probe" in r][-1]
+        probes.append((label or Path(run).name, last))
+    layers = len(probes[0][1]["probe"]["layers"])
+    fig, axes = plt.subplots(len(probes), layers, figsize=(2.6 * layers, 1.9 * len(probes)), squeeze=False)
+    for row, (label, record) in enumerate(probes):
+        probe = record["probe"]
+        for col, layer in enumerate(probe["layers"]):
+            usage = np.array(layer["usage"])  # (bins, latent steps, experts)
+            share = usage[..., -1].T  # (latent steps, bins): the last expert's share
+            ax = axes[row][col]
+            ax.imshow(share, vmin=0, vmax=1, cmap="coolwarm", aspect="auto")
+            for (i, j), v in np.ndenumerate(share):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
+            ax.set_xticks(range(len(probe["bins"])), [f"{b:.2f}" for b in probe["bins"]], fontsize=7)
+            ax.set_yticks(range(share.shape[0]), [f"t{i + 1}" for i in range(share.shape[0])], fontsize=7)
+            ax.set_title(f"{label}, block {layer['layer']} (step {record['step']})", fontsize=8)
+            if row == len(probes) - 1:
+                ax.set_xlabel("diffusion time t (1 = noise)", fontsize=7)
+    fig.suptitle("share of tokens routed to the last expert, per latent step and timestep", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("figure", choices=["base-samples", "think-steps", "class-arms", "class-failures"])
+    parser.add_argument("figure", choices=["base-samples", "think-steps", "class-arms", "class-failures", "routing"])
+    parser.add_argument("--run", action="append", default=[], metavar="LABEL=RUN",
+                        help="RSR fine-tune run folders (routing)")
+    parser.add_argument("--out", default=None)
     parser.add_argument("--adapter", default=None, help="RSR adapter folder (think-steps)")
     parser.add_argument("--work", default="outputs/class_table", help="class_table's work folder (class-arms)")
     parser.add_argument("--arm", action="append", help="arm names, in row order (class-arms; class-failures: the first)")
@@ -125,6 +169,10 @@ def main() -> None:
         class_arms(args.work, args.arm or ["base"])
     elif args.figure == "class-failures":
         class_failures(args.work, (args.arm or ["base"])[0])
+    elif args.figure == "routing":
+        if not args.run:
+            parser.error("routing needs --run LABEL=RUN (one or more)")
+        routing(args.run, args.out or "docs/figures/routing_usage.png")
 
 
 if __name__ == "__main__":
