@@ -73,6 +73,35 @@ def comparisons(scores: dict, name: str, references: list[str]) -> dict:
     return out
 
 
+TASK_COLUMNS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
+
+
+def _ci(c: dict) -> str:
+    return f"{c['difference']:+.3f} ({c['ci95'][0]:+.3f} to {c['ci95'][1]:+.3f})"
+
+
+def markdown(report: dict) -> str:
+    """One row per arm: per-task accuracy, overall with its interval, dense score, sampling time and the
+    paired differences against every reference arm (overall; dense in the last columns)."""
+    arms = report["arms"]
+    refs = sorted({k[len("minus_"):] for a in arms.values() for k in a if k.startswith("minus_")},
+                  key=list(arms).index)
+    head = (["arm", *TASK_COLUMNS, "overall (95% CI)", "dense", "s / image"] + [f"- {r}" for r in refs]
+            + [f"dense - {r}" for r in refs])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, a in arms.items():
+        tasks = a.get("tasks", {})
+        cells = [name] + [f"{tasks[t]:.3f}" if t in tasks else "" for t in TASK_COLUMNS]
+        ci = a.get("overall_ci95")
+        cells.append(f"**{a['overall']:.3f}**" + (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else " (pooled)"))
+        cells.append(f"{tasks['dense']:.3f}" if "dense" in tasks else "")
+        cells.append(f"{a['sampling']['seconds_per_image']:.3f}" if "sampling" in a else "")
+        cells += [_ci(a[f"minus_{r}"]) if f"minus_{r}" in a else "" for r in refs]
+        cells += [_ci(a[f"dense_minus_{r}"]) if f"dense_minus_{r}" in a else "" for r in refs]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _per_arm(values: list[str], cast) -> dict:
     out = {}
     for v in values:
@@ -86,7 +115,8 @@ def _per_arm(values: list[str], cast) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="shapes-base")
-    parser.add_argument("--arm", action="append", required=True)
+    parser.add_argument("--arm", action="append", default=[])
+    parser.add_argument("--table", metavar="REPORT", help="print the markdown table of a report JSON and exit")
     parser.add_argument("--arm-model", action="append", default=[], metavar="NAME=DIR")
     parser.add_argument("--arm-steps", action="append", default=[], metavar="NAME=N")
     parser.add_argument("--versus", action="append", default=[], metavar="NAME",
@@ -101,6 +131,11 @@ def main() -> None:
                         help="keep an arm's image folder from an earlier run with the same settings instead of re-sampling")
     parser.add_argument("--out", default="benchmarks/results/finetune_compare.json")
     args = parser.parse_args()
+    if args.table:
+        print(markdown(json.loads(Path(args.table).read_text())))
+        return
+    if not args.arm:
+        parser.error("give at least one --arm (or --table REPORT)")
     torch.set_num_threads(args.threads)
     prompt_files = args.prompts or ["data/eval/geneval.jsonl"]
     arm_models, arm_steps = _per_arm(args.arm_model, str), _per_arm(args.arm_steps, int)
@@ -168,6 +203,7 @@ def main() -> None:
     for name in report["arms"]:
         report["arms"][name].update(comparisons(scores, name, references))
     write_json(args.out, report)
+    print(markdown(report))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,42 @@
+"""benchmarks/compare_adapters.py's statistics on hand-made per-prompt scores: paired differences, the
+dense prompts kept out of the overall, seed pooling and the markdown table."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("compare_adapters", ROOT / "benchmarks" / "compare_adapters.py")
+ca = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ca)
+
+
+def results(correct: dict[str, list[int]], dense: list[float]) -> list[dict]:
+    """Result rows (one image per prompt) of two GenEval tasks and the dense task."""
+    rows = [{"tag": t, "folder": f"{t}{i}", "correct": c} for t, cs in correct.items() for i, c in enumerate(cs)]
+    return rows + [{"tag": "dense", "folder": f"d{i}", "correct": s == 1.0, "score": s} for i, s in enumerate(dense)]
+
+
+def test_paired_differences_pooling_and_table():
+    base = ca.per_prompt_scores(results({"counting": [0, 0, 1, 1], "position": [0, 1, 0, 1]}, [0.5, 0.5]))
+    better = ca.per_prompt_scores(results({"counting": [1, 1, 1, 1], "position": [0, 1, 0, 1]}, [1.0, 0.5]))
+    assert base["dense"] == {"d0": 0.5, "d1": 0.5}  # a dense image counts with its question score
+    scores = {"base": base, "better": better, "same": base}
+    out = ca.comparisons(scores, "better", ["base"])
+    assert out["minus_base"]["difference"] == pytest.approx(0.25)  # counting +0.5, position 0: mean over tasks
+    assert out["dense_minus_base"]["difference"] == pytest.approx(0.25)  # dense apart, not in the overall
+    lo, hi = out["minus_base"]["ci95"]
+    assert 0 <= lo < 0.25 < hi <= 0.5  # (4 prompts per task: resampling only the tied ones gives 0)
+    same = ca.comparisons(scores, "same", ["base"])["minus_base"]
+    assert same["difference"] == 0 and same["ci95"] == [0, 0]
+    assert ca.comparisons(scores, "base", ["base"]) == {}  # an arm is not compared with itself
+    pooled = ca.pooled([base, better])
+    assert pooled["counting"] == {"counting0": 0.5, "counting1": 0.5, "counting2": 1.0, "counting3": 1.0}
+    report = {"arms": {"base": {"tasks": {"counting": 0.5, "position": 0.5, "dense": 0.5}, "overall": 0.5,
+                                "overall_ci95": [0.25, 0.75], "sampling": {"seconds_per_image": 0.2}},
+                       "better": {"tasks": {"counting": 1.0, "position": 0.5, "dense": 0.75}, "overall": 0.75,
+                                  "overall_ci95": [0.5, 1.0], "sampling": {"seconds_per_image": 0.3}, **out}}}
+    table = ca.markdown(report).splitlines()
+    assert len(table) == 4 and "- base" in table[0] and "dense - base" in table[0]
+    assert "+0.250" in table[3] and "**0.750** (0.500-1.000)" in table[3]
