@@ -2,7 +2,8 @@
 train only an adapter on a frozen base: RSR experts and gates, or (`--method lora`) the paper's SFT
 baseline, a plain peft LoRA on the same blocks' image q/k/v with its rank matched to the RSR
 spec's parameter count. `--method full` trains the base's whole transformer further instead (the
-compute-matched baseline) and writes a model folder, OUT_DIR/model. Reuses the trainer: progress, checkpoints, resume, torchrun DDP.
+compute-matched baseline) and writes a model folder, OUT_DIR/model. Reuses the trainer: progress,
+checkpoints, resume, torchrun DDP.
 The adapter (its own safetensors + JSON) is written to OUT_DIR/adapter unless --export is given.
 With --pretrained (a diffusers pipeline or bundled model) and --data, flags follow diffusers'
 train_dreambooth_lora_sd3.py instead of a config file: see `thinkpix.commands.finetune_pipeline`."""

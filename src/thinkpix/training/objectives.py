@@ -238,6 +238,8 @@ class AdapterTraining(PooledLatents):
 
 def _frozen_base(cfg: TrainConfig, bundle):
     model = bundle.load(resolve_model(cfg.finetune.base))
+    if model.meta.get("rsr"):
+        raise ThinkpixError(f"{cfg.finetune.base} was trained with RSR in it (model.rsr); fine-tuning it is not supported")
     model.requires_grad_(False)
     cfg.model.canvas = model.meta["canvas"]  # the data follows the base model's canvas
     return model
