@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--probe", nargs="+", default=[], help="RSR adapter folders to load and measure now")
     parser.add_argument("--base", default="shapes-base", help="the base model of --probe adapters")
     parser.add_argument("--max-steps", type=int, default=4, help="--probe: validation loss for T = 0..this")
+    parser.add_argument("--out", default=None, help="also write everything printed as JSON here")
     args = parser.parse_args(argv)
     out = {}
     for adapter in args.probe:
@@ -169,6 +170,10 @@ def main(argv: list[str] | None = None) -> dict:
             cos = ", ".join(f"{c:+.3f}" for c in row["expert_update_cosines"])
             print(f"{path} layer {layer}: |dW_m| {norms}; cosine between experts {cos}; "
                   f"|gate out| {row['gate_out_norm']:.3f}")
+    if args.out:
+        from thinkpix.files import write_json
+
+        write_json(args.out, out)
     return out
 
 
