@@ -91,7 +91,7 @@ def summarise_run(run: str | Path) -> dict:
         row["grad_norm_gates"] = grads[max(before)] if before else None
         rows.append(row)
     last = rows[-1] if rows else {}
-    return {"rows": rows, "verdict": verdict(last) if "recursion_use" in last else None}
+    return {"rows": rows, "verdict": verdict(last) if last.get("recursion_use") is not None else None}  # (LoRA, full: no probe)
 
 
 def probe_adapter(adapter: str, base: str, max_steps: int = 4, samples: int = 64) -> dict:
