@@ -142,6 +142,28 @@ def print_run(run: str, summary: dict) -> None:
         print(f"verdict: routing {summary['verdict']['routing']}; recursion {summary['verdict']['recursion']}")
 
 
+def runs_table(summaries: dict) -> str:
+    """Markdown, one row per `--run` summary: validation loss at the first and last record, its lowest
+    value, and the last record's instruments and verdict."""
+    def fmt(x, spec):
+        return format(x, spec) if isinstance(x, (int, float)) else "-"
+
+    lines = ["| run | val_loss (first -> last) | lowest (step) | H / ln M | expert cosine | recursion use | "
+             "adapter effect | verdict |", "|---|---|---|---|---|---|---|---|"]
+    for run, summary in summaries.items():
+        rows = summary.get("rows")
+        if not rows:
+            continue
+        last, best = rows[-1], min(rows, key=lambda r: r["val_loss"])
+        v = summary["verdict"]
+        lines.append(f"| {Path(run).name} | {rows[0]['val_loss']:.5f} -> {last['val_loss']:.5f} | "
+                     f"{best['val_loss']:.5f} ({best['step']}) | {fmt(last.get('probe_entropy_ratio'), '.2f')} | "
+                     f"{fmt(last.get('probe_update_cosine'), '+.2f')} | {fmt(last.get('recursion_use'), '.4f')} | "
+                     f"{fmt(last.get('adapter_effect'), '.4f')} | "
+                     + (f"{v['routing']}; recursion {v['recursion']} |" if v else "- |"))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("adapters", nargs="*", help="RSR adapter folders")
@@ -150,7 +172,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--base", default="shapes-base", help="the base model of --probe adapters")
     parser.add_argument("--max-steps", type=int, default=4, help="--probe: validation loss for T = 0..this")
     parser.add_argument("--out", default=None, help="also write everything printed as JSON here")
+    parser.add_argument("--table", default=None, metavar="JSON", help="print the --run table of an --out JSON and exit")
     args = parser.parse_args(argv)
+    if args.table:
+        import json
+
+        print(runs_table(json.loads(Path(args.table).read_text())))
+        return {}
     out = {}
     for adapter in args.probe:
         out[adapter] = probe_adapter(adapter, args.base, args.max_steps)
@@ -163,6 +191,8 @@ def main(argv: list[str] | None = None) -> dict:
     for run in args.run:
         out[run] = summarise_run(run)
         print_run(run, out[run])
+    if args.run:
+        print(runs_table({r: out[r] for r in args.run}))
     for path in args.adapters:
         out[path] = inspect(path)
         for layer, row in out[path]["layers"].items():

@@ -271,3 +271,22 @@ def test_run_class_track_makes_every_arm_of_the_table_in_its_run_folder(tmp_path
     assert not any("src/thinkpix" in c for c in calls)
     code = [line for line in script.read_text().splitlines() if not line.lstrip().startswith("#")]
     assert not any("src/thinkpix" in line for line in code)  # the bundled base is never written
+
+
+def _benchmark(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("script, render, json_name", [
+    ("compare_adapters", "markdown", "issue12_compare_s1.json"),
+    ("inspect_adapter", "runs_table", "issue12_instruments.json"),
+])
+def test_generated_tables_appear_verbatim(script, render, json_name):
+    """Tables the docs paste from a script's `--table` are that script's rendering of the cited JSON."""
+    table = getattr(_benchmark(script), render)(json.loads((RESULTS / json_name).read_text()))
+    assert table in (DOCS / "results.md").read_text(encoding="utf-8"), f"docs/results.md: the table of {json_name} differs"
