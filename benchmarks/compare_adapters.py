@@ -148,8 +148,7 @@ def main() -> None:
         if name not in names and name not in pools:
             raise SystemExit(f"--versus {name!r} is not one of the arms or pools {names + list(pools)}")
 
-    from thinkpix.adapters import load_adapter
-    from thinkpix.integrations.attach import set_latent_steps
+    from thinkpix.adapters import prepare_for_sampling
     from thinkpix.bundled import resolve_model
     from thinkpix.evaluation.metadata import read_metadata
     from thinkpix.evaluation.runner import evaluate_folder, format_table
@@ -175,12 +174,8 @@ def main() -> None:
         if not (args.reuse and (folder / "arm.json").is_file() and (folder / "arm.json").read_text() == stamp
                 and timing_file.is_file()):
             model = TextToImage.load(resolve_model(model_name))
-            path, _, think = spec.partition(":")
-            if path:
-                load_adapter(model.transformer, path, int(think) if think else None)
-                model.eval()
-            elif think:  # ":T": a model trained with RSR in it (`model.rsr`), at T latent steps
-                set_latent_steps(model.transformer, int(think))
+            path, _, think = spec.partition(":")  # ":T" alone: a model trained with RSR in it, at T steps
+            prepare_for_sampling(model, model_name, path or None, int(think) if think else None)
             start = time.perf_counter()
             done = write_geneval_folder(model, rows, folder, args.images_per_prompt, args.seed, steps=steps, guidance=3.0)
             seconds = time.perf_counter() - start

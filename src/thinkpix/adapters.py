@@ -60,6 +60,23 @@ def attach_adapter(transformer: nn.Module, ft) -> AttachedAdapter:
     raise ThinkpixError(f"unknown fine-tuning method {ft.method!r}; known: rsr, lora")
 
 
+def prepare_for_sampling(model, where, adapter=None, think_steps: int | None = None):
+    """A loaded model (a `models.bundle.ImageBundle`) ready to sample. A model trained with RSR in it
+    (`meta["rsr"]`, already attached by its loader) takes `think_steps` but no further adapter; any other
+    takes an RSR or LoRA `adapter` folder, and `think_steps` only with an RSR one. `where` names the model
+    in errors. -> the model, in eval mode."""
+    if model.meta.get("rsr"):
+        if adapter:
+            raise ThinkpixError(f"{where} was trained with RSR; it takes no further --adapter")
+        if think_steps is not None:
+            set_latent_steps(model.transformer, think_steps)
+    elif adapter:
+        load_adapter(model.transformer, adapter, think_steps)
+    elif think_steps:
+        raise ThinkpixError(f"--think-steps needs an RSR --adapter or a model trained with RSR ({where} has neither)")
+    return model.eval()
+
+
 def load_adapter(transformer: nn.Module, path, think_steps: int | None = None, force_base: bool = False) -> str:
     """Load an RSR or LoRA adapter folder into `transformer`; returns the method. `think_steps`
     sets RSR's latent steps (0 = the base model); it is refused for a LoRA adapter. An RSR adapter

@@ -7,7 +7,6 @@ seed and map, not on its batch-mates.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,21 +20,9 @@ from .sampling import _integrate
 def load_lake(path, adapter=None, think_steps: int | None = None) -> LakeModel:
     """A lake model folder, with its own RSR (trained in) or an `adapter` folder loaded; `think_steps`
     sets RSR's latent steps (0 = the network without RSR)."""
-    from .adapters import load_adapter
-    from .integrations.attach import set_latent_steps
+    from .adapters import prepare_for_sampling
 
-    path = Path(path)
-    model = LakeModel.load(path)  # with its own RSR attached, if it was trained with one
-    if model.meta.get("rsr"):
-        if adapter:
-            raise ThinkpixError(f"{path} was trained with RSR; it takes no further --adapter")
-        if think_steps is not None:
-            set_latent_steps(model.transformer, think_steps)
-    elif adapter:
-        load_adapter(model.transformer, adapter, think_steps)
-    elif think_steps:
-        raise ThinkpixError(f"--think-steps needs a model trained with RSR or an RSR --adapter ({path} has neither)")
-    return model.eval()
+    return prepare_for_sampling(LakeModel.load(path), path, adapter, think_steps)
 
 
 @torch.no_grad()

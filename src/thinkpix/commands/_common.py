@@ -44,21 +44,9 @@ def load_model(args, kind: str = "mmdit"):
         from ..models.t2i import TextToImage
 
         model = TextToImage.load(path)
-    if model.meta.get("rsr"):  # trained with RSR in it (`model.rsr`): its own RSR is attached
-        if args.adapter:
-            raise ThinkpixError(f"{path} was trained with RSR; it takes no further --adapter")
-        if args.think_steps is not None:
-            from ..integrations.attach import set_latent_steps
+    from ..adapters import prepare_for_sampling
 
-            set_latent_steps(model.transformer, args.think_steps)
-    elif args.adapter:
-        from ..adapters import load_adapter
-
-        load_adapter(model.transformer, args.adapter, args.think_steps)
-        model.eval()
-    elif args.think_steps:
-        raise ThinkpixError("--think-steps needs an RSR --adapter or a model trained with RSR (model.rsr)")
-    return model
+    return prepare_for_sampling(model, path, args.adapter, args.think_steps)
 
 
 def model_path(args, kind: str = "mmdit"):

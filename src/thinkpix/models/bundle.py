@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import ThinkpixError
@@ -158,13 +159,30 @@ class ImageBundle(nn.Module):
             load_rsr(self.transformer, Path(path) / self.meta["rsr"])
         return self
 
-    @staticmethod
-    def load_parts(path: str | Path, kind: str, transformer_class) -> tuple[dict, nn.Module, AutoencoderKL | None]:
-        """-> (meta, fp32 transformer, autoencoder or None) of a `kind` model folder."""
+    @classmethod
+    def load(cls, path: str | Path) -> "ImageBundle":
+        """A model folder of the subclass's `KIND`: meta, fp32 transformer (`TRANSFORMER_CLASS`), autoencoder
+        or None, the subclass's own parts (`from_parts`), then its own RSR if it was trained with one."""
         path = Path(path)
         meta = read_meta(path)
-        check_kind(path, meta, kind)
-        transformer = transformer_class.from_pretrained(path / "transformer", local_files_only=True,
-                                                        use_safetensors=True).float()
+        check_kind(path, meta, cls.KIND)
+        transformer = cls.TRANSFORMER_CLASS.from_pretrained(path / "transformer", local_files_only=True,
+                                                            use_safetensors=True).float()
         ae = load_autoencoder(path / "autoencoder", verify=False) if meta["space"] == "latent" else None
-        return meta, transformer, ae
+        return cls.from_parts(path, meta, transformer, ae).load_own_rsr(path).eval()
+
+    @classmethod
+    def from_parts(cls, path: Path, meta: dict, transformer: nn.Module, ae: AutoencoderKL | None) -> "ImageBundle":
+        """Subclass hook: the model from its loaded parts (reading its own extra files from `path`)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def save_state(module: nn.Module, file: Path, dtype: torch.dtype) -> None:
+        """A small module's weights as one safetensors file, in `dtype` (e.g. the cell tokens)."""
+        save_file({k: v.to(dtype).contiguous() for k, v in module.state_dict().items()}, file)
+
+    @staticmethod
+    def load_state(module: nn.Module, file: Path) -> nn.Module:
+        """The inverse of `save_state`, weights back in fp32."""
+        module.load_state_dict({k: v.float() for k, v in load_file(file).items()})
+        return module

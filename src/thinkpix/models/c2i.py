@@ -78,6 +78,9 @@ def disable_label_dropout(transformer: DiTTransformer2DModel) -> None:
 
 
 class ClassToImage(ImageBundle):
+    KIND = KIND  # the kind in thinkpix.json that `load` accepts
+    TRANSFORMER_CLASS = DiTTransformer2DModel
+
     def __init__(self, transformer: DiTTransformer2DModel, autoencoder: AutoencoderKL | None, meta: dict):
         super().__init__(transformer, autoencoder, meta)
         if transformer.config.num_embeds_ada_norm != len(meta["classes"]):
@@ -116,6 +119,5 @@ class ClassToImage(ImageBundle):
         )[0]
 
     @classmethod
-    def load(cls, path: str | Path) -> "ClassToImage":
-        meta, transformer, ae = cls.load_parts(path, KIND, DiTTransformer2DModel)
-        return cls(transformer, ae, meta).load_own_rsr(path).eval()
+    def from_parts(cls, path: Path, meta: dict, transformer: nn.Module, ae: AutoencoderKL | None) -> "ClassToImage":
+        return cls(transformer, ae, meta)

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import SD3Transformer2DModel
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..worlds.lake.maps import KIND_NAMES
@@ -75,6 +74,9 @@ def map_inputs(grids: list[np.ndarray], canvas: int = 32, ks: list[int] | None =
 
 
 class LakeModel(ImageBundle):
+    KIND = KIND  # the kind in thinkpix.json that `load` accepts
+    TRANSFORMER_CLASS = SD3Transformer2DModel
+
     def __init__(self, transformer: SD3Transformer2DModel, cells: CellTokens, meta: dict):
         super().__init__(transformer, None, meta)
         self.cells = cells
@@ -109,13 +111,9 @@ class LakeModel(ImageBundle):
         )[0]
 
     def save_extra(self, path: Path, dtype: torch.dtype) -> None:
-        save_file({k: v.to(dtype).contiguous() for k, v in self.cells.state_dict().items()},
-                  path / "cells.safetensors")
+        self.save_state(self.cells, path / "cells.safetensors", dtype)
 
     @classmethod
-    def load(cls, path: str | Path) -> "LakeModel":
-        path = Path(path)
-        meta, transformer, _ = cls.load_parts(path, KIND, SD3Transformer2DModel)
+    def from_parts(cls, path: Path, meta: dict, transformer: nn.Module, ae=None) -> "LakeModel":
         cells = CellTokens(transformer.inner_dim, meta.get("target") == "position")
-        cells.load_state_dict({k: v.float() for k, v in load_file(path / "cells.safetensors").items()})
-        return cls(transformer, cells, meta).load_own_rsr(path).eval()
+        return cls(transformer, cls.load_state(cells, path / "cells.safetensors"), meta)

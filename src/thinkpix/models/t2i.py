@@ -10,7 +10,6 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, SD3Transformer2DModel
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .bundle import PIXEL_PATCH, ImageBundle, load_autoencoder, space_geometry  # noqa: F401 (re-exported)
@@ -37,6 +36,9 @@ def build_transformer(size: str, in_channels: int, sample_size: int, patch_size:
 
 
 class TextToImage(ImageBundle):
+    KIND = KIND  # the kind in thinkpix.json that `load` accepts
+    TRANSFORMER_CLASS = SD3Transformer2DModel
+
     def __init__(
         self,
         transformer: SD3Transformer2DModel,
@@ -74,14 +76,11 @@ class TextToImage(ImageBundle):
     # ---- save / load ------------------------------------------------------------------------
     def save_extra(self, path: Path, dtype: torch.dtype) -> None:
         if self.meta["text_encoder"] == "words":
-            save_file({k: v.to(dtype).contiguous() for k, v in self.text_encoder.state_dict().items()},
-                      path / "text_encoder.safetensors")
+            self.save_state(self.text_encoder, path / "text_encoder.safetensors", dtype)
 
     @classmethod
-    def load(cls, path: str | Path) -> "TextToImage":
-        path = Path(path)
-        meta, transformer, ae = cls.load_parts(path, KIND, SD3Transformer2DModel)
+    def from_parts(cls, path: Path, meta: dict, transformer: nn.Module, ae: AutoencoderKL | None) -> "TextToImage":
         text = build_text_encoder(meta["text_encoder"])
         if meta["text_encoder"] == "words":
-            text.load_state_dict({k: v.float() for k, v in load_file(path / "text_encoder.safetensors").items()})
-        return cls(transformer, text, ae, meta).load_own_rsr(path).eval()
+            cls.load_state(text, path / "text_encoder.safetensors")
+        return cls(transformer, text, ae, meta)

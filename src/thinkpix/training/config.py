@@ -200,21 +200,27 @@ def config_from_dict(data: dict, overrides: list[str] = ()) -> TrainConfig:
     return validate(cfg)
 
 
+def read_config_file(path: str | Path | None) -> dict:
+    """A YAML config file's mapping ({} for no file); ThinkpixError for a missing, undecodable or
+    malformed file. Shared by every config kind (training, fine-tuning, the lake world)."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.exists():
+        raise ThinkpixError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ThinkpixError(f"{path}: not valid UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        raise ThinkpixError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ThinkpixError(f"{path}: top level must be a mapping of config keys")
+    return data
+
+
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
-    data = {}
-    if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ThinkpixError(f"{path}: config file not found")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except UnicodeDecodeError:
-            raise ThinkpixError(f"{path}: not valid UTF-8 text") from None
-        except yaml.YAMLError as exc:
-            raise ThinkpixError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if not isinstance(data, dict):
-            raise ThinkpixError(f"{path}: top level must be a mapping of config keys")
-    return config_from_dict(data, overrides)
+    return config_from_dict(read_config_file(path), overrides)
 
 
 def to_dict(cfg) -> dict:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from ..errors import ThinkpixError
 from ..lake_sampling import generate_lake_images, load_lake
@@ -23,7 +22,7 @@ from ..rsr.config import RSRConfig
 from ..worlds.lake.maps import MAX_SIZE, MIN_SIZE, random_map
 from ..worlds.lake.render import render
 from ..worlds.lake.sets import TARGETS, parse_range, training_pair
-from .config import TrainConfig, _apply, parse_overrides, validate
+from .config import TrainConfig, _apply, parse_overrides, read_config_file, validate
 from .data import sample_seed
 from .objectives import AdapterTraining, FlowObjective
 
@@ -45,17 +44,8 @@ class LakeTrainConfig(TrainConfig):
 
 def lake_config(path: str | Path | None, overrides: list[str] = ()) -> LakeTrainConfig:
     """A lake training config from YAML plus dotted overrides; ThinkpixError naming a bad key."""
-    data = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ThinkpixError(f"{path}: config file not found")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ThinkpixError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     cfg = LakeTrainConfig()
-    _apply(cfg, data)
+    _apply(cfg, read_config_file(path))
     _apply(cfg, parse_overrides(list(overrides)))
     validate(cfg)
     if cfg.model.kind != "mmdit" or cfg.model.space != "pixel":
