@@ -6,6 +6,7 @@
 # and its figure. Everything goes into RUNS_DIR; nothing under src/ is touched.
 #   bash benchmarks/run_class_track.sh [RUNS_DIR]      (default runs/; every step resumes or reuses)
 #   BASE=shapes-dit bash benchmarks/run_class_track.sh  skip step 1 and use the bundled base instead
+#   PER_CLASS=105 ...                                   images per class (default 210: 5,040 per arm)
 # The table is written to RUNS_DIR/class_table.json (benchmarks/results/class_table.json is the copy
 # the docs quote: copy it there to update them; tests/test_docs_numbers.py then checks the docs).
 set -euo pipefail
@@ -24,7 +25,7 @@ ClassToImage.load(f"{sys.argv[1]}/dit_demo/final").save(f"{sys.argv[1]}/shapes-d
 PY
   BASE=$R/shapes-dit
 fi
-T="python -m benchmarks.class_table --model $BASE --per-class 210 --work $R/class_table"
+T="python -m benchmarks.class_table --model $BASE --per-class ${PER_CLASS:-210} --work $R/class_table"
 FT="thinkpix finetune --config configs/finetune_dit.yaml --base $BASE"
 L=layers=4,5,experts=2,steps=2,rank=8
 SOFT=$L,routing=soft
