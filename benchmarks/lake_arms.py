@@ -65,6 +65,12 @@ def _cell(g: dict) -> str:
     return f"{g['accuracy']:.2f} ({g['ci95'][0]:.2f}-{g['ci95'][1]:.2f})"
 
 
+def _cells(arm: dict, split: str) -> str:
+    """Path-cell precision and its chance level on one split ('-' for reports made before the instrument)."""
+    c = arm.get("path_cells", {}).get("by_split", {}).get(split)
+    return f"{c['precision']:.2f} ({c['chance']:.2f})" if c and c["drawn"] else "-"
+
+
 def markdown(report: dict) -> str:
     """Markdown tables of a report: accuracy by split and by length per arm, the T sweeps."""
     arms = report["arms"]
@@ -78,17 +84,19 @@ def markdown(report: dict) -> str:
     lines.append("| **overall** | " + f"{first['images']} | " + " | ".join(
         f"**{arms[n]['overall']:.3f}** ({arms[n]['overall_ci95'][0]:.3f}-{arms[n]['overall_ci95'][1]:.3f})"
         for n in names) + " |")
+    lines.append("| path cells on a shortest path, in-range (chance) | | " + " | ".join(
+        _cells(arms[n], "in-range") for n in names) + " |")
     for name, sweep in report.get("sweeps", {}).items():
         splits = list(next(iter(sweep.values()))["by_split"])
         lines += ["", f"{name}: accuracy against T", "",
-                  "| T | overall | " + " | ".join(splits) + " | vs T=0 | ms / image |",
-                  "|---|---|" + "---|" * len(splits) + "---|---|"]
+                  "| T | overall | " + " | ".join(splits) + " | vs T=0 | path cells in-range (chance) | ms / image |",
+                  "|---|---|" + "---|" * len(splits) + "---|---|---|"]
         for t, row in sweep.items():
             d = row["paired_vs_T0"] and row["paired_vs_T0"]["overall"]
             vs = f"{d['difference']:+.3f} ({d['ci95'][0]:+.3f}..{d['ci95'][1]:+.3f})" if d else "-"
             lines.append(f"| {t} | {row['overall']:.3f} | " + " | ".join(
                 f"{row['by_split'][s]['accuracy']:.3f}" for s in splits)
-                + f" | {vs} | {row['seconds_per_image'] * 1000:.1f} |")
+                + f" | {vs} | {_cells(row, 'in-range')} | {row['seconds_per_image'] * 1000:.1f} |")
     return "\n".join(lines)
 
 
@@ -130,6 +138,7 @@ def main(argv=None) -> int:
             report["sweeps"].setdefault(name, {})[str(t)] = {
                 "overall": s["overall"], "overall_ci95": s["overall_ci95"], "seconds_per_image": per_image,
                 "by_split": s["by_split"], "by_length": s["by_length"], "verdicts": s["verdicts"],
+                "path_cells": s["path_cells"],
                 "paired_vs_T0": paired(at_zero, c, metas) if t and at_zero is not None else None}
             print(f"  {name} T={t}: accuracy {s['overall']:.3f} ({per_image * 1000:.1f} ms/image)")
             write_json(args.out, report, indent=1)  # partial results survive an interrupted run

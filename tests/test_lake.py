@@ -8,7 +8,7 @@ import pytest
 
 from thinkpix.cli import main
 from thinkpix.errors import ThinkpixError
-from thinkpix.evaluation.lake import evaluate_lake_folder, ground_truth_image, judge
+from thinkpix.evaluation.lake import evaluate_lake_folder, ground_truth_image, judge, path_cell_precision
 from thinkpix.evaluation.lake_breaks import BREAKS, break_solution
 from thinkpix.worlds.lake import (FROZEN, HOLE, PATH, eval_set, from_text, random_map, read_cells, render,
                                   shortest_length, shortest_path, to_text, with_path)
@@ -123,6 +123,21 @@ MAP = ["S..H", ".H..", "....", "H..G"]  # shortest path: 6 moves
 ])
 def test_evaluator_verdicts_on_hand_made_cases(rows, verdict):
     assert judge(image_of(rows), from_text(MAP))["verdict"] == verdict
+
+
+def test_path_cell_instrument_counts_cells_on_any_shortest_path_against_chance():
+    grid = from_text(["S.G.", "....", "....", "...."])  # 2 moves: only (0, 1) lies on a shortest path
+    right = judge(image_of(["S*G.", "....", "....", "...."]), grid)
+    stray = judge(image_of(["S.G.", "..*.", "....", "...*"]), grid)
+    assert (right["drawn"], right["on_path"], right["verdict"]) == (1, 1, "correct")
+    assert (stray["drawn"], stray["on_path"], stray["verdict"]) == (2, 0, "broken")
+    assert right["chance"] == stray["chance"] == 1 / 14  # 1 of the 14 free cells
+    detour = judge(image_of(["S**H", "*H**", "****", "H..G"]), from_text(MAP))  # every free cell of MAP is on one
+    assert (detour["drawn"], detour["on_path"], detour["chance"]) == (9, 9, 1.0)
+    rows = [dict(r, length=2) for r in (right, stray)]
+    assert path_cell_precision(rows) == {"images": 2, "drawn": 3, "precision": 1 / 3, "chance": 1 / 14,
+                                         "drawn_per_needed": 1.5}
+    assert "on_path" not in judge(image_of(["S.*H", ".H..", "....", "H..G"]), from_text(MAP), 2)  # position target
 
 
 def test_evaluator_breaks_when_the_map_is_not_copied():

@@ -9,6 +9,11 @@ Verdicts (one per image, checked in this order):
    then one shortest path (any shortest path counts);
 5. `valid-not-shortest`: a connected hole-free route, but more drawn cells than a shortest path needs.
 
+Graded instrument (path target): `on_path`, the drawn cells that lie on some shortest path, and `chance`,
+the share of the map's free cells (not a hole, start or goal) that do. Summed over images they give the
+path-cell precision and what drawing the same number of cells uniformly at random would get (summary
+`path_cells`): a model that has learned something about paths but never a whole one shows there.
+
 Position target (metadata `k`): `correct` when exactly one cell is drawn and an agent can stand there
 after k moves along some shortest path; `wrong-position` when exactly one other cell is drawn;
 `broken` when the map is not copied or not exactly one cell is drawn (`touches-hole` as above).
@@ -45,6 +50,8 @@ def judge(image: np.ndarray, grid: np.ndarray, k: int | None = None) -> dict:
     drawn = cells == PATH
     start, goal = find(grid, START), find(grid, GOAL)
     out = {"drawn": int(drawn.sum())}
+    if k is None:
+        out |= _path_cells(drawn, grid, start, goal)
     if cells[start] != START or cells[goal] != GOAL:
         return out | {"verdict": "broken", "reason": "start or goal not where the map has it"}
     holes = np.argwhere(drawn & (grid == HOLE))
@@ -67,6 +74,14 @@ def judge(image: np.ndarray, grid: np.ndarray, k: int | None = None) -> dict:
         return out | {"verdict": "correct", "reason": f"shortest path, {length} moves"}
     return out | {"verdict": "valid-not-shortest",
                   "reason": f"{out['drawn']} cells drawn, a shortest path ({length} moves) needs {length - 1}"}
+
+
+def _path_cells(drawn: np.ndarray, grid: np.ndarray, start, goal) -> dict:
+    """{'on_path': drawn cells on some shortest path, 'chance': share of free cells that are}."""
+    from_start, from_goal = distances(grid, start), distances(grid, goal)  # (N, N), -1 unreachable
+    free = (grid != HOLE) & (grid != START) & (grid != GOAL)
+    on = free & (from_start >= 0) & (from_goal >= 0) & (from_start + from_goal == from_start[goal])
+    return {"on_path": int((drawn & on).sum()), "chance": float(on.sum() / max(int(free.sum()), 1))}
 
 
 def _judge_position(drawn: np.ndarray, grid: np.ndarray, k: int) -> dict:
@@ -151,7 +166,25 @@ def summarise_lake(results: list[dict]) -> dict:
         "by_length": _grouped(results, "length"),
         "by_size": _grouped(results, "size"),
         "by_split": _grouped(results, "split"),
+        "path_cells": {"overall": path_cell_precision(results),
+                       "by_split": {k: path_cell_precision([r for r in results if r["split"] == k])
+                                    for k in _grouped(results, "split")}},
     }
+
+
+def path_cell_precision(results: list[dict]) -> dict | None:
+    """Over the path-target images: drawn cells, the share on some shortest path (precision), the share
+    the same cells drawn uniformly at random on each map's free cells would get (chance), and drawn
+    cells per cell a shortest path needs. None without path-target images."""
+    rows = [r for r in results if "on_path" in r]
+    if not rows:
+        return None
+    drawn = sum(r["drawn"] for r in rows)
+    needed = sum(max(r["length"] - 1, 0) for r in rows)
+    return {"images": len(rows), "drawn": drawn,
+            "precision": sum(r["on_path"] for r in rows) / drawn if drawn else None,
+            "chance": sum(r["drawn"] * r["chance"] for r in rows) / drawn if drawn else None,
+            "drawn_per_needed": drawn / needed if needed else None}
 
 
 def format_lake_table(summary: dict) -> str:
@@ -164,4 +197,8 @@ def format_lake_table(summary: dict) -> str:
     lo, hi = summary["overall_ci95"]
     lines.append(f"{'overall':<15}{summary['images']:>8}{summary['overall']:>10.3f}   {lo:.3f}-{hi:.3f}")
     lines.append("verdicts: " + ", ".join(f"{v} {s:.3f}" for v, s in summary["verdicts"].items()))
+    cells = summary["path_cells"]["overall"]
+    if cells and cells["drawn"]:
+        lines.append(f"path cells: {cells['drawn']} drawn ({cells['drawn_per_needed']:.2f} per cell a shortest path "
+                     f"needs), {cells['precision']:.3f} on a shortest path (chance {cells['chance']:.3f})")
     return "\n".join(lines)
