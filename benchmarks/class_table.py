@@ -14,6 +14,11 @@ network). The whole track, base to table: `benchmarks/run_class_track.sh`.
 
 An arm is NAME (the base), or NAME=ADAPTER_DIR[:THINK_STEPS]. 210 per class = 5,040 images per arm.
 
+With `--before-rev REV` every arm's kept images are also judged by the evaluator of git revision REV
+(`benchmarks.evaluator_versions`, e.g. 98d5e51: the one before issue 9), so the report holds both
+evaluators' accuracy on the same images. `python -m benchmarks.class_table --table REPORT.json` prints
+the markdown table the docs paste.
+
 Each arm's images are kept in WORK/NAME.safetensors (uint8, with the settings and the sha256 of the
 model and adapter folders in its metadata) and reused when a later run asks for the same arm with the
 same settings, so a crash loses at most one arm, and arms can be sampled by separate processes side by
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -34,7 +40,49 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 
+def _ci(v: list[float], sign: str = "") -> str:
+    """[value, lo, hi] -> '0.961 (0.955-0.966)', or with sign '+' -> '+0.001 (-0.004 to +0.006)'."""
+    return f"{v[0]:{sign}.3f} ({v[1]:{sign}.3f} to {v[2]:{sign}.3f})" if sign else f"{v[0]:.3f} ({v[1]:.3f}-{v[2]:.3f})"
+
+
+def markdown(report: dict) -> str:
+    """One row per arm: trainable parameters, class accuracy (and the earlier evaluator's on the same images
+    when the report has it), FD, each with its interval and the paired difference to the first arm."""
+    arms = report["arms"]
+    ref = next(iter(arms))
+    before = all("accuracy_before" in a for a in arms.values())
+    head = ["arm", "trainable params", "class accuracy (95% CI)", f"minus {ref} (paired 95% CI)"]
+    head += ["earlier evaluator (95% CI)", f"minus {ref}, earlier evaluator"] if before else []
+    head += ["FD (95% CI)", f"FD minus {ref} (paired 95% CI)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, a in arms.items():
+        cells = [name, f"{a.get('adapter_parameters', 0):,}", "**" + _ci([a["accuracy"], *a["accuracy_ci95"]]) + "**",
+                 _ci(a[f"accuracy_minus_{ref}"], "+") if name != ref else ""]
+        if before:
+            cells += [_ci(a["accuracy_before"]), _ci(a[f"accuracy_before_minus_{ref}"], "+") if name != ref else ""]
+        cells += [_ci([a["fd"], *a["fd_ci95"]]), _ci(a[f"fd_minus_{ref}"], "+") if name != ref else ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    floor = f"{report['heldout_vs_heldout_fd']:.3f}"
+    lines.append("| two held-out render sets (the FD floor) | | 1.000 | |" + (" | |" if before else "") + f" {floor} | |")
+    return "\n".join(lines)
+
+
+def adapter_parameters(folder: str | None) -> int:
+    """Trainable parameters of an adapter folder: the elements of its safetensors files (0 for the base)."""
+    if not folder:
+        return 0
+    total = 0
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        with safe_open(path, "pt") as f:
+            total += sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())
+    return total
+
+
 def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "--table":
+        print(markdown(json.loads(Path(argv[1]).read_text())))
+        return {}
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="class-conditional base: a folder or a bundled name")
     parser.add_argument("--features", required=True,
@@ -50,6 +98,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--work", default="outputs/class_table", help="where each arm's images are kept")
     parser.add_argument("--sample-only", action="store_true", help="sample (or find) the arms' images, no table")
+    parser.add_argument("--before-rev", metavar="REV",
+                        help="also judge every arm's images with the evaluator of this git revision")
     parser.add_argument("--out", default="benchmarks/results/class_table.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -118,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
         "heldout_vs_heldout_fd": frechet_between(floor, reference),
         "arms": {},
     }
-    names, correct, feats = [], [], []
+    names, correct, feats, earlier = [], [], [], []
     for arm in args.arm:
         name, _, spec = arm.partition("=")
         images, seconds = arm_images(arm)
@@ -130,7 +180,15 @@ def main(argv: list[str] | None = None) -> dict:
             "accuracy": acc["accuracy"], "accuracy_ci95": list(bootstrap_mean_interval(correct[-1], args.bootstrap)),
             "fd": frechet_between(feats[-1], reference),
             "per_class": acc["per_class"], "adapter": spec or None, "sampling_seconds": round(seconds, 1),
+            "adapter_parameters": adapter_parameters(spec.partition(":")[0] or None),
         }
+        if args.before_rev:
+            from benchmarks.evaluator_versions import class_judgements
+
+            earlier.append(np.array(class_judgements(Path(args.work) / f"{name}.safetensors", args.before_rev), dtype=bool))
+            report["arms"][name]["accuracy_before"] = [float(earlier[-1].mean()),
+                                                       *bootstrap_mean_interval(earlier[-1], args.bootstrap)]
+            report["before_rev"] = args.before_rev
     subsets = subsample_frechet(feats, reference, np.asarray(labels), np.asarray(reference_labels), args.fd_subsets,
                                 seed=args.seed)  # (subsets, arms)
     for k, name in enumerate(names):
@@ -139,6 +197,9 @@ def main(argv: list[str] | None = None) -> dict:
         if k:
             d = correct[k].astype(np.float64) - correct[0]  # paired: same labels and noise in every arm
             row[f"accuracy_minus_{names[0]}"] = [float(d.mean()), *bootstrap_mean_interval(d, args.bootstrap)]
+            if earlier:
+                d = earlier[k].astype(np.float64) - earlier[0]
+                row[f"accuracy_before_minus_{names[0]}"] = [float(d.mean()), *bootstrap_mean_interval(d, args.bootstrap)]
             diff = row["fd"] - report["arms"][names[0]]["fd"]
             row[f"fd_minus_{names[0]}"] = [diff, *subsample_interval(diff, subsets[:, k] - subsets[:, 0])]
         (alo, ahi), (flo, fhi) = row["accuracy_ci95"], row["fd_ci95"]
@@ -149,7 +210,10 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{'':<12} minus {names[0]}: accuracy {da:+.3f} [{dalo:+.3f}, {dahi:+.3f}]"
                   f"  FD {df:+.3f} [{dflo:+.3f}, {dfhi:+.3f}]")
     print(f"held-out vs held-out FD (floor): {report['heldout_vs_heldout_fd']:.3f}")
+    if args.before_rev:
+        report["command"] += f" --before-rev {args.before_rev}"
     out = write_json(args.out, report)
+    print(markdown(report))
     print(f"wrote {out}")
     return report
 

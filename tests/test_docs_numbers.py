@@ -262,7 +262,7 @@ def test_run_class_track_makes_every_arm_of_the_table_in_its_run_folder(tmp_path
     assert len(table) == 1
     arms = json.loads((RESULTS / "class_table.json").read_text())["arms"]
     made = dict(re.findall(r"--arm (\w+)=(\S+)", table[0]))
-    assert set(made) | {"base"} == set(arms) and "--arm base" in table[0]
+    assert set(arms) <= set(made) | {"base"} and "--arm base" in table[0]
     for arm, adapter in made.items():  # each adapter is fine-tuned into the run folder, then sampled
         assert any(c.startswith("thinkpix finetune") and f"--out {Path(adapter).parent}" in c for c in calls), arm
         assert any("--sample-only" in c and f"--arm {arm}={adapter}" in c for c in calls), arm
