@@ -285,6 +285,7 @@ def _benchmark(name: str):
 @pytest.mark.parametrize("script, render, json_name", [
     ("compare_adapters", "markdown", "issue12_compare_s1.json"),
     ("compare_adapters", "markdown", "issue12_compare_seeds.json"),
+    ("compare_adapters", "markdown", "issue12_compare_tuned.json"),
     ("inspect_adapter", "runs_table", "issue12_instruments.json"),
 ])
 def test_generated_tables_appear_verbatim(script, render, json_name):
