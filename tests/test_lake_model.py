@@ -12,7 +12,7 @@ from thinkpix.cli import main
 from thinkpix.lake_sampling import generate_lake_images, load_lake
 from thinkpix.models.lake import LakeModel, map_inputs
 from thinkpix.training.lake import build_lake_objective, lake_config, lake_batch
-from thinkpix.worlds.lake import random_map
+from thinkpix.worlds.lake import PATH, random_map, read_cells
 
 TINY = ["model.size=tiny", "steps=4", "batch_size=4", "log_every=2", "ckpt_every=2", "sample_every=1000",
         "optim.warmup_steps=2", "threads=1"]
@@ -63,9 +63,28 @@ def test_config_refuses_bad_lake_keys():
     from thinkpix.errors import ThinkpixError
 
     for bad in (["lake.sizes=1-3"], ["lake.lengths=0-2"], ["lake.depth=-1"], ["lake.rsr=steps=2"],
-                ["lake.colour=1"]):
+                ["lake.colour=1"], ["lake.path_weight=0.5"], ["lake.path_weight=nan"]):
         with pytest.raises(ThinkpixError):
             lake_config(None, bad)
+
+
+def test_path_weight_marks_exactly_the_path_pixels_and_weight_one_is_the_plain_loss():
+    from thinkpix import flow
+
+    cfg = lake_config("configs/lake_base.yaml", [*TINY, "lake.path_weight=5", "lake.lengths=3-4"])
+    objective = build_lake_objective(cfg)
+    images, _, conditions = objective.batch(0, range(4))
+    weight = objective.loss_weight(images, conditions)  # (4, 1, 32, 32)
+    path_cells = [int((read_cells(im.numpy(), 8) == PATH).sum()) for im in images]
+    assert weight.shape == (4, 1, 32, 32) and set(weight.unique().tolist()) == {1.0, 5.0}
+    assert [int((w == 5).sum()) for w in weight] == [16 * n for n in path_cells] and min(path_cells) >= 2
+    x0, noise, t = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32), torch.rand(4)
+    velocity = lambda x, tt: x * 0.5  # noqa: E731  any fixed function of the input
+    plain = flow.flow_loss(velocity, x0, noise, t)
+    assert flow.flow_loss(velocity, x0, noise, t, torch.ones(4, 1, 32, 32)) == plain
+    err = (0.5 * flow.interpolate(x0, noise, t) - (noise - x0)).pow(2)
+    assert torch.allclose(flow.flow_loss(velocity, x0, noise, t, weight), (weight * err).sum() / (3 * weight.sum()))
+    assert build_lake_objective(lake_config("configs/lake_base.yaml", TINY)).loss_weight(images, conditions) is None
 
 
 def test_tiny_train_sample_evaluate_end_to_end(tmp_path, capsys):

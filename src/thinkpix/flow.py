@@ -25,10 +25,16 @@ def interpolate(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch
     return (1 - t) * x0 + t * noise
 
 
-def flow_loss(velocity: VelocityFn, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Mean squared error between predicted and true velocity (noise - x0)."""
-    pred = velocity(interpolate(x0, noise, t), t)
-    return (pred.float() - (noise - x0).float()).pow(2).mean()
+def flow_loss(velocity: VelocityFn, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
+              weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error between predicted and true velocity (noise - x0). `weight` (B, 1, H, W) or
+    x0's shape, optional: a weighted mean, sum(w * err^2) / sum(w) per element, so all-ones weights give
+    exactly the plain mean."""
+    err = (velocity(interpolate(x0, noise, t), t).float() - (noise - x0).float()).pow(2)  # (B, C, H, W)
+    if weight is None:
+        return err.mean()
+    weight = weight.float().expand_as(err)
+    return (weight * err).sum() / weight.sum()
 
 
 def seeded_noise(shape: tuple[int, ...], seeds: list[int]) -> torch.Tensor:

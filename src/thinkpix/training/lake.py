@@ -35,6 +35,7 @@ class LakeSection:
     target: str = "path"  # path | position (the agent's cell after k moves; k is a condition token)
     depth: int = 0  # transformer blocks (0: the model.size's own)
     rsr: str = ""  # RSR trained in from the start, base trainable, e.g. "layers=1,2,steps=4,random_depth=true"
+    path_weight: float = 1.0  # flow-loss weight of the pixels where the solution differs from the map (the path)
 
 
 @dataclass
@@ -59,6 +60,8 @@ def lake_config(path: str | Path | None, overrides: list[str] = ()) -> LakeTrain
         raise ThinkpixError(f"config key 'lake.target': {cfg.lake.target!r} is not one of {list(TARGETS)}")
     if cfg.lake.target == "position" and max(lengths) < 2:
         raise ThinkpixError("config key 'lake.lengths': the position target needs paths of 2 or more moves")
+    if not cfg.lake.path_weight >= 1.0:
+        raise ThinkpixError(f"config key 'lake.path_weight' must be >= 1 (1: the plain loss), got {cfg.lake.path_weight}")
     if cfg.lake.depth < 0:
         raise ThinkpixError(f"config key 'lake.depth' must be >= 0, got {cfg.lake.depth}")
     if cfg.lake.rsr:
@@ -109,6 +112,15 @@ class LakeFlowObjective(FlowObjective):
 
     def batch(self, step: int, indices: range):
         return lake_batch(self.cfg, step, indices)
+
+    def loss_weight(self, images: torch.Tensor, conditions) -> torch.Tensor | None:
+        """`lake.path_weight` on the pixels where the solution (B, H, W, 3) differs from the rendered map
+        (conditions[0], (B, 3, H, W) in [-1, 1]), 1 elsewhere: (B, 1, H, W), or None at weight 1."""
+        if self.cfg.lake.path_weight == 1.0:
+            return None
+        solution = self.images_to_x0(images).to(conditions[0].device)  # (B, 3, H, W) in [-1, 1]
+        differs = (solution - conditions[0]).abs().amax(1, keepdim=True) > 1e-3  # (B, 1, H, W)
+        return 1.0 + (self.cfg.lake.path_weight - 1.0) * differs.float()
 
     @torch.no_grad()
     def preview(self, step: int, n: int = 16) -> torch.Tensor:
