@@ -167,8 +167,8 @@ def summarise_lake(results: list[dict]) -> dict:
         "by_size": _grouped(results, "size"),
         "by_split": _grouped(results, "split"),
         "path_cells": {"overall": path_cell_precision(results),
-                       "by_split": {k: path_cell_precision([r for r in results if r["split"] == k])
-                                    for k in _grouped(results, "split")}},
+                       **{f"by_{key}": {k: path_cell_precision([r for r in results if str(r[key]) == k])
+                                        for k in _grouped(results, key)} for key in ("split", "length")}},
     }
 
 
