@@ -129,7 +129,7 @@ QUOTES = [
     geneval_row("results.md", "finetune_compare_tau1.json", "base (seeds 2i+k) (old evaluator; not re-measured with the fixed one)", "base", diff=False),
     geneval_row("results.md", "finetune_compare_tau1.json", "RSR, tau 1, T = 2 (old evaluator; not re-measured with the fixed one)", "rsr_tau1_T2"),
     # docs/results.md: the class-conditional table
-    class_row("results.md", "base (old evaluator, all 5,040; not re-measured with the fixed one)", "base"),
+    class_row("results.md", "base (old evaluator, all 5,040)", "base"),
     class_row("results.md", "LoRA SFT, rank {} (old evaluator)", "lora", "=lora_rank_dit", "=lora_params_dit"),
     class_row("results.md", "RSR, M=2, T=2, rank 8 (old evaluator)", "rsr", "=rsr_params_dit"),
     class_row("results.md", "RSR, soft routing (ablation) (old evaluator)", "rsr_soft", "=rsr_params_dit"),
@@ -286,6 +286,7 @@ def _benchmark(name: str):
     ("compare_adapters", "markdown", "issue12_compare_s1.json"),
     ("compare_adapters", "markdown", "issue12_compare_seeds.json"),
     ("compare_adapters", "markdown", "issue12_compare_tuned.json"),
+    ("class_table", "markdown", "class_table.json"),
     ("inspect_adapter", "runs_table", "issue12_instruments.json"),
 ])
 def test_generated_tables_appear_verbatim(script, render, json_name):
