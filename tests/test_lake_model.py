@@ -74,7 +74,7 @@ def test_path_weight_marks_exactly_the_path_pixels_and_weight_one_is_the_plain_l
     cfg = lake_config("configs/lake_base.yaml", [*TINY, "lake.path_weight=5", "lake.lengths=3-4"])
     objective = build_lake_objective(cfg)
     images, _, conditions = objective.batch(0, range(4))
-    weight = objective.loss_weight(images, conditions)  # (4, 1, 32, 32)
+    weight = objective.loss_weight(objective.images_to_x0(images), conditions)  # (4, 1, 32, 32)
     path_cells = [int((read_cells(im.numpy(), 8) == PATH).sum()) for im in images]
     assert weight.shape == (4, 1, 32, 32) and set(weight.unique().tolist()) == {1.0, 5.0}
     assert [int((w == 5).sum()) for w in weight] == [16 * n for n in path_cells] and min(path_cells) >= 2
@@ -84,7 +84,8 @@ def test_path_weight_marks_exactly_the_path_pixels_and_weight_one_is_the_plain_l
     assert flow.flow_loss(velocity, x0, noise, t, torch.ones(4, 1, 32, 32)) == plain
     err = (0.5 * flow.interpolate(x0, noise, t) - (noise - x0)).pow(2)
     assert torch.allclose(flow.flow_loss(velocity, x0, noise, t, weight), (weight * err).sum() / (3 * weight.sum()))
-    assert build_lake_objective(lake_config("configs/lake_base.yaml", TINY)).loss_weight(images, conditions) is None
+    assert build_lake_objective(lake_config("configs/lake_base.yaml", TINY)).loss_weight(
+        objective.images_to_x0(images), conditions) is None
 
 
 def test_tiny_train_sample_evaluate_end_to_end(tmp_path, capsys):

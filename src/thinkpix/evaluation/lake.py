@@ -157,7 +157,7 @@ def summarise_lake(results: list[dict]) -> dict:
     """Overall accuracy (95% bootstrap interval over images), verdict shares, and accuracy per path
     length, grid size and split."""
     overall = _accuracy(results)
-    return {
+    summary = {
         "overall": overall["accuracy"],
         "overall_ci95": overall["ci95"],
         "images": len(results),
@@ -166,10 +166,11 @@ def summarise_lake(results: list[dict]) -> dict:
         "by_length": _grouped(results, "length"),
         "by_size": _grouped(results, "size"),
         "by_split": _grouped(results, "split"),
-        "path_cells": {"overall": path_cell_precision(results),
-                       **{f"by_{key}": {k: path_cell_precision([r for r in results if str(r[key]) == k])
-                                        for k in _grouped(results, key)} for key in ("split", "length")}},
     }
+    summary["path_cells"] = {"overall": path_cell_precision(results), **{
+        f"by_{key}": {k: path_cell_precision([r for r in results if str(r[key]) == k]) for k in summary[f"by_{key}"]}
+        for key in ("split", "length")}}  # the same groups as the accuracies
+    return summary
 
 
 def path_cell_precision(results: list[dict]) -> dict | None:

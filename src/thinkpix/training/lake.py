@@ -113,13 +113,12 @@ class LakeFlowObjective(FlowObjective):
     def batch(self, step: int, indices: range):
         return lake_batch(self.cfg, step, indices)
 
-    def loss_weight(self, images: torch.Tensor, conditions) -> torch.Tensor | None:
-        """`lake.path_weight` on the pixels where the solution (B, H, W, 3) differs from the rendered map
-        (conditions[0], (B, 3, H, W) in [-1, 1]), 1 elsewhere: (B, 1, H, W), or None at weight 1."""
+    def loss_weight(self, x0: torch.Tensor, conditions) -> torch.Tensor | None:
+        """`lake.path_weight` on the pixels where the solution x0 (B, 3, H, W) differs from the rendered map
+        (conditions[0], (B, 3, H, W), both in [-1, 1]), 1 elsewhere: (B, 1, H, W), or None at weight 1."""
         if self.cfg.lake.path_weight == 1.0:
             return None
-        solution = self.images_to_x0(images).to(conditions[0].device)  # (B, 3, H, W) in [-1, 1]
-        differs = (solution - conditions[0]).abs().amax(1, keepdim=True) > 1e-3  # (B, 1, H, W)
+        differs = (x0 - conditions[0]).abs().amax(1, keepdim=True) > 1e-3  # (B, 1, H, W)
         return 1.0 + (self.cfg.lake.path_weight - 1.0) * differs.float()
 
     @torch.no_grad()

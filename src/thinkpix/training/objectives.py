@@ -120,13 +120,14 @@ class FlowObjective(nn.Module):
         def velocity(x_t, tt):
             return self.model.velocity(x_t, tt, *conditions)
 
-        loss = flow.flow_loss(velocity, x0, noise, t, self.loss_weight(images, conditions))
+        loss = flow.flow_loss(velocity, x0, noise, t, self.loss_weight(x0, conditions))
         if self.rsr_in:
             loss = loss + total_aux_loss(collect_rsr_outputs(self.model.transformer))
         return loss, {}
 
-    def loss_weight(self, images: torch.Tensor, conditions: list[torch.Tensor]) -> torch.Tensor | None:
-        """Per-pixel weights of the flow loss (None: the plain mean); the lake's `path_weight` overrides."""
+    def loss_weight(self, x0: torch.Tensor, conditions: list[torch.Tensor]) -> torch.Tensor | None:
+        """Per-pixel weights of the flow loss for clean samples x0 (B, C, h, w) (None: the plain mean); the
+        lake's `path_weight` overrides."""
         return None
 
     def validate(self, step: int) -> dict:
