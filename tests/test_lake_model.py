@@ -63,9 +63,39 @@ def test_config_refuses_bad_lake_keys():
     from thinkpix.errors import ThinkpixError
 
     for bad in (["lake.sizes=1-3"], ["lake.lengths=0-2"], ["lake.depth=-1"], ["lake.rsr=steps=2"],
-                ["lake.colour=1"], ["lake.path_weight=0.5"], ["lake.path_weight=nan"]):
+                ["lake.colour=1"], ["lake.path_weight=0.5"], ["lake.path_weight=nan"], ["lake.patch_context=-1"],
+                ["lake.patch_context=4"]):
         with pytest.raises(ThinkpixError):
             lake_config(None, bad)
+
+
+def test_patch_context_starts_as_the_plain_model_sees_neighbours_and_survives_save_load(tmp_path):
+    torch.manual_seed(0)
+    plain = LakeModel.create("tiny")
+    torch.manual_seed(0)
+    wide = LakeModel.create("tiny", patch_context=1)
+    assert wide.transformer.pos_embed.proj.kernel_size == (12, 12) and wide.meta["patch_context"] == 1
+    maps = [random_map(np.random.default_rng(s), 5, 4) for s in range(2)]
+    map_x, kinds = map_inputs(maps)
+    x, t = torch.randn(2, 3, 32, 32), torch.full((2,), 0.5)
+    with torch.no_grad():
+        # same at init, up to the float rounding of a convolution that also sums the zero taps
+        assert torch.allclose(plain.velocity(x, t, map_x, kinds), wide.velocity(x, t, map_x, kinds), atol=1e-5)
+        for p in (plain, wide):
+            p.transformer.pos_embed.proj.weight.normal_()  # as after training: every tap non-zero
+        moved = map_x.clone()
+        moved[:, :, 0:4, 4:8] = -map_x[:, :, 0:4, 4:8]  # cell (0, 1) only
+        embed = lambda m, inputs: m.transformer.pos_embed(torch.cat([x, inputs], 1))  # noqa: E731 (B, 64, D)
+        # token 0 is cell (0, 0): the wide embedding sees its neighbour (0, 1), the plain one does not
+        assert torch.equal(embed(plain, map_x)[:, 0], embed(plain, moved)[:, 0])
+        assert not torch.allclose(embed(wide, map_x)[:, 0], embed(wide, moved)[:, 0])
+        for token in (2, 8, 9, 10):  # (0, 2), (1, 0), (1, 1), (1, 2): in (0, 1)'s 3x3 window too
+            assert not torch.allclose(embed(wide, map_x)[:, token], embed(wide, moved)[:, token])
+        assert torch.equal(embed(wide, map_x)[:, 3], embed(wide, moved)[:, 3])  # (0, 3) is two cells away
+        before = wide.velocity(x, t, map_x, kinds)
+        wide.save(tmp_path / "wide")
+        loaded = LakeModel.load(tmp_path / "wide")
+        assert torch.equal(loaded.velocity(x, t, map_x, kinds), before)
 
 
 def test_path_weight_marks_exactly_the_path_pixels_and_weight_one_is_the_plain_loss():

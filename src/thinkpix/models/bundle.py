@@ -166,10 +166,15 @@ class ImageBundle(nn.Module):
         path = Path(path)
         meta = read_meta(path)
         check_kind(path, meta, cls.KIND)
-        transformer = cls.TRANSFORMER_CLASS.from_pretrained(path / "transformer", local_files_only=True,
-                                                            use_safetensors=True).float()
+        transformer = cls.load_transformer(path, meta)
         ae = load_autoencoder(path / "autoencoder", verify=False) if meta["space"] == "latent" else None
         return cls.from_parts(path, meta, transformer, ae).load_own_rsr(path).eval()
+
+    @classmethod
+    def load_transformer(cls, path: Path, meta: dict) -> nn.Module:
+        """Subclass hook: the fp32 transformer of PATH/transformer (diffusers' loader of `TRANSFORMER_CLASS`)."""
+        return cls.TRANSFORMER_CLASS.from_pretrained(path / "transformer", local_files_only=True,
+                                                     use_safetensors=True).float()
 
     @classmethod
     def from_parts(cls, path: Path, meta: dict, transformer: nn.Module, ae: AutoencoderKL | None) -> "ImageBundle":

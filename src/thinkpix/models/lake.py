@@ -8,8 +8,13 @@ on a lake map. The map is given twice:
   is their mean. The position target (meta `target` "position") adds a 65th token, a learned
   embedding of k, the number of moves after which the agent is to be drawn.
 
+Each 4x4 patch is exactly one cell, so no image token sees a neighbouring cell: adjacency has to be
+learned through attention. `patch_context = c` widens the patch embedding to a (2c + 1) x (2c + 1)-cell
+window around each cell (a convolution of kernel 4(2c + 1), stride 4, padding 4c), initialised with the
+plain embedding in its centre and zeros around it, so the model starts as the plain one.
+
 Saved as a bundle folder (transformer/ + thinkpix.json, kind "lake") plus cells.safetensors for the
-cell embeddings.
+cell embeddings; a widened patch embedding is recorded in thinkpix.json and rebuilt on load.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import SD3Transformer2DModel
+from safetensors.torch import load_file
 from torch import nn
 
 from ..worlds.lake.maps import KIND_NAMES
@@ -32,17 +38,38 @@ MAP_KINDS = len(KIND_NAMES)  # embedding rows (the PATH row is never used by a m
 MAX_K = 2 * CELLS * CELLS  # rows of the position target's k embedding
 
 
-def build_transformer(size: str, depth: int = 0, canvas: int = 32) -> SD3Transformer2DModel:
-    """A registry MMDiT size (width, heads), `depth` blocks (0: the size's own), 6 in / 3 out channels."""
+def build_transformer(size: str, depth: int = 0, canvas: int = 32, patch_context: int = 0) -> SD3Transformer2DModel:
+    """A registry MMDiT size (width, heads), `depth` blocks (0: the size's own), 6 in / 3 out channels,
+    a patch embedding that sees `patch_context` cells on each side (0: one cell per patch)."""
     cfg = size_config("mmdit", size)
     if depth:
         cfg["num_layers"] = depth
     width = cfg["num_attention_heads"] * cfg["attention_head_dim"]
-    return SD3Transformer2DModel(
+    transformer = SD3Transformer2DModel(
         sample_size=canvas, patch_size=PIXEL_PATCH, in_channels=6, out_channels=3,
         joint_attention_dim=width, caption_projection_dim=width, pooled_projection_dim=width,
         pos_embed_max_size=max(canvas // PIXEL_PATCH, 4), **cfg,
     )
+    if patch_context:
+        widen_patch_embedding(transformer, patch_context)
+    return transformer
+
+
+def widen_patch_embedding(transformer: SD3Transformer2DModel, context: int) -> None:
+    """Replace the patch embedding's Conv2d(6, D, 4, stride 4) by Conv2d(6, D, 4(2c + 1), stride 4,
+    padding 4c): same output grid (one token per cell), each token now sees the c cells around its own.
+    The plain kernel goes in the centre and the rest is zero, so the output is unchanged at init."""
+    if context < 0:
+        raise ValueError(f"patch_context must be >= 0, got {context}")
+    plain = transformer.pos_embed.proj
+    p = plain.kernel_size[0]  # one cell's pixels
+    with torch.random.fork_rng(devices=[]):  # the weights are overwritten: draw nothing from the caller's stream
+        wide = nn.Conv2d(plain.in_channels, plain.out_channels, p * (2 * context + 1), stride=p, padding=p * context)
+    with torch.no_grad():
+        wide.weight.zero_()
+        wide.weight[:, :, p * context:p * (context + 1), p * context:p * (context + 1)] = plain.weight
+        wide.bias.copy_(plain.bias)
+    transformer.pos_embed.proj = wide
 
 
 class CellTokens(nn.Module):
@@ -82,10 +109,13 @@ class LakeModel(ImageBundle):
         self.cells = cells
 
     @classmethod
-    def create(cls, size: str = "small", depth: int = 0, canvas: int = 32, target: str = "path") -> "LakeModel":
-        transformer = build_transformer(size, depth, canvas)
+    def create(cls, size: str = "small", depth: int = 0, canvas: int = 32, target: str = "path",
+               patch_context: int = 0) -> "LakeModel":
+        transformer = build_transformer(size, depth, canvas, patch_context)
         meta = {"kind": KIND, "size": size, "depth": transformer.config.num_layers, "space": "pixel",
                 "canvas": canvas, "target": target}
+        if patch_context:
+            meta["patch_context"] = patch_context
         return cls(transformer, CellTokens(transformer.inner_dim, target == "position"), meta)
 
     @property
@@ -109,6 +139,17 @@ class LakeModel(ImageBundle):
             joint_attention_kwargs=joint_attention_kwargs or None,
             return_dict=False,
         )[0]
+
+    @classmethod
+    def load_transformer(cls, path: Path, meta: dict) -> nn.Module:
+        """A widened patch embedding is not in diffusers' config: rebuild the architecture from the meta
+        and load the saved weights into it (strictly); otherwise diffusers' own loader."""
+        if not meta.get("patch_context"):
+            return super().load_transformer(path, meta)
+        transformer = build_transformer(meta["size"], meta["depth"], meta["canvas"], meta["patch_context"])
+        weights = load_file(path / "transformer" / "diffusion_pytorch_model.safetensors")
+        transformer.load_state_dict({k: v.float() for k, v in weights.items()})
+        return transformer
 
     def save_extra(self, path: Path, dtype: torch.dtype) -> None:
         self.save_state(self.cells, path / "cells.safetensors", dtype)

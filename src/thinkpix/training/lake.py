@@ -36,6 +36,7 @@ class LakeSection:
     depth: int = 0  # transformer blocks (0: the model.size's own)
     rsr: str = ""  # RSR trained in from the start, base trainable, e.g. "layers=1,2,steps=4,random_depth=true"
     path_weight: float = 1.0  # flow-loss weight of the pixels where the solution differs from the map (the path)
+    patch_context: int = 0  # patches on each side the patch embedding sees (0: plain; 1: 3x3 cells at 32x32)
 
 
 @dataclass
@@ -64,6 +65,8 @@ def lake_config(path: str | Path | None, overrides: list[str] = ()) -> LakeTrain
         raise ThinkpixError(f"config key 'lake.path_weight' must be >= 1 (1: the plain loss), got {cfg.lake.path_weight}")
     if cfg.lake.depth < 0:
         raise ThinkpixError(f"config key 'lake.depth' must be >= 0, got {cfg.lake.depth}")
+    if not 0 <= cfg.lake.patch_context <= 3:
+        raise ThinkpixError(f"config key 'lake.patch_context' must be in 0..3 (cells on each side), got {cfg.lake.patch_context}")
     if cfg.lake.rsr:
         RSRConfig.parse(cfg.lake.rsr)  # a ThinkpixError if malformed
         if cfg.finetune.method != "none":
@@ -106,7 +109,7 @@ class LakeFlowObjective(FlowObjective):
 
     def __init__(self, cfg: LakeTrainConfig, model: LakeModel | None = None):
         super().__init__(cfg, model or LakeModel.create(cfg.model.size, cfg.lake.depth, cfg.model.canvas,
-                                                        cfg.lake.target))
+                                                        cfg.lake.target, cfg.lake.patch_context))
         if cfg.lake.rsr and model is None:
             self.train_recursion_in(cfg.lake.rsr)
 
