@@ -8,6 +8,8 @@
                                                                             # docs/figures/class_failures.png
     python -m benchmarks.make_figures routing --run full=R/rsr_best_s1 --run tokens_only=R/rsr_tokens_s1
                                                                             # docs/figures/routing_usage.png
+    python -m benchmarks.make_figures t-curve --report benchmarks/results/issue12_item5.json
+                                                                            # docs/figures/item5_t_curve.png
 """
 
 from __future__ import annotations
@@ -148,15 +150,53 @@ def routing(runs: list[str], out: str = "docs/figures/routing_usage.png") -> Non
     print(f"wrote {out}")
 
 
+def t_curve(report_file: str, out: str = "docs/figures/item5_t_curve.png", prefix: str = "rsr_T") -> None:
+    """Accuracy (GenEval overall, 95% interval) and sampling time per image against the latent steps T
+    at inference, from a `compare_adapters` report whose arms PREFIX<T> are one model at several T;
+    every other arm is drawn as a horizontal band (its overall and interval) for reference."""
+    import json
+    import re
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = json.loads(open(report_file).read())["arms"]
+    curve = sorted((int(m.group(1)), a) for n, a in arms.items() if (m := re.fullmatch(re.escape(prefix) + r"(\d+)", n)))
+    if not curve:
+        raise SystemExit(f"no arm named {prefix}<T> in {report_file}")
+    others = {n: a for n, a in arms.items() if not re.fullmatch(re.escape(prefix) + r"\d+", n) and "overall_ci95" in a}
+    ts = [t for t, _ in curve]
+    fig, (acc, cost) = plt.subplots(1, 2, figsize=(7.5, 2.8))
+    for (name, a), colour in zip(others.items(), ["0.5", "tab:green", "tab:purple", "tab:brown"]):
+        lo, hi = a["overall_ci95"]
+        acc.axhspan(lo, hi, color=colour, alpha=0.2)
+        acc.axhline(a["overall"], color=colour, lw=1, label=name)
+        cost.axhline(1000 * a["sampling"]["seconds_per_image"], color=colour, lw=1, label=name)
+    y = np.array([a["overall"] for _, a in curve])
+    err = np.array([[a["overall"] - a["overall_ci95"][0], a["overall_ci95"][1] - a["overall"]] for _, a in curve]).T
+    acc.errorbar(ts, y, yerr=err, marker="o", color="tab:red", capsize=3, label=prefix.rstrip("_T") + " at T")
+    acc.set(xlabel="latent steps T at inference", ylabel="GenEval overall", xticks=ts)
+    cost.plot(ts, [1000 * a["sampling"]["seconds_per_image"] for _, a in curve], marker="o", color="tab:red")
+    cost.set(xlabel="latent steps T at inference", ylabel="ms per image (sampling)", xticks=ts)
+    acc.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("figure", choices=["base-samples", "think-steps", "class-arms", "class-failures", "routing"])
+    parser.add_argument("figure", choices=["base-samples", "think-steps", "class-arms", "class-failures", "routing",
+                                                  "t-curve"])
     parser.add_argument("--run", action="append", default=[], metavar="LABEL=RUN",
                         help="RSR fine-tune run folders (routing)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--adapter", default=None, help="RSR adapter folder (think-steps)")
     parser.add_argument("--work", default="outputs/class_table", help="class_table's work folder (class-arms)")
     parser.add_argument("--arm", action="append", help="arm names, in row order (class-arms; class-failures: the first)")
+    parser.add_argument("--report", default=None, help="a compare_adapters report JSON (t-curve)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.figure == "base-samples":
@@ -173,6 +213,10 @@ def main() -> None:
         if not args.run:
             parser.error("routing needs --run LABEL=RUN (one or more)")
         routing(args.run, args.out or "docs/figures/routing_usage.png")
+    elif args.figure == "t-curve":
+        if not args.report:
+            parser.error("t-curve needs --report REPORT.json (a compare_adapters report)")
+        t_curve(args.report, args.out or "docs/figures/item5_t_curve.png")
 
 
 if __name__ == "__main__":
