@@ -111,16 +111,23 @@ def class_failures(work: str, arm: str, out: str = "docs/figures/class_failures.
     print(f"wrote {save_png(np.concatenate(rows, axis=0), out)}")
 
 
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (figures are written, never shown)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def routing(runs: list[str], out: str = "docs/figures/routing_usage.png") -> None:
     """The paper's Figure 4 analogue: expert usage (argmax share of the last expert) per diffusion-timestep
     bin and latent step, per RSR layer, read from each run's last validation probe (`metrics.jsonl`)."""
     import json
     from pathlib import Path
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     probes = []
     for spec in runs:
@@ -157,16 +164,14 @@ def t_curve(report_file: str, out: str = "docs/figures/item5_t_curve.png", prefi
     import json
     import re
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     arms = json.loads(open(report_file).read())["arms"]
-    curve = sorted((int(m.group(1)), a) for n, a in arms.items() if (m := re.fullmatch(re.escape(prefix) + r"(\d+)", n)))
+    t_arm = re.compile(re.escape(prefix) + r"(\d+)")
+    curve = sorted((int(m.group(1)), a) for n, a in arms.items() if (m := t_arm.fullmatch(n)))
     if not curve:
         raise SystemExit(f"no arm named {prefix}<T> in {report_file}")
-    others = {n: a for n, a in arms.items() if not re.fullmatch(re.escape(prefix) + r"\d+", n) and "overall_ci95" in a}
+    others = {n: a for n, a in arms.items() if not t_arm.fullmatch(n) and "overall_ci95" in a}
     ts = [t for t, _ in curve]
     fig, (acc, cost) = plt.subplots(1, 2, figsize=(7.5, 2.8))
     for (name, a), colour in zip(others.items(), ["0.5", "tab:green", "tab:purple", "tab:brown"]):
@@ -176,7 +181,7 @@ def t_curve(report_file: str, out: str = "docs/figures/item5_t_curve.png", prefi
         cost.axhline(1000 * a["sampling"]["seconds_per_image"], color=colour, lw=1, label=name)
     y = np.array([a["overall"] for _, a in curve])
     err = np.array([[a["overall"] - a["overall_ci95"][0], a["overall_ci95"][1] - a["overall"]] for _, a in curve]).T
-    acc.errorbar(ts, y, yerr=err, marker="o", color="tab:red", capsize=3, label=prefix.rstrip("_T") + " at T")
+    acc.errorbar(ts, y, yerr=err, marker="o", color="tab:red", capsize=3, label=f"{prefix}<T>")
     acc.set(xlabel="latent steps T at inference", ylabel="GenEval overall", xticks=ts)
     cost.plot(ts, [1000 * a["sampling"]["seconds_per_image"] for _, a in curve], marker="o", color="tab:red")
     cost.set(xlabel="latent steps T at inference", ylabel="ms per image (sampling)", xticks=ts)

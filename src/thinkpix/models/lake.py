@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import SD3Transformer2DModel
+from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
 from safetensors.torch import load_file
 from torch import nn
 
@@ -147,7 +148,7 @@ class LakeModel(ImageBundle):
         if not meta.get("patch_context"):
             return super().load_transformer(path, meta)
         transformer = build_transformer(meta["size"], meta["depth"], meta["canvas"], meta["patch_context"])
-        weights = load_file(path / "transformer" / "diffusion_pytorch_model.safetensors")
+        weights = load_file(path / "transformer" / SAFETENSORS_WEIGHTS_NAME)
         transformer.load_state_dict({k: v.float() for k, v in weights.items()})
         return transformer
 
