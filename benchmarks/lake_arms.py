@@ -6,9 +6,12 @@ the number of latent steps T for RSR arms, with the measured sampling time per T
 
 An arm is NAME=MODEL or NAME=MODEL+ADAPTER. Every arm samples data/eval/lake.jsonl with the same
 noise (image of map i from seed SEED + i), so differences are paired: the 95% interval of a
-difference is a bootstrap over maps. The first arm is the reference of the differences. With
---sweep NAME=Ts the arm is also sampled at each T (the T that its row uses is its own default).
-Prints markdown tables; `python -m benchmarks.lake_arms --table REPORT.json` prints them again.
+difference is a bootstrap over maps. The first arm is the reference of the differences; --versus NAME
+adds another (e.g. an RSR adapter against its matched LoRA). With --sweep NAME=Ts the arm is also
+sampled at each T (the T that its row uses is its own default).
+Prints markdown tables; `python -m benchmarks.lake_arms --table REPORT.json` prints them again, and
+`python -m benchmarks.lake_arms --seeds R0.json R1.json ...` tabulates the paired differences of
+reports that differ only in the training seed, one column per seed.
 """
 
 from __future__ import annotations
@@ -71,6 +74,47 @@ def _cells(arm: dict, split: str) -> str:
     return f"{c['precision']:.2f} ({c['chance']:.2f})" if c and c["drawn"] else "-"
 
 
+def _difference(d: dict, digits: int = 3) -> str:
+    return f"{d['difference']:+.{digits}f} ({d['ci95'][0]:+.{digits}f} to {d['ci95'][1]:+.{digits}f})"
+
+
+def comparisons(report: dict) -> dict[str, dict]:
+    """'arm - reference' -> its paired differences, for every reference of a report."""
+    return {f"{name} - {key[len('paired_vs_'):]}": d for key, by_arm in report.items()
+            if key.startswith("paired_vs_") for name, d in by_arm.items()}
+
+
+def differences_markdown(report: dict) -> list[str]:
+    """One row per paired comparison: overall, in-range and longer splits, and the slope per move."""
+    lines = ["", "| paired difference | overall | in-range | longer | slope per move |", "|---|---|---|---|---|"]
+    for label, d in comparisons(report).items():
+        split = d["by_split"]
+        lines.append(f"| {label} | {_difference(d['overall'])} | " + " | ".join(
+            _difference(split[s]) if s in split else "-" for s in ("in-range", "longer"))
+            + f" | {d['slope_per_move']['value']:+.4f} ({d['slope_per_move']['ci95'][0]:+.4f} to "
+            f"{d['slope_per_move']['ci95'][1]:+.4f}) |")
+    return lines
+
+
+def seeds_markdown(reports: list[dict]) -> str:
+    """The paired differences of reports that differ only in the training seed: a row per comparison
+    (arm names with their seed suffix '_sN' removed), a column per report, split by in-range and overall."""
+    tables = [{_unseeded(label): d for label, d in comparisons(r).items()} for r in reports]
+    lines = ["| paired difference | split | " + " | ".join(f"report {i + 1}" for i in range(len(reports))) + " |",
+             "|---|---|" + "---|" * len(reports)]
+    for label in tables[0]:
+        for split in ("in-range", "overall"):
+            lines.append(f"| {label} | {split} | " + " | ".join(
+                _difference(t[label]["overall"] if split == "overall" else t[label]["by_split"][split])
+                if label in t else "-" for t in tables) + " |")
+    return "\n".join(lines)
+
+
+def _unseeded(label: str) -> str:
+    return " - ".join(part.rsplit("_s", 1)[0] if part.rsplit("_s", 1)[-1].isdigit() else part
+                      for part in label.split(" - "))
+
+
 def markdown(report: dict) -> str:
     """Markdown tables of a report: accuracy by split and by length per arm, the T sweeps."""
     arms = report["arms"]
@@ -97,16 +141,21 @@ def markdown(report: dict) -> str:
             lines.append(f"| {t} | {row['overall']:.3f} | " + " | ".join(
                 f"{row['by_split'][s]['accuracy']:.3f}" for s in splits)
                 + f" | {vs} | {_cells(row, 'in-range')} | {row['seconds_per_image'] * 1000:.1f} |")
-    return "\n".join(lines)
+    return "\n".join(lines + differences_markdown(report))
 
 
 def main(argv=None) -> int:
     if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--table":
         print(markdown(json.loads(Path(sys.argv[2]).read_text())))  # tables of an existing report
         return 0
+    if argv is None and len(sys.argv) > 2 and sys.argv[1] == "--seeds":
+        print(seeds_markdown([json.loads(Path(f).read_text()) for f in sys.argv[2:]]))
+        return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--arm", action="append", required=True, metavar="NAME=MODEL[+ADAPTER]")
     p.add_argument("--sweep", action="append", default=[], metavar="NAME=T,T,...")
+    p.add_argument("--versus", action="append", default=[], metavar="NAME",
+                   help="another reference arm for the paired differences (the first arm always is one)")
     p.add_argument("--prompts", default=str(ROOT / "data/eval/lake.jsonl"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=20)
@@ -119,8 +168,12 @@ def main(argv=None) -> int:
     metas = [m for _, m in read_jsonl(Path(args.prompts))]
     arms = dict(a.split("=", 1) for a in args.arm)
     sweeps = {k: [int(t) for t in v.split(",")] for k, v in (s.split("=", 1) for s in args.sweep)}
+    references = [next(iter(arms))] + [v for v in args.versus if v != next(iter(arms))]
+    unknown = [v for v in references + list(sweeps) if v not in arms]
+    if unknown:
+        p.error(f"--versus/--sweep name no --arm: {', '.join(unknown)}")
     report: dict = {"prompts": str(Path(args.prompts)), "seed": args.seed, "sampler_steps": args.steps,
-                    "threads": args.threads, "arms": {}, "paired_vs_" + next(iter(arms)): {}, "sweeps": {}}
+                    "threads": args.threads, "arms": {}, "sweeps": {}}
     correct: dict[str, np.ndarray] = {}
     for name, spec in arms.items():
         model_path, _, adapter = spec.partition("+")
@@ -142,10 +195,9 @@ def main(argv=None) -> int:
                 "paired_vs_T0": paired(at_zero, c, metas) if t and at_zero is not None else None}
             print(f"  {name} T={t}: accuracy {s['overall']:.3f} ({per_image * 1000:.1f} ms/image)")
             write_json(args.out, report, indent=1)  # partial results survive an interrupted run
-    ref = next(iter(arms))
-    for name in arms:
-        if name != ref:
-            report["paired_vs_" + ref][name] = paired(correct[ref], correct[name], metas)
+    for ref in references:
+        report["paired_vs_" + ref] = {name: paired(correct[ref], correct[name], metas)
+                                      for name in arms if name != ref}
     write_json(args.out, report, indent=1)
     print(markdown(report))
     print(f"written to {args.out}")

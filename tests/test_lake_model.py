@@ -167,11 +167,15 @@ def test_tiny_train_sample_evaluate_end_to_end(tmp_path, capsys):
     arms = benchmark("lake_arms")
     out = tmp_path / "arms.json"
     assert arms.main(["--arm", f"base={base / 'final'}", "--arm", f"rsr_in={rsr_in / 'final'}", "--sweep",
-                      "rsr_in=0,2", "--prompts", str(maps), "--steps", "1", "--threads", "1",
+                      "rsr_in=0,2", "--versus", "rsr_in", "--prompts", str(maps), "--steps", "1", "--threads", "1",
                       "--work", str(tmp_path / "work"), "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     diff = report["paired_vs_base"]["rsr_in"]["overall"]["difference"]
     assert diff == pytest.approx(report["arms"]["rsr_in"]["overall"] - report["arms"]["base"]["overall"])
+    assert report["paired_vs_rsr_in"]["base"]["overall"]["difference"] == pytest.approx(-diff)
+    seeds = arms.seeds_markdown([report, {"paired_vs_base_s1": {"rsr_in_s1": report["paired_vs_base"]["rsr_in"]}}])
+    both = arms._difference(report["paired_vs_base"]["rsr_in"]["overall"])
+    assert f"| rsr_in - base | overall | {both} | {both} |" in seeds  # seed suffixes folded into one row
     assert set(report["sweeps"]["rsr_in"]) == {"0", "2"} and report["sweeps"]["rsr_in"]["0"]["paired_vs_T0"] is None
     assert report["sweeps"]["rsr_in"]["2"]["seconds_per_image"] > 0
     evaluator = benchmark("lake_evaluator")
