@@ -81,14 +81,14 @@ COMPUTED = {
 
 
 # ----- the quotes -----------------------------------------------------------------------------------
-def geneval_row(doc, json_name, label, arm, diff=True):
-    """A GenEval table row, searched in the section whose command writes `json_name`."""
+def geneval_row(doc, json_name, label, arm, diff=True, section=""):
+    """A GenEval table row, searched in the section whose command writes `json_name` (or `section`'s)."""
     text = f"| {label} | " + " | ".join(["{}"] * 6) + " | **{}** ({}-{}) | " + ("{} ({} to {}) |" if diff else "|")
     values = [f"arms.{arm}.tasks.{t}" for t in TASKS] + [f"arms.{arm}.overall", f"arms.{arm}.overall_ci95.0",
                                                          f"arms.{arm}.overall_ci95.1"]
     if diff:
         values += [f"arms.{arm}.minus_base.difference", f"arms.{arm}.minus_base.ci95.0", f"arms.{arm}.minus_base.ci95.1"]
-    return Quote(doc, text, json_name, tuple(values), section=f"--out benchmarks/results/{json_name}")
+    return Quote(doc, text, json_name, tuple(values), section=f"--out benchmarks/results/{section or json_name}")
 
 
 def class_row(doc, label, arm, *lead):
@@ -120,14 +120,30 @@ QUOTES = [
           "", ("=rsr_params_t2i",)),
     Quote("results.md", "matched to the RSR parameter count (rank {}: {} parameters)", "",
           ("=lora_rank_t2i", "=lora_params_t2i")),
-    geneval_row("results.md", "finetune_compare.json", "base, old evaluator", "base", diff=False),
-    geneval_row("results.md", "finetune_compare.json", "RSR, T = 2 (old evaluator; not re-measured with the fixed one)", "rsr_T2"),
-    geneval_row("results.md", "finetune_compare.json", "LoRA (matched) (old evaluator; not re-measured with the fixed one)", "lora"),
-    geneval_row("results.md", "finetune_compare_mix.json", "base, old evaluator", "base", diff=False),
-    geneval_row("results.md", "finetune_compare_mix.json", "RSR, T = 2 (old evaluator; not re-measured with the fixed one)", "rsr_mix_T2"),
-    geneval_row("results.md", "finetune_compare_mix.json", "LoRA (matched) (old evaluator; not re-measured with the fixed one)", "lora_mix"),
-    geneval_row("results.md", "finetune_compare_tau1.json", "base (seeds 2i+k) (old evaluator; not re-measured with the fixed one)", "base", diff=False),
-    geneval_row("results.md", "finetune_compare_tau1.json", "RSR, tau 1, T = 2 (old evaluator; not re-measured with the fixed one)", "rsr_tau1_T2"),
+    # rounds 1-3: the fixed evaluator on re-trained adapters, the old one on the first adapters and on the new images
+    *[row for json_name, rsr, lora, fixed in (
+        ("finetune_compare.json", "rsr_T2", "lora", "finetune_compare_fixed.json"),
+        ("finetune_compare_mix.json", "rsr_mix_T2", "lora_mix", "finetune_compare_mix_fixed.json"))
+      for row in (
+        geneval_row("results.md", json_name, "base, old evaluator", "base", diff=False),
+        geneval_row("results.md", json_name, "RSR, T = 2, old evaluator (first adapter)", rsr),
+        geneval_row("results.md", json_name, "LoRA (matched), old evaluator (first adapter)", lora),
+        geneval_row("results.md", fixed, "base, **fixed evaluator** (issue 9)", "base", diff=False, section=json_name),
+        geneval_row("results.md", fixed, "RSR, T = 2, **fixed evaluator** (re-trained adapter)", rsr, section=json_name),
+        geneval_row("results.md", fixed, "LoRA (matched), **fixed evaluator** (re-trained adapter)", lora,
+                    section=json_name))],
+    geneval_row("results.md", "finetune_compare_tau1.json", "base (seeds 2i+k), old evaluator", "base", diff=False),
+    geneval_row("results.md", "finetune_compare_tau1.json", "RSR, tau 1, T = 2, old evaluator (first adapter)", "rsr_tau1_T2"),
+    geneval_row("results.md", "finetune_compare_tau1_fixed.json", "base (seeds 2i+k), **fixed evaluator**", "base",
+                diff=False, section="finetune_compare_tau1.json"),
+    geneval_row("results.md", "finetune_compare_tau1_fixed.json", "RSR, tau 1, T = 2, **fixed evaluator** (re-trained adapter)",
+                "rsr_tau1_T2", section="finetune_compare_tau1.json"),
+    Quote("results.md", "`benchmarks/results/rescore_rounds/ARM.json`): base {}, RSR {}, LoRA {}, so", "",
+          tuple(f"rescore_rounds/{a}.json:before.overall" for a in ("base", "rsr_T2", "lora"))),
+    Quote("results.md", "images: RSR {}, LoRA {} (`benchmarks/results/rescore_rounds/`)", "",
+          tuple(f"rescore_rounds/{a}.json:before.overall" for a in ("rsr_mix_T2", "lora_mix"))),
+    Quote("results.md", "Old evaluator on the same images: base {}, RSR {} (`benchmarks/results/rescore_rounds/n2_*.json`)",
+          "", tuple(f"rescore_rounds/n2_{a}.json:before.overall" for a in ("base", "rsr_tau1_T2"))),
     # docs/results.md: the class-conditional table
     class_row("results.md", "base (old evaluator, all 5,040)", "base"),
     class_row("results.md", "LoRA SFT, rank {} (old evaluator)", "lora", "=lora_rank_dit", "=lora_params_dit"),
@@ -237,7 +253,7 @@ def test_docs_quote_the_numbers_of_their_results_files(quote):
 def test_every_results_file_quoted_exists_and_the_convention_can_fail():
     cited = {q.json for q in QUOTES if q.json} | {v.split(":")[0] for q in QUOTES for v in q.values
                                                    if isinstance(v, str) and ":" in v}
-    assert cited <= {p.name for p in RESULTS.glob("*.json")}
+    assert cited <= {p.relative_to(RESULTS).as_posix() for p in RESULTS.rglob("*.json")}
     assert _close("0.652", 0.6525) and _close("0.653", 0.6525) and not _close("0.650", 0.6525)
     assert _close("58,368", 58368) and not _close("29,184", 58368) and _close("+0.000", 0.0004)
 
