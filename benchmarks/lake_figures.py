@@ -2,6 +2,7 @@
 
     python -m benchmarks.lake_figures think-steps --model RUN/final [--adapter A] --out docs/figures/lake_think_steps.png
     python -m benchmarks.lake_figures arms --arm base=RUN_A/final --arm rsr_in=RUN_B/final --out docs/figures/lake_arms.png
+    python -m benchmarks.lake_figures routing --model RUN/final [--adapter A] --out docs/figures/lake_routing.png
 
 think-steps: "decoding the state after latent step t" - the network run with t as its last latent
 step (the frozen base projection joins there, as at the end of every RSR forward) - for maps of
@@ -10,6 +11,8 @@ prediction of the very first diffusion step (from pure noise, x0 = x_1 - v) and 
 (20 Euler steps), each for T = 0..8; then a row of the first layer's routing over the grid (expert
 per cell, black/white) at the first diffusion step for the largest T.
 arms: for the same maps and noise, the map, the ground truth and each arm's sample.
+routing: for one map, the expert each cell is sent to at every latent step (columns) of every RSR
+layer, at five diffusion steps from pure noise to the last (rows), traced while the sample is drawn.
 """
 
 from __future__ import annotations
@@ -64,6 +67,39 @@ def routing_row(model, grids, seed: int, steps: int) -> list[np.ndarray]:
     return [images[:, b, :, :, None].expand(-1, -1, -1, 3).numpy() for b in range(len(grids))]
 
 
+def routing_over_sampling(model, g: np.ndarray, seed: int, steps: int = 20,
+                          at: tuple[int, ...] = (0, 5, 10, 15, 19)) -> tuple[list[list[np.ndarray]], np.ndarray]:
+    """Routing of every RSR layer while one map's sample is drawn: rows[layer * len(at) + j] holds, for
+    diffusion step at[j], the expert of each cell (8x8, upscaled to 32x32 RGB, black = expert 0) at each
+    latent step; and the finished sample. Experts beyond two are shown as grey levels."""
+    start_trace(model.transformer)
+    try:
+        sample = generate_lake_images(model, [g], seed=seed, steps=steps)[0].numpy()
+    finally:
+        traces = stop_trace(model.transformer)  # one RSROutput per layer per forward, in forward order
+    layers = sorted({o.layer for o in traces})
+    experts = model.transformer.rsr.config.num_experts
+    rows = []
+    for layer in layers:
+        forwards = [o for o in traces if o.layer == layer]  # (diffusion steps,)
+        for j in at:
+            cells = forwards[j].routing[:, 0, :, 0].view(-1, 8, 8).float() / max(experts - 1, 1)  # (T, 8, 8)
+            images = (cells * 255).to(torch.uint8).repeat_interleave(4, -1).repeat_interleave(4, -2)
+            rows.append([im[:, :, None].expand(-1, -1, 3).numpy() for im in images])
+    return rows, sample
+
+
+def routing(model_path: str, adapter: str | None, out: str, seed: int = 0) -> None:
+    g = figure_maps(4)[-1]  # the longest path of the think-steps figure
+    model = load_lake(model_path, adapter)
+    rows, sample = routing_over_sampling(model, g, seed)
+    first = [render(g), framed(sample, judge(sample, g)["verdict"])]
+    blank = [np.zeros_like(first[0])] * 2
+    tiles = [im for i, row in enumerate(rows) for im in (first if i == 0 else blank) + row]
+    save_png(grid(np.stack(tiles), cols=len(rows[0]) + 2, upscale=3), out)
+    print(f"written to {out} (rows: layers x diffusion steps 0, 5, 10, 15, 19; columns: map, sample, latent steps)")
+
+
 def think_steps(model_path: str, adapter: str | None, out: str, maps: int = 4, seed: int = 0,
                 max_t: int = 8) -> None:
     grids = figure_maps(maps)
@@ -97,7 +133,7 @@ def arms(specs: list[str], out: str, maps: int = 8, seed: int = 0) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("figure", choices=["think-steps", "arms"])
+    p.add_argument("figure", choices=["think-steps", "arms", "routing"])
     p.add_argument("--model", default=None)
     p.add_argument("--adapter", default=None)
     p.add_argument("--arm", action="append", default=[])
@@ -107,6 +143,8 @@ def main() -> None:
     torch.set_num_threads(2)
     if args.figure == "think-steps":
         think_steps(args.model, args.adapter, args.out, seed=args.seed)
+    elif args.figure == "routing":
+        routing(args.model, args.adapter, args.out, seed=args.seed)
     else:
         arms(args.arm, args.out, seed=args.seed)
 

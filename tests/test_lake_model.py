@@ -178,6 +178,14 @@ def test_tiny_train_sample_evaluate_end_to_end(tmp_path, capsys):
     assert f"| rsr_in - base | overall | {both} | {both} |" in seeds  # seed suffixes folded into one row
     assert set(report["sweeps"]["rsr_in"]) == {"0", "2"} and report["sweeps"]["rsr_in"]["0"]["paired_vs_T0"] is None
     assert report["sweeps"]["rsr_in"]["2"]["seconds_per_image"] > 0
+    figures = benchmark("lake_figures")  # the routing figure: layers x diffusion steps, one tile per latent step
+    g = random_map(np.random.default_rng(3), 4, 3)
+    rows, sample = figures.routing_over_sampling(load_lake(rsr_in / "final"), g, seed=0, steps=3, at=(0, 2))
+    assert len(rows) == 2 * 2 and all(len(r) == 3 for r in rows) and rows[0][0].shape == (32, 32, 3)
+    assert {int(v) for r in rows for im in r for v in np.unique(im)} <= {0, 255}  # two experts: black or white
+    assert sample.shape == (32, 32, 3)
+    figures.routing(str(rsr_in / "final"), None, str(tmp_path / "routing.png"))
+    assert (tmp_path / "routing.png").is_file()
     evaluator = benchmark("lake_evaluator")
     assert evaluator.main(["--prompts", str(maps), "--out", str(tmp_path / "ev.json")]) == 0
     must = json.loads((tmp_path / "ev.json").read_text())["must_show"]
