@@ -11,7 +11,7 @@ adds another (e.g. an RSR adapter against its matched LoRA). With --sweep NAME=T
 sampled at each T (the T that its row uses is its own default).
 Prints markdown tables; `python -m benchmarks.lake_arms --table REPORT.json` prints them again, and
 `python -m benchmarks.lake_arms --seeds R0.json R1.json ...` tabulates the paired differences of
-reports that differ only in the training seed, one column per seed.
+reports that differ only in the training seed (accuracies and paired differences, one column per seed).
 """
 
 from __future__ import annotations
@@ -97,11 +97,20 @@ def differences_markdown(report: dict) -> list[str]:
 
 
 def seeds_markdown(reports: list[dict]) -> str:
-    """The paired differences of reports that differ only in the training seed: a row per comparison
-    (arm names with their seed suffix '_sN' removed), a column per report, split by in-range and overall."""
+    """Reports that differ only in the training seed: each arm's accuracy, then the paired differences, a
+    row per arm or comparison (names with their seed suffix '_sN' removed), a column per report, for the
+    in-range split and overall."""
     tables = [{_unseeded(label): d for label, d in comparisons(r).items()} for r in reports]
-    lines = ["| paired difference | split | " + " | ".join(f"report {i + 1}" for i in range(len(reports))) + " |",
-             "|---|---|" + "---|" * len(reports)]
+    header = " | ".join(f"report {i + 1}" for i in range(len(reports))) + " |"
+    lines = ["| arm | split | " + header, "|---|---|" + "---|" * len(reports)]
+    accuracy = [{_unseeded(name): arm for name, arm in r["arms"].items()} for r in reports]
+    for name in accuracy[0]:
+        for split in ("in-range", "overall"):
+            lines.append(f"| {name} | {split} | " + " | ".join(
+                ("-" if name not in a else _cell(a[name]["by_split"][split]) if split != "overall"
+                 else f"{a[name]['overall']:.3f} ({a[name]['overall_ci95'][0]:.3f}-{a[name]['overall_ci95'][1]:.3f})")
+                for a in accuracy) + " |")
+    lines += ["", "| paired difference | split | " + header, "|---|---|" + "---|" * len(reports)]
     for label in tables[0]:
         for split in ("in-range", "overall"):
             lines.append(f"| {label} | {split} | " + " | ".join(

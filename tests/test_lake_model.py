@@ -173,9 +173,13 @@ def test_tiny_train_sample_evaluate_end_to_end(tmp_path, capsys):
     diff = report["paired_vs_base"]["rsr_in"]["overall"]["difference"]
     assert diff == pytest.approx(report["arms"]["rsr_in"]["overall"] - report["arms"]["base"]["overall"])
     assert report["paired_vs_rsr_in"]["base"]["overall"]["difference"] == pytest.approx(-diff)
-    seeds = arms.seeds_markdown([report, {"paired_vs_base_s1": {"rsr_in_s1": report["paired_vs_base"]["rsr_in"]}}])
+    seed1 = {"arms": {f"{k}_s1": v for k, v in report["arms"].items()},
+             "paired_vs_base_s1": {"rsr_in_s1": report["paired_vs_base"]["rsr_in"]}}  # as if another seed
+    seeds = arms.seeds_markdown([report, seed1])
     both = arms._difference(report["paired_vs_base"]["rsr_in"]["overall"])
     assert f"| rsr_in - base | overall | {both} | {both} |" in seeds  # seed suffixes folded into one row
+    in_range = arms._cell(report["arms"]["base"]["by_split"]["in-range"])
+    assert f"| base | in-range | {in_range} | {in_range} |" in seeds
     assert set(report["sweeps"]["rsr_in"]) == {"0", "2"} and report["sweeps"]["rsr_in"]["0"]["paired_vs_T0"] is None
     assert report["sweeps"]["rsr_in"]["2"]["seconds_per_image"] > 0
     figures = benchmark("lake_figures")  # the routing figure: layers x diffusion steps, one tile per latent step
