@@ -310,3 +310,12 @@ def test_generated_tables_appear_verbatim(script, render, json_name):
     """Tables the docs paste from a script's `--table` are that script's rendering of the cited JSON."""
     table = getattr(_benchmark(script), render)(json.loads((RESULTS / json_name).read_text()))
     assert table in (DOCS / "results.md").read_text(encoding="utf-8"), f"docs/results.md: the table of {json_name} differs"
+
+
+def test_lake_tables_appear_verbatim():
+    """docs/lake.md's session-7 tables are lake_arms' renderings of the committed per-seed reports."""
+    arms = _benchmark("lake_arms")
+    doc = (DOCS / "lake.md").read_text(encoding="utf-8")
+    reports = [json.loads((RESULTS / f"lake_arms_pc1_s{seed}.json").read_text()) for seed in range(3)]
+    assert arms.seeds_markdown(reports) in doc, "docs/lake.md: the per-seed table differs"
+    assert arms.markdown(reports[0]) in doc, "docs/lake.md: the seed-0 table differs"
