@@ -10,8 +10,8 @@ difference is a bootstrap over maps. The first arm is the reference of the diffe
 adds another (e.g. an RSR adapter against its matched LoRA). With --sweep NAME=Ts the arm is also
 sampled at each T (the T that its row uses is its own default).
 Prints markdown tables; `python -m benchmarks.lake_arms --table REPORT.json` prints them again, and
-`python -m benchmarks.lake_arms --seeds R0.json R1.json ...` tabulates the paired differences of
-reports that differ only in the training seed (accuracies and paired differences, one column per seed).
+`python -m benchmarks.lake_arms --seeds R0.json R1.json ...` tabulates reports that differ only in
+the training seed: each arm's accuracy and the paired differences, one column per seed.
 """
 
 from __future__ import annotations
