@@ -319,3 +319,4 @@ def test_lake_tables_appear_verbatim():
     reports = [json.loads((RESULTS / f"lake_arms_pc1_s{seed}.json").read_text()) for seed in range(3)]
     assert arms.seeds_markdown(reports) in doc, "docs/lake.md: the per-seed table differs"
     assert arms.markdown(reports[0]) in doc, "docs/lake.md: the seed-0 table differs"
+    assert arms.markdown(json.loads((RESULTS / "lake_arms_pc1_2500.json").read_text())) in doc
