@@ -62,9 +62,15 @@ def routing_row(model, grids, seed: int, steps: int) -> list[np.ndarray]:
     start_trace(model.transformer)
     first_prediction(model, grids, seed)
     trace = stop_trace(model.transformer)[0].routing  # (steps, B, N, k)
-    cells = trace[..., 0].view(steps, len(grids), 8, 8).float()  # expert 0/1 per cell
-    images = (cells * 255).to(torch.uint8).repeat_interleave(4, -1).repeat_interleave(4, -2)
-    return [images[:, b, :, :, None].expand(-1, -1, -1, 3).numpy() for b in range(len(grids))]
+    return [expert_tiles(trace[:, b, :, 0], 2) for b in range(len(grids))]
+
+
+def expert_tiles(experts: torch.Tensor, num_experts: int) -> np.ndarray:
+    """(T, 64) expert index per cell -> (T, 32, 32, 3) uint8 tiles: black = expert 0, white = the last
+    expert, grey levels between; one 8x8 cell grid upscaled 4x."""
+    cells = experts.view(-1, 8, 8).float() / max(num_experts - 1, 1)  # (T, 8, 8)
+    images = (cells * 255).to(torch.uint8).repeat_interleave(4, -1).repeat_interleave(4, -2)  # (T, 32, 32)
+    return images[..., None].expand(-1, -1, -1, 3).numpy()
 
 
 def routing_over_sampling(model, g: np.ndarray, seed: int, steps: int = 20,
@@ -83,9 +89,7 @@ def routing_over_sampling(model, g: np.ndarray, seed: int, steps: int = 20,
     for layer in layers:
         forwards = [o for o in traces if o.layer == layer]  # (diffusion steps,)
         for j in at:
-            cells = forwards[j].routing[:, 0, :, 0].view(-1, 8, 8).float() / max(experts - 1, 1)  # (T, 8, 8)
-            images = (cells * 255).to(torch.uint8).repeat_interleave(4, -1).repeat_interleave(4, -2)
-            rows.append([im[:, :, None].expand(-1, -1, 3).numpy() for im in images])
+            rows.append(list(expert_tiles(forwards[j].routing[:, 0, :, 0], experts)))  # routing: (T, B=1, N, k)
     return rows, sample
 
 
