@@ -303,6 +303,7 @@ def _benchmark(name: str):
     ("compare_adapters", "markdown", "issue12_compare_seeds.json"),
     ("compare_adapters", "markdown", "issue12_compare_tuned.json"),
     ("compare_adapters", "markdown", "issue12_item5.json"),
+    ("compare_adapters", "markdown", "issue12_item5_s1.json"),
     ("class_table", "markdown", "class_table.json"),
     ("inspect_adapter", "runs_table", "issue12_instruments.json"),
 ])
