@@ -304,6 +304,7 @@ def _benchmark(name: str):
     ("compare_adapters", "markdown", "issue12_compare_tuned.json"),
     ("compare_adapters", "markdown", "issue12_item5.json"),
     ("compare_adapters", "markdown", "issue12_item5_s1.json"),
+    ("compare_adapters", "markdown", "issue12_item5_s2.json"),
     ("class_table", "markdown", "class_table.json"),
     ("inspect_adapter", "runs_table", "issue12_instruments.json"),
 ])
