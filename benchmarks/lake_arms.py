@@ -107,9 +107,7 @@ def seeds_markdown(reports: list[dict]) -> str:
     for name in accuracy[0]:
         for split in ("in-range", "overall"):
             lines.append(f"| {name} | {split} | " + " | ".join(
-                ("-" if name not in a else _cell(a[name]["by_split"][split]) if split != "overall"
-                 else f"{a[name]['overall']:.3f} ({a[name]['overall_ci95'][0]:.3f}-{a[name]['overall_ci95'][1]:.3f})")
-                for a in accuracy) + " |")
+                _accuracy(a[name], split) if name in a else "-" for a in accuracy) + " |")
     lines += ["", "| paired difference | split | " + header, "|---|---|" + "---|" * len(reports)]
     for label in tables[0]:
         for split in ("in-range", "overall"):
@@ -117,6 +115,13 @@ def seeds_markdown(reports: list[dict]) -> str:
                 _difference(t[label]["overall"] if split == "overall" else t[label]["by_split"][split])
                 if label in t else "-" for t in tables) + " |")
     return "\n".join(lines)
+
+
+def _accuracy(arm: dict, split: str) -> str:
+    """An arm's accuracy on a split, or overall (three decimals), with its 95% interval."""
+    if split != "overall":
+        return _cell(arm["by_split"][split])
+    return f"{arm['overall']:.3f} ({arm['overall_ci95'][0]:.3f}-{arm['overall_ci95'][1]:.3f})"
 
 
 def _unseeded(label: str) -> str:
@@ -177,7 +182,8 @@ def main(argv=None) -> int:
     metas = [m for _, m in read_jsonl(Path(args.prompts))]
     arms = dict(a.split("=", 1) for a in args.arm)
     sweeps = {k: [int(t) for t in v.split(",")] for k, v in (s.split("=", 1) for s in args.sweep)}
-    references = [next(iter(arms))] + [v for v in args.versus if v != next(iter(arms))]
+    first = next(iter(arms))
+    references = [first] + [v for v in args.versus if v != first]
     unknown = [v for v in references + list(sweeps) if v not in arms]
     if unknown:
         p.error(f"--versus/--sweep name no --arm: {', '.join(unknown)}")
