@@ -44,7 +44,7 @@ if point == "step":
 
     Trainer.train_step = paused_step
 elif point == "checkpoint":
-    checkpoint.save_file = after_nth(checkpoint.save_file, 2 * n - 1)  # two tensor files per checkpoint
+    checkpoint.save_file = after_nth(checkpoint.save_file, 3 * n - 2)  # three tensor files per checkpoint (model first)
 elif point == "image":
     import thinkpix.imaging
 

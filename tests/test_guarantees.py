@@ -237,3 +237,52 @@ def test_class_names_from_a_model_folder_never_escape_the_output_folder(tmp_path
     folders = class_folders(crafted, tmp_path)
     assert all(f.parent == tmp_path for f in folders)
     assert [f.name for f in folders] == ["00_evil", "01_etc_passwd", "02__", "03_red_circle"]
+
+
+RSR_RESUME = ["--rsr", "layers=0,1,experts=2,steps=3,rank=2,random_depth=true,temperature_end=1.0", "steps=6",
+              "batch_size=4", "ckpt_every=2", "log_every=1", "threads=1"]
+
+
+def adapter_tensors(adapter) -> dict:
+    (weights,) = Path(adapter).glob("*.safetensors")
+    return load_file(weights)
+
+
+def assert_same_tensors(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), max(float((a[k] - b[k]).abs().max()) for k in a)
+
+
+@pytest.fixture(scope="module")
+def rsr_uninterrupted(reference, tmp_path_factory):
+    """An uninterrupted RSR fine-tune that draws Gumbel noise, random depths and an annealed temperature."""
+    run = tmp_path_factory.mktemp("rsr_whole") / "run"
+    assert main(["finetune", "--base", str(reference / "a" / "final"), "--out", str(run), *RSR_RESUME]) == 0
+    return run
+
+
+def test_rsr_finetune_resumed_from_its_own_checkpoint_equals_uninterrupted(reference, rsr_uninterrupted, tmp_path,
+                                                                          capsys):
+    run = tmp_path / "run"
+    shutil.copytree(rsr_uninterrupted, run)
+    start = run / "checkpoints" / "step_0000004"
+    assert main(["finetune", "--base", str(reference / "a" / "final"), "--out", str(run), *RSR_RESUME,
+                 "--resume-from", str(start)]) == 0
+    assert "resumed from step 4" in capsys.readouterr().out
+    assert_same_tensors(adapter_tensors(run / "adapter"), adapter_tensors(rsr_uninterrupted / "adapter"))
+    # the check can fail: the same run with another seed ends elsewhere
+    other = tmp_path / "other"
+    assert main(["finetune", "--base", str(reference / "a" / "final"), "--out", str(other), *RSR_RESUME,
+                 "seed=5"]) == 0
+    a, b = adapter_tensors(other / "adapter"), adapter_tensors(rsr_uninterrupted / "adapter")
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_rsr_finetune_killed_then_resumed_equals_uninterrupted(reference, rsr_uninterrupted, tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["finetune", "--base", str(reference / "a" / "final"), "--out", str(run), *RSR_RESUME]
+    kill9(run_until_paused("step", 4, argv))  # inside step 4; the step-2 checkpoint is on disk
+    assert main(argv) == 0
+    assert "resumed from step 2" in capsys.readouterr().out
+    assert_same_tensors(adapter_tensors(run / "adapter"), adapter_tensors(rsr_uninterrupted / "adapter"))

@@ -3,7 +3,8 @@
 Layout of a checkpoint folder `DIR/step_0000100/`:
   model.safetensors      trainable + EMA tensors (prefixed `param.` / `ema.`)
   optimizer.safetensors  optimizer state tensors, flattened (`state.<param>.<key>`)
-  state.json             step, config, optimizer scalars
+  rng.safetensors        the global random generators' states (`training.seeding.rng_state`)
+  state.json             step, config, optimizer scalars, the generators' scalar state
   checksums.json         sha256 of the three files above (`thinkpix.files`)
 `DIR/latest` names the newest complete checkpoint. A folder is written under a temporary name,
 flushed to disk and renamed, so a crash (even kill -9 mid-write) never leaves a half-written
@@ -76,6 +77,7 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None,
     state: dict,
     keep: int = 2,
+    rng: tuple[dict[str, torch.Tensor], dict] | None = None,
 ) -> Path:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -89,6 +91,9 @@ def save_checkpoint(
         opt_tensors, opt_scalars = _flatten_optimizer(optimizer.state_dict())
         save_file(opt_tensors, tmp / "optimizer.safetensors")
         meta["optimizer"] = opt_scalars
+    if rng is not None:  # (tensors, scalars) of `seeding.rng_state`
+        save_file({k: v.detach().cpu().contiguous() for k, v in rng[0].items()}, tmp / "rng.safetensors")
+        meta["rng"] = rng[1]
     (tmp / "state.json").write_text(json.dumps(meta, indent=1))
     write_manifest(tmp)
     for f in tmp.iterdir():
@@ -183,3 +188,15 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | N
     if bad:
         raise ThinkpixError(f"{path / 'model.safetensors'}: tensors hold NaN or Inf ({', '.join(bad[:3])})")
     return tensors, opt, state
+
+
+def load_rng(path: str | Path, state: dict) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """The random generators' state a (verified) checkpoint recorded, or None (a checkpoint written before
+    they were recorded)."""
+    path = Path(path)
+    if "rng" not in state or not (path / "rng.safetensors").is_file():
+        return None
+    try:
+        return load_file(path / "rng.safetensors"), state["rng"]
+    except (OSError, ValueError) as exc:
+        raise ThinkpixError(f"{path / 'rng.safetensors'}: not readable ({exc})") from None

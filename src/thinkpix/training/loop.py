@@ -21,11 +21,12 @@ from ..errors import ThinkpixError
 from ..files import write_atomic
 from ..imaging import grid, save_png
 from . import distributed
-from .checkpoint import (bad_checkpoint, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint,
-                         verify_checkpoint)
+from .checkpoint import (bad_checkpoint, latest_checkpoint, list_checkpoints, load_checkpoint, load_rng,
+                         save_checkpoint, verify_checkpoint)
 from .config import TrainConfig, to_dict
 from .ema import EMA
 from .runlock import RunLock
+from .seeding import restore_rng, rng_state
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -83,6 +84,7 @@ class Trainer:
             save_checkpoint(
                 self.ckpt_dir, self.step, self.state_tensors(), self.optimizer,
                 {"config": to_dict(self.cfg)}, keep=self.cfg.keep_checkpoints,
+                rng=rng_state(self.dist.device),  # Gumbel noise, random depth: what the next steps draw
             )
         distributed.barrier()
 
@@ -110,6 +112,12 @@ class Trainer:
                 self.ema.shadow[k].copy_(tensors[f"ema.{k}"])
         if opt_state is not None:
             self.optimizer.load_state_dict(opt_state)
+        rng = load_rng(path, state)
+        if rng is not None:
+            restore_rng(*rng, self.dist.device)
+        elif self.dist.is_main:
+            print(f"{path}: written before checkpoints recorded the random generators; the steps after it draw "
+                  "other random numbers (Gumbel noise, random depth) than the interrupted run would have")
         self.step = int(state["step"])
         return True
 
