@@ -62,6 +62,8 @@ def attach_rsr(transformer: nn.Module, config: RSRConfig, freeze_base: bool = Tr
     if isinstance(getattr(transformer, "rsr", None), RSRModule):
         raise ThinkpixError("RSR is already attached to this transformer; detach_rsr it first")
     backbone = backbone_of(transformer)
+    if config.loop_body == "block" and backbone is not sd3:
+        raise ThinkpixError(f"loop_body='block' is implemented for SD3 joint blocks only, not {backbone.NAME}")
     if hasattr(backbone, "check_layers"):
         backbone.check_layers(transformer, config.layers)
     n = backbone.num_blocks(transformer)

@@ -74,10 +74,15 @@ class TembRSRProcessor(RSRProcessor):
     def __init__(self, rsr: RSRModule, key: str, block: nn.Module, original):
         super().__init__(rsr, key, block, original)
         self.temb = None  # set by `hand_temb` (the block's forward pre-hook), consumed by __call__
+        self.hidden = None  # the block's raw input x, handed over with temb (loop_body="block" needs it)
 
     def take_temb(self) -> torch.Tensor | None:
         temb, self.temb = self.temb, None
         return temb
+
+    def take_hidden(self) -> torch.Tensor | None:
+        hidden, self.hidden = self.hidden, None
+        return hidden
 
     def missing_temb(self) -> RuntimeError:
         return RuntimeError(f"RSR block {self.key}: no temb (the block's forward pre-hook did not run); "
@@ -134,10 +139,28 @@ def text_joiner(text: torch.Tensor, dim: int, text_first: bool = False):
     return join
 
 
-def block_ops(attn, attend, modulate) -> BlockOps:
+def block_ops(attn, attend, modulate, body=None) -> BlockOps:
     """`BlockOps` of a block whose RSR attention `attn` has separate to_q/to_k/to_v and a to_out pair."""
     return BlockOps(base_qkv=partial(base_qkv, attn), attend=attend, modulate=modulate,
-                    project=partial(out_project, attn))
+                    project=partial(out_project, attn), body=body)
+
+
+def joint_block_body(block, x: torch.Tensor, y: torch.Tensor):
+    """-> body(a_x): the rest of a `JointTransformerBlock` on the image stream, for loop_body="block".
+
+    Same arithmetic as the block's forward after its attention: z = x + gate_msa * out(a_x), then
+    z + gate_mlp * ff(modulate(norm2(z); shift_mlp, scale_mlp)), with the block's own adaLN of y.
+    x: (B, N, D) the block's raw input; a_x: (B, N, inner) -> z (B, N, D)."""
+    if getattr(block, "use_dual_attention", False):
+        raise ThinkpixError("loop_body='block' is not implemented for SD3.5 dual-attention blocks")
+    emb = block.norm1.linear(block.norm1.silu(y))  # (B, 6 * D)
+    _, _, gate_msa, shift_mlp, scale_mlp, gate_mlp = (e[:, None] for e in emb.chunk(6, dim=1))  # (B, 1, D)
+
+    def body(a_x):
+        z = x + gate_msa * out_project(block.attn, a_x)  # (B, N, D)
+        return z + gate_mlp * block.ff(block.norm2(z) * (1 + scale_mlp) + shift_mlp)
+
+    return body
 
 
 # ----- hooks --------------------------------------------------------------------------------------
@@ -146,6 +169,8 @@ def hand_temb(block, args, kwargs):
     proc = block.attn.processor
     if isinstance(proc, TembRSRProcessor):
         proc.temb = kwargs["temb"] if "temb" in kwargs else args[2]
+        if proc.rsr.config.loop_body == "block":
+            proc.hidden = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
 
 
 LATENT_STEPS = "latent_steps"  # per-call T: transformer(..., joint_attention_kwargs={"latent_steps": T})
@@ -235,6 +260,8 @@ def rsr_flops(transformer: nn.Module, attn_name: str, config: RSRConfig | None, 
         extra += (T - 1) * 4 * B * N * S * D  # intermediate steps: image queries only
         if config.base_every_step:
             extra += (T - 1) * 2 * B * N * 3 * D * D
+        if config.loop_body == "block":  # out-projection and a 4x MLP per intermediate step
+            extra += (T - 1) * 18 * B * N * D * D
         if config.state == "projected":
             extra += (T - 1) * 2 * B * N * D * D
         if config.remodulate and T > 1:

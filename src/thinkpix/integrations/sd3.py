@@ -61,7 +61,7 @@ class SD3RSRProcessor(common.TembRSRProcessor):
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, latent_steps=None,
                  **kwargs):
-        temb = self.take_temb()
+        temb, x = self.take_temb(), self.take_hidden()
         if latent_steps is not None:  # named, so diffusers passes it through (per-call T)
             self.rsr.set_forward_steps(latent_steps)
         if self.rsr.steps_for_forward() == 0 or encoder_hidden_states is None:
@@ -69,6 +69,8 @@ class SD3RSRProcessor(common.TembRSRProcessor):
         if temb is None:
             raise self.missing_temb()
         ops = block_ops(attn, self.block.norm1, hidden_states, encoder_hidden_states, temb, self.rsr.config)
+        if self.rsr.config.loop_body == "block":
+            ops.body = common.joint_block_body(self.block, x, temb)
         a_x, a_c = self.rsr.run(self.key, hidden_states, temb, ops)  # (B, N, inner), (B, L, inner)
         hidden_states = common.out_project(attn, a_x)  # image out-projection (+ dropout)
         if not attn.context_pre_only:

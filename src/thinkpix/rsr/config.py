@@ -17,6 +17,8 @@ ROUTINGS = ("hard", "soft")
 STATES = ("attention", "projected")
 EXPERT_INITS = ("random", "orthogonal")
 EXPERT_IMPLS = ("sparse", "dense")
+FINAL_INPUTS = ("x0", "refined", "gated")
+LOOP_BODIES = ("attention", "block")
 
 # Fields that may differ between a saved adapter and the module it is loaded into: they change
 # neither the parameters nor what was learned (inference depth, and which kernel computes experts).
@@ -48,6 +50,8 @@ class RSRConfig:
     gate: str = "mlp"  # "mlp" on [u ; proj(y)] | "tokens_only" (MLP on u) | "linear" on [u ; y]
     gate_hidden: int = 64  # hidden width of the MLP gate
     base_every_step: bool = False  # intermediate steps also add the frozen base W(u_t) (ablation)
+    final_input: str = "x0"  # what the final step's W sees: "x0" x~ | "refined" u_T | "gated" x~ + g*(u_T - x~), g=0 at init
+    loop_body: str = "attention"  # looped between steps: "attention" only (paper) | "block" (+ out-proj, MLP; SD3)
     remodulate: bool = True  # u_t = modulate(LN(a); shift, scale) between steps; False: u_t = a
     reinject: bool = True  # a = a_x + x~ between steps; False: a = a_x
     state: str = "attention"  # a_x is the attention output before ("attention") or after ("projected") out-proj
@@ -90,9 +94,14 @@ class RSRConfig:
             ("state", self.state, STATES),
             ("expert_impl", self.expert_impl, EXPERT_IMPLS),
             ("expert_init", self.expert_init, EXPERT_INITS),
+            ("final_input", self.final_input, FINAL_INPUTS),
+            ("loop_body", self.loop_body, LOOP_BODIES),
         ):
             if value not in allowed:
                 problems.append(f"{name} must be one of {allowed}, got {value!r}")
+        if self.loop_body == "block" and not self.remodulate:
+            problems.append("loop_body='block' needs remodulate=True (the looped residual stream is re-normalised "
+                            "by the block's adaLN before the next step)")
         if self.grad_steps is not None and self.grad_steps < 1:
             problems.append(f"grad_steps must be >= 1 or None, got {self.grad_steps}")
         if self.load_balance_weight < 0 or self.z_loss_weight < 0:

@@ -66,6 +66,10 @@ class RSRModule(nn.Module):
         self.gates = nn.ModuleDict({
             key: Gate(c.gate, d.d_model, d.d_cond, c.num_experts, c.gate_hidden, gen, out_init_std=c.gate_init_std)
             for key, d in layers.items()})
+        # final_input="gated": per-channel gate g (D,) blending the refined state into W's input, zero at init
+        self.final_mix = nn.ParameterDict({
+            key: nn.Parameter(torch.zeros(d.d_model)) for key, d in layers.items()
+        } if c.final_input == "gated" else {})
         self.latent_steps = c.latent_steps
         self.temperature: float | None = None
         self.outputs: list[RSROutput] = []
@@ -83,7 +87,8 @@ class RSRModule(nn.Module):
         a_x, a_c, out = rsr_attention(x_tilde, y, ops, self.gates[key], experts, self.config, steps,
                                       training=self.training, trace=self.trace is not None,
                                       trace_states=self.trace is not None and self.trace_states,
-                                      temperature=self.current_temperature())
+                                      temperature=self.current_temperature(),
+                                      final_mix=self.final_mix[key] if key in self.final_mix else None)
         out.layer = self.prefix + key
         self._record(key, out)
         return a_x, a_c

@@ -32,17 +32,21 @@ class BlockOps:
     #   a_x (B, N, inner) before the out-projection, a_c (B, L, inner) (None unless final: text rows unused)
     modulate: Callable[[Tensor], Tensor]  # modulate(LN(a); shift_x(y), scale_x(y)) with the block's adaLN
     project: Callable[[Tensor], Tensor] | None = None  # image out-projection, for state="projected"
+    body: Callable[[Tensor], Tensor] | None = None  # loop_body="block": a_x (B, N, inner) -> the block's
+    #   residual stream after out-projection, gated residual and MLP, z = x + ... (B, N, D)
 
 
 def rsr_attention(x_tilde: Tensor, y: Tensor, ops: BlockOps, gate: Gate, experts: LoRAExperts, cfg: RSRConfig,
                   steps: int, training: bool, trace: bool = False, trace_states: bool = False,
-                  temperature: float | None = None) -> tuple[Tensor, Tensor | None, RSROutput]:
+                  temperature: float | None = None, final_mix: Tensor | None = None,
+                  ) -> tuple[Tensor, Tensor | None, RSROutput]:
     """Run `steps` >= 1 latent steps on the image tokens of one block.
 
     x_tilde: (B, N, D) the block's adaLN-modulated image tokens; y: (B, D_y) the conditioning vector.
     Returns a_x (B, N, inner) and a_c (B, L, inner) of the final step, which continue through the
     normal block (out-projections, gated residual, MLP), and this layer's RSROutput.
     `temperature` overrides cfg.temperature (the annealed tau of the current training step).
+    `final_mix`: (D,) the learnable gate g of cfg.final_input == "gated" (zero at init: W sees x~).
     """
     tau = cfg.temperature if temperature is None else temperature
     B, N, D = x_tilde.shape
@@ -61,7 +65,8 @@ def rsr_attention(x_tilde: Tensor, y: Tensor, ops: BlockOps, gate: Gate, experts
             # image q/k/v from the selected experts only: sum_m w_m E_m(u), plus the frozen base projection
             # W at the final step only, on x~ (ablation: W(u) every step)                each (B, N, inner)
             dense = route.dense or cfg.expert_impl == "dense"
-            base = ops.base_qkv(x_tilde) if final else ops.base_qkv(u) if cfg.base_every_step else None
+            base = (ops.base_qkv(final_base_input(x_tilde, u, cfg.final_input, final_mix)) if final
+                    else ops.base_qkv(u) if cfg.base_every_step else None)
             if base is not None and _own_buffers(base, x_tilde.dtype):  # W(.) + delta, added in place
                 q, k, v = base
                 experts(u.flatten(0, 1), route.indices, route.weights, dense=dense,
@@ -72,12 +77,30 @@ def rsr_attention(x_tilde: Tensor, y: Tensor, ops: BlockOps, gate: Gate, experts
                 q, k, v = delta.unbind(0) if base is None else (base[i] + delta[i] for i in range(3))
             # joint attention: image q/k/v with the text q/k/v computed once        (B, N, inner)
             a_x, a_c = ops.attend(q, k, v, final)
-            # between steps: the new state re-injects the original modulated input x~  (B, N, D)
+            # between steps: the new state re-injects the original modulated input x~  (B, N, D);
+            # with the whole block looped, the block's own residual stream z = x + ... carries x instead
             if not final or trace_states:
-                s = ops.project(a_x) if cfg.state == "projected" else a_x
-                a = s + x_tilde if cfg.reinject else s
+                if cfg.loop_body == "block":
+                    a = ops.body(a_x)
+                else:
+                    s = ops.project(a_x) if cfg.state == "projected" else a_x
+                    a = s + x_tilde if cfg.reinject else s
         stats.add(logits, route, a_x, a if trace_states else None)
     return a_x, a_c, stats.finish(steps, B, N)
+
+
+def final_base_input(x_tilde: Tensor, u: Tensor, reading: str, mix: Tensor | None) -> Tensor:
+    """What the frozen base projection W sees at the final step (all (B, N, D)).
+
+    "x0": x~, so zero-initialised experts give the base exactly, whatever the loop did (paper default);
+    "refined": u_T, the re-modulated refined state the experts see (Figure 1 as drawn; u_1 = x~);
+    "gated": x~ + g * (u_T - x~) with a learnable per-channel g (D,) that starts at zero, so a fine-tune
+    still starts exactly from the base while the loop can reach the output through the full-rank W."""
+    if reading == "x0":
+        return x_tilde
+    if reading == "refined":
+        return u
+    return x_tilde + mix.to(u.dtype) * (u - x_tilde)
 
 
 def _own_buffers(ts, dtype: torch.dtype) -> bool:

@@ -1,0 +1,179 @@
+"""The recursion ladder: does a loop carry computation from one latent step to the next?
+
+Train one arm (`ladder_models.ARMS`) on the supervised lake task (`ladder_task`) with random depth
+T ~ U{1..T_max} per batch, then score exact-map accuracy on the held-out splits at T = 1..16. A loop
+that computes gets better with T (most on long paths, and beyond the training range when it
+extrapolates); an inert loop is flat.
+
+    python -m thinkpix.worlds.lake.ladder train --arm loop --seed 0 --runs RUNS     # RUNS/loop/seed0/
+    python -m thinkpix.worlds.lake.ladder table --runs RUNS --out results.json       # paired intervals
+
+A run folder holds checkpoints (resumed automatically, exactly: data and depth generators included),
+`scores.json` (per-map 0/1 correctness per split and T) and `train.json` (loss curve, timing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from thinkpix.errors import ThinkpixError
+from thinkpix.files import write_json
+from thinkpix.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+
+from . import ladder_task as task
+from .ladder_models import Arm, Solver, arm_named
+
+EVAL_STEPS = tuple(range(1, 17))  # T at test time: 1..16 (training draws 1..T_max)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The training recipe every arm gets (the same tuning budget for all: none beyond this)."""
+
+    steps: int = 1800
+    batch: int = 64
+    lr: float = 1e-3
+    warmup: int = 100
+    max_depth: int = 8  # T_max: training depth T ~ U{1..T_max} per batch
+    checkpoint_every: int = 300
+
+
+def run_dir(runs: Path, arm: str, seed: int) -> Path:
+    return Path(runs) / arm / f"seed{seed}"
+
+
+def lr_at(step: int, b: Budget) -> float:
+    """Linear warm-up, then cosine decay to a tenth."""
+    if step < b.warmup:
+        return b.lr * (step + 1) / b.warmup
+    p = (step - b.warmup) / max(1, b.steps - b.warmup)
+    return b.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * p)))
+
+
+def frozen_base(runs: Path, seed: int) -> torch.nn.Module:
+    """The trained `stack-1` transformer of this seed, frozen: the base of the `adapter-*` arms."""
+    folder = run_dir(runs, "stack-1", seed)
+    ckpt = latest_checkpoint(folder / "checkpoints")
+    if not (folder / "scores.json").is_file() or ckpt is None:
+        raise ThinkpixError(f"adapter arms need the trained base: run `train --arm stack-1 --seed {seed}` first "
+                            f"({folder} has no finished run)")
+    base = Solver(arm_named("stack-1"), seed)
+    tensors, _, _ = load_checkpoint(ckpt)
+    base.load_state_dict({k.removeprefix("param."): v for k, v in tensors.items()})
+    return base.transformer
+
+
+def train(arm: Arm, seed: int, runs: Path, budget: Budget = Budget(), log=print) -> Path:
+    """Train `arm` with `seed` into RUNS/<arm>/seed<seed>/ (resuming from its newest checkpoint); score it."""
+    folder = run_dir(runs, arm.name, seed)
+    if (folder / "scores.json").is_file():
+        log(f"{folder}: already finished")
+        return folder
+    torch.manual_seed(seed)
+    base = frozen_base(runs, seed) if arm.kind == "adapter" else None
+    model = Solver(arm, seed, base)
+    params = model.trainable_parameters()
+    opt = torch.optim.AdamW(params, lr=budget.lr, betas=(0.9, 0.99), weight_decay=0.01)
+    data_rng, depth_rng = np.random.default_rng([seed, 1]), np.random.default_rng([seed, 2])
+    curve, start, seconds = [], 0, 0.0
+    ckpt = latest_checkpoint(folder / "checkpoints")
+    if ckpt is not None:  # resume exactly: weights, optimizer, both generators, the curve so far
+        tensors, opt_state, state = load_checkpoint(ckpt)
+        model.load_state_dict({k.removeprefix("param."): v for k, v in tensors.items()})
+        opt.load_state_dict(opt_state)
+        data_rng.bit_generator.state, depth_rng.bit_generator.state = state["data_rng"], state["depth_rng"]
+        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+        curve, start, seconds = state["curve"], state["step"], state["seconds"]
+        log(f"{folder}: resumed at step {start}")
+    model.train()
+    tick = time.perf_counter()
+    for step in range(start, budget.steps):
+        maps, target, mask = task.encode(task.training_maps(data_rng, budget.batch))
+        depth = int(depth_rng.integers(1, budget.max_depth + 1))
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, budget)
+        loss = task.cell_loss(model(maps, depth), target, mask)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        curve.append(round(loss.item(), 5))
+        done = step + 1
+        if done % budget.checkpoint_every == 0 or done == budget.steps:
+            seconds += time.perf_counter() - tick
+            tick = time.perf_counter()
+            state = {"arm": asdict(arm), "seed": seed, "budget": asdict(budget), "curve": curve, "seconds": seconds,
+                     "data_rng": data_rng.bit_generator.state, "depth_rng": depth_rng.bit_generator.state,
+                     "torch_rng": torch.get_rng_state().tolist()}
+            trained = {f"param.{k}": v for k, v in model.state_dict().items()}
+            save_checkpoint(folder / "checkpoints", done, trained, opt, state, keep=1)
+            log(f"{arm.name} seed {seed}: step {done}/{budget.steps} loss {np.mean(curve[-100:]):.4f} "
+                f"({seconds:.0f} s)")
+    write_json(folder / "train.json", {"arm": asdict(arm), "seed": seed, "budget": asdict(budget),
+                                       "parameters": sum(p.numel() for p in params), "seconds": round(seconds, 1),
+                                       "loss_every_50": curve[::50]})
+    write_json(folder / "scores.json", score(model, log=log))
+    return folder
+
+
+@torch.no_grad()
+def score(model: Solver, steps=EVAL_STEPS, seed: int = task.TEST_SEED, log=print) -> dict:
+    """{split: {"lengths": [...], "sizes": [...], "T": {T: [0/1 per map]}}} on the held-out splits."""
+    model.eval()
+    out = {}
+    for split in task.SPLITS:
+        grids = task.split_maps(split, seed)
+        maps, target, mask = task.encode(grids)
+        if model.arm.kind == "loop":  # one pass gives the read-out after every loop step
+            logits = dict(zip(range(1, max(steps) + 1), model.readouts(maps, max(steps))))
+        else:
+            logits = {T: model(maps, T) for T in steps}
+        rows = {str(T): task.solved(logits[T], target, mask).int().tolist() for T in steps}
+        out[split.name] = {"lengths": [task.path_length(g) for g in grids], "sizes": [g.shape[0] for g in grids],
+                           "T": rows}
+        log(f"  {split.name}: " + " ".join(f"T{T}={np.mean(rows[str(T)]):.2f}" for T in (1, 2, 4, 8, 16)))
+    model.train()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m thinkpix.worlds.lake.ladder", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train and score one arm and seed (resumes)")
+    t.add_argument("--arm", required=True, help="arm name (see ladder_models.ARMS)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--runs", type=Path, required=True, help="run folder (outside the repository)")
+    t.add_argument("--steps", type=int, default=Budget.steps)
+    t.add_argument("--threads", type=int, default=1)
+    tab = sub.add_parser("table", help="tabulate finished runs with paired bootstrap intervals")
+    tab.add_argument("--runs", type=Path, required=True)
+    tab.add_argument("--out", type=Path, required=True, help="results JSON (paths relative to --runs)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train":
+            if args.steps < 1 or args.threads < 1:
+                raise ThinkpixError("--steps and --threads must be >= 1")
+            torch.set_num_threads(args.threads)
+            train(arm_named(args.arm), args.seed, args.runs, Budget(steps=args.steps))
+        else:
+            from .ladder_table import tabulate
+
+            result = tabulate(args.runs)
+            write_json(args.out, result)
+            print(json.dumps(result["summary"], indent=1))
+    except ThinkpixError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
