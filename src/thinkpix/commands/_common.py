@@ -11,6 +11,7 @@ def add_sampling_flags(p) -> None:
     p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (1 = off)")
     p.add_argument("--sampler", choices=("euler", "heun"), default="euler")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    add_precision_flag(p)
     p.add_argument("--adapter", default=None, help="RSR or LoRA adapter folder (from `thinkpix finetune`)")
     p.add_argument("--think-steps", type=int, default=None,
                    help="RSR latent steps at inference (0 = the base model; default: the adapter's own)")
@@ -65,7 +66,37 @@ def sample_record(args, kind: str, **what) -> dict:
 
     return dict(what, model=folder_checksum(model_path(args, kind)), adapter=folder_checksum(args.adapter),
                 think_steps=args.think_steps, seed=args.seed, images_per_prompt=args.images_per_prompt,
-                batch_size=args.batch_size, **sampling_kwargs(args))
+                batch_size=args.batch_size, **sampling_kwargs(args), **precision_record(args))
+
+
+def add_precision_flag(p) -> None:
+    p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
+                   help="fp32 (default) | bf16 autocast | auto: bf16 where the CPU/GPU has bf16 matrix units "
+                        "(see docs/training.md, Precision)")
+
+
+def sampling_device(args):
+    """The device a sampling command runs on: --device of a --pretrained base, else the CPU."""
+    if getattr(args, "pretrained", None):
+        from ..models.pipeline_base import resolve_device
+
+        return resolve_device(args.device)
+    return "cpu"
+
+
+def precision_record(args) -> dict:
+    """{} for fp32 (so folders sampled before the option existed still resume), else {precision: bf16}."""
+    from ..precision import resolve
+
+    resolved = resolve(getattr(args, "precision", "fp32"), sampling_device(args))
+    return {} if resolved == "fp32" else {"precision": resolved}
+
+
+def sampling_precision(args, model):
+    """The autocast context of --precision on the device of `model`'s transformer."""
+    from ..precision import autocast
+
+    return autocast(getattr(args, "precision", "fp32"), next(model.transformer.parameters()).device)
 
 
 def sampling_kwargs(args) -> dict:
@@ -80,6 +111,14 @@ def add_run_flags(p) -> None:
                    help="resume from this checkpoint folder instead of OUT/checkpoints/latest")
     p.add_argument("--overwrite", action="store_true",
                    help="with --no-resume: replace the run already in the folder (its checkpoints and metrics)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default=None,
+                   help="compute precision (overrides the config's `precision`): fp32 | bf16 autocast (weights, "
+                        "optimiser, EMA and losses stay fp32) | auto (see docs/training.md, Precision)")
+
+
+def precision_override(args) -> list[str]:
+    """--precision as a config override (none when the flag is not given)."""
+    return [f"precision={args.precision}"] if getattr(args, "precision", None) else []
 
 
 def run_flags(args) -> dict:

@@ -10,7 +10,7 @@ train_dreambooth_lora_sd3.py instead of a config file: see `thinkpix.commands.fi
 
 from __future__ import annotations
 
-from ._common import add_run_flags, finish_run, run_flags
+from ._common import add_run_flags, finish_run, precision_override, run_flags
 
 from pathlib import Path
 
@@ -59,7 +59,7 @@ def run(args) -> int:
             flags.append(f"finetune.{key}={value}")
     if args.out:
         flags.append(f"out_dir={args.out}")
-    cfg = load_config(config, [*args.overrides, *flags])
+    cfg = load_config(config, [*args.overrides, *flags, *precision_override(args)])
     if cfg.finetune.method == "none":
         raise ThinkpixError("choose --method rsr or --method lora (or set finetune.method in the config)")
     objective = build_objective(cfg)

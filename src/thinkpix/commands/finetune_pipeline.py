@@ -13,8 +13,6 @@ written to RUN/adapter (with its base identity and a model card); checkpoints to
 
 from __future__ import annotations
 
-import json
-
 FLAGS = [  # (flag, type, default, help); bools are store_true
     ("--data", str, "shapes", "imagefolder (images + metadata.jsonl/csv), a dataset saved with save_to_disk, or "
                               "'shapes' (the shapes-world stream)"),
@@ -123,6 +121,7 @@ def build(args):
         "seed": args.seed, "ema_decay": 0.0, "cond_dropout": args.caption_dropout, "log_every": args.log_every,
         "sample_every": args.validation_steps or steps + 1, "ckpt_every": args.checkpointing_steps,
         "keep_checkpoints": args.checkpoints_total_limit, "grad_checkpointing": args.gradient_checkpointing,
+        "precision": getattr(args, "precision", None) or "fp32",
         "optim": {"lr": args.learning_rate, "warmup_steps": 0, "grad_clip": args.max_grad_norm,
                   "weight_decay": args.adam_weight_decay},
         "finetune": {"base": args.pretrained, "method": args.method or "rsr", "rsr": args.rsr or "",
@@ -151,8 +150,6 @@ def run(args) -> int:
     objective = PipelineFinetune(cfg, opts, base, rank=dist.rank)
     trainer = PipelineTrainer(cfg, objective, opts, device=torch.device(device))
     if trainer.dist.is_main:
-        trainer.out.mkdir(parents=True, exist_ok=True)
-        (trainer.out / "pipeline_options.json").write_text(json.dumps(opts.to_dict(), indent=1) + "\n")
         n = objective.adapter.num_parameters
         print(f"{cfg.finetune.method} on {base.name}: {n:,} trainable parameters; data {opts.data}; "
               f"resolution {objective.resolution}; device {device}, base dtype {base.transformer.dtype}, "

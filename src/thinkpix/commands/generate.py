@@ -4,7 +4,7 @@ class-conditional (DiT) model; the unconditional half of guidance is the DiT's n
 
 from __future__ import annotations
 
-from ._common import add_sampling_flags, load_model, sampling_kwargs
+from ._common import add_sampling_flags, load_model, sampling_kwargs, sampling_precision
 from .base_flags import add_base_flags
 
 
@@ -49,12 +49,14 @@ def run(args) -> int:
 
         label = model.label_of(args.class_name)  # ThinkpixError listing the model's classes if unknown
         what = model.classes[label]
-        images = generate_class_images(model, [label] * args.num_images, seed=args.seed, **sampling_kwargs(args))
+        with sampling_precision(args, model):
+            images = generate_class_images(model, [label] * args.num_images, seed=args.seed, **sampling_kwargs(args))
     else:
         from ..sampling import generate_images
 
         what = args.prompt
-        images = generate_images(model, [args.prompt] * args.num_images, seed=args.seed, **sampling_kwargs(args))
+        with sampling_precision(args, model):
+            images = generate_images(model, [args.prompt] * args.num_images, seed=args.seed, **sampling_kwargs(args))
     if args.trace:
         print(f"routing trace written to {save_trace(model, args, what)}")
     path = save_png(grid(images, cols=min(8, args.num_images), upscale=args.upscale), args.out)

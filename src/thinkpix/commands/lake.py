@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import finish_run
+from ._common import add_precision_flag, finish_run, precision_record, sampling_precision
 
 
 def register(sub) -> None:
@@ -72,6 +72,7 @@ def register(sub) -> None:
         s.add_argument("--steps", type=int, default=20, help="sampler steps (default 20)")
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--threads", type=int, default=0)
+        add_precision_flag(s)
         s.add_argument("--out", required=True)
     sa = samplers["sample"]
     sa.add_argument("--prompts", required=True, help="metadata JSONL (e.g. data/eval/lake.jsonl)")
@@ -190,14 +191,16 @@ def run_sample(args) -> int:
     out = Path(args.out)
     record = {"kind": "lake", "model": folder_checksum(args.model), "adapter": folder_checksum(args.adapter),
               "think_steps": args.think_steps, "seed": args.seed, "steps": args.steps,
-              "images_per_map": args.images_per_map, "prompts": rows_digest(metas), "num_prompts": len(metas)}
+              "images_per_map": args.images_per_map, "prompts": rows_digest(metas), "num_prompts": len(metas),
+              **precision_record(args)}
     if args.overwrite:
         clear_prompt_folders(out, True)
         (out / RECORD).unlink(missing_ok=True)
     open_output(out, record, write=False)  # refuse another run's folder before loading anything
     model = _model(args)
     open_output(out, record)
-    seconds = write_lake_folder(model, metas, out, args.images_per_map, args.seed, args.steps)
+    with sampling_precision(args, model):
+        seconds = write_lake_folder(model, metas, out, args.images_per_map, args.seed, args.steps)
     n = len(metas) * args.images_per_map
     print(f"{n} solutions in {out} ({seconds:.1f} s of sampling this run; complete map folders are kept); "
           f"score them with: thinkpix lake evaluate {out}")
@@ -225,7 +228,8 @@ def run_generate(args) -> int:
     model = _model(args)
     k = getattr(args, "k", None)
     ks = [k] * args.num_images if k is not None else None
-    images = generate_lake_images(model, [grid_map] * args.num_images, seed=args.seed, steps=args.steps, ks=ks)
+    with sampling_precision(args, model):
+        images = generate_lake_images(model, [grid_map] * args.num_images, seed=args.seed, steps=args.steps, ks=ks)
     verdicts = [judge(im.numpy(), grid_map, k)["verdict"] for im in images]
     path = save_png(grid(np.concatenate([render(grid_map)[None], images.numpy()]), cols=args.num_images + 1,
                          upscale=4), args.out)

@@ -10,7 +10,7 @@ class (DIR/00_red_circle/0000.png, ...), image k of class i with seed SEED + i *
 
 from __future__ import annotations
 
-from ._common import add_sampling_flags, load_model, model_path, sample_record, sampling_kwargs
+from ._common import add_sampling_flags, load_model, model_path, sample_record, sampling_kwargs, sampling_precision
 from .base_flags import add_base_flags
 
 
@@ -44,7 +44,9 @@ def run(args) -> int:
         open_output(args.out, record, write=False)  # refuse another run's folder before loading anything
         model = load_model(args, "dit")
         open_output(args.out, record)
-        write_class_folder(model, args.out, args.images_per_prompt, args.seed, args.batch_size, **sampling_kwargs(args))
+        with sampling_precision(args, model):
+            write_class_folder(model, args.out, args.images_per_prompt, args.seed, args.batch_size,
+                               **sampling_kwargs(args))
         n = len(model.classes)
         print(f"{n * args.images_per_prompt} images for {n} classes in {args.out}")
         return 0
@@ -60,8 +62,9 @@ def run(args) -> int:
     open_output(args.out, record, write=False)  # refuse another run's folder before loading anything
     model = load_model(args)
     open_output(args.out, record)
-    done = write_geneval_folder(model, rows, args.out, args.images_per_prompt, args.seed, args.batch_size,
-                                digits=5 if args.pretrained else 4, **sampling_kwargs(args))
+    with sampling_precision(args, model):
+        done = write_geneval_folder(model, rows, args.out, args.images_per_prompt, args.seed, args.batch_size,
+                                    digits=5 if args.pretrained else 4, **sampling_kwargs(args))
     print(f"{len(rows) * args.images_per_prompt} images for {len(rows)} prompts in {args.out} "
           f"({done['generated']} prompt folders generated, {done['kept']} complete ones kept)")
     return 0

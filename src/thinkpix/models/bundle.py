@@ -20,6 +20,7 @@ from torch import nn
 
 from ..errors import ThinkpixError
 from ..files import read_json_object, verify_manifest, write_manifest
+from ..precision import full_precision
 from . import autoencoder as ae_lib
 
 PIXEL_PATCH = 4  # pixel space: 4x4 patches on the 32x32 canvas -> 64 tokens
@@ -121,13 +122,18 @@ class ImageBundle(nn.Module):
     def images_to_x0(self, images: torch.Tensor) -> torch.Tensor:
         """(B, H, W, 3) uint8 -> (B, C, h, w) model-space clean sample."""
         x = ae_lib.images_to_unit(images)  # (B, 3, H, W) in [-1, 1]
-        return ae_lib.encode(self.autoencoder, x) if self.autoencoder is not None else x
+        if self.autoencoder is None:
+            return x
+        with full_precision(x.device):  # the loss target stays fp32 under bf16 autocast
+            return ae_lib.encode(self.autoencoder, x)
 
     @torch.no_grad()
     def x0_to_images(self, x0: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) -> (B, H, W, 3) uint8."""
-        x = ae_lib.decode(self.autoencoder, x0) if self.autoencoder is not None else x0
-        return ae_lib.unit_to_images(x)
+        if self.autoencoder is not None:
+            with full_precision(x0.device):  # the frozen autoencoder runs in fp32 (see thinkpix.precision)
+                x0 = ae_lib.decode(self.autoencoder, x0.float())
+        return ae_lib.unit_to_images(x0)
 
     # ---- save / load ------------------------------------------------------------------------
     def save(self, path: str | Path, dtype: torch.dtype = torch.float32, extra_meta: dict | None = None) -> Path:

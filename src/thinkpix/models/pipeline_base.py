@@ -36,7 +36,9 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """'auto': bf16 on a GPU that supports it, else fp32 (CPU matmuls in bf16 are slow)."""
+    """The dtype of the base's weights. 'auto': bf16 on a GPU that supports it, else fp32. On a CPU the
+    weights stay fp32 (exact fine-tuning targets); bf16 compute there is `--precision` autocast
+    (`thinkpix.precision`), which on CPUs with bf16 matrix units is several times faster."""
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
     if dtype not in DTYPES:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import ThinkpixError
+from ..precision import full_precision
 
 MAX_TOKENS = 24
 
@@ -99,11 +100,15 @@ class CachedTextEncoder(nn.Module):
         self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.max_entries = max_entries
 
+    def _device(self) -> torch.device:
+        return next(self.encoder.parameters(), torch.empty(0)).device
+
     def forward(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         missing = list(dict.fromkeys(p for p in prompts if p not in self._cache))
         for start in range(0, len(missing), 256):
             chunk = missing[start : start + 256]
-            tokens, pooled = self.encoder(chunk)
+            with full_precision(self._device()):  # fp32 embeddings whatever autocast the caller runs under
+                tokens, pooled = self.encoder(chunk)
             if len(self._cache) + len(chunk) > self.max_entries:
                 self._cache.clear()
             for i, p in enumerate(chunk):

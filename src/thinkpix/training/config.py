@@ -70,6 +70,7 @@ class TrainConfig:
     validation_samples: int = 64  # size of the fixed validation set (held out, disjoint from data/eval prompts)
     data_mix: str = ""  # text: weights of the stream's kinds, e.g. "position=2,free=1"; class: of colours and shapes, e.g. "circle=3" ("" = default)
     threads: int = 0  # torch threads per process; 0 = leave torch's default
+    precision: str = "fp32"  # fp32 | bf16 (autocast; weights, optimiser, EMA, losses stay fp32) | auto (thinkpix.precision)
     log_every: int = 25
     sample_every: int = 1000
     ckpt_every: int = 500
@@ -84,6 +85,7 @@ VALID_CHOICES = {
     "model.canvas": (32, 64),
     "optim.schedule": ("constant", "cosine"),
     "finetune.method": ("none", "rsr", "lora", "full"),
+    "precision": ("fp32", "bf16", "auto"),
 }
 
 

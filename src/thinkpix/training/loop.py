@@ -20,12 +20,14 @@ from tqdm import tqdm
 from ..errors import ThinkpixError
 from ..files import write_atomic
 from ..imaging import grid, save_png
+from ..precision import autocast, resolve
 from . import distributed
 from .checkpoint import (bad_checkpoint, latest_checkpoint, list_checkpoints, load_checkpoint, load_rng,
                          save_checkpoint, verify_checkpoint)
 from .config import TrainConfig, to_dict
 from .ema import EMA
 from .runlock import RunLock
+from .request import check_request, recorded_request, request_in_folder, run_request, write_request
 from .seeding import restore_rng, rng_state
 
 
@@ -50,6 +52,7 @@ class Trainer:
         if cfg.batch_size % self.dist.world_size:
             raise ThinkpixError(f"batch_size {cfg.batch_size} must divide by the {self.dist.world_size} processes")
         self.objective = objective.to(self.dist.device)
+        self.precision = resolve(cfg.precision, self.dist.device)  # fp32 | bf16 (autocast of the forward only)
         self.params = objective.trainable_parameters()  # name -> Parameter
         if cfg.grad_checkpointing:
             for module in objective.modules():
@@ -83,10 +86,25 @@ class Trainer:
         if self.dist.is_main:
             save_checkpoint(
                 self.ckpt_dir, self.step, self.state_tensors(), self.optimizer,
-                {"config": to_dict(self.cfg)}, keep=self.cfg.keep_checkpoints,
+                {"config": to_dict(self.cfg), "request": self.request()}, keep=self.cfg.keep_checkpoints,
                 rng=rng_state(self.dist.device),  # Gumbel noise, random depth: what the next steps draw
             )
         distributed.barrier()
+
+    def request(self) -> dict:
+        """What this run is (`training.request`): recorded in every checkpoint and OUT/run_request.json."""
+        if getattr(self, "_request", None) is None:
+            self._request = run_request(self.cfg, self.objective)
+        return self._request
+
+    def check_request(self, target: Path | None) -> None:
+        """Refuse to resume checkpoint `target` (or, before the first checkpoint, the run recorded in the
+        folder) if it was made with another request."""
+        if target is not None:
+            old, source = recorded_request(verify_checkpoint(target)), target / "state.json"
+        else:
+            old, source = request_in_folder(self.out), self.out / "run_request.json"
+        check_request(self.out, old, self.request(), source)
 
     def resume_target(self, resume_from: str | Path | None = None) -> Path | None:
         """The checkpoint to resume from, verified (read-only): `resume_from`, else the latest one."""
@@ -131,7 +149,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_mult", 1.0)
         self.optimizer.zero_grad(set_to_none=True)
-        loss, metrics = self.module(self.step, self.local_indices())
+        with autocast(self.precision, self.dist.device):  # bf16: matmuls in bf16, weights and loss fp32
+            loss, metrics = self.module(self.step, self.local_indices())
         loss.backward()
         if len(self.groups) > 1:  # e.g. the gradient reaching RSR's gates vs its experts, before clipping
             metrics = dict(metrics, **{f"grad_norm_{g['name']}": self._grad_norm(g["params"]) for g in self.groups})
@@ -162,7 +181,7 @@ class Trainer:
     def preview(self) -> None:
         if not (self.dist.is_main and hasattr(self.objective, "preview")):
             return
-        with self.ema_weights():
+        with self.ema_weights(), autocast(self.precision, self.dist.device):
             images = self.objective.preview(self.step)
         save_png(grid(images, cols=8, upscale=2), self.out / "samples" / f"step_{self.step:07d}.png")
 
@@ -170,7 +189,7 @@ class Trainer:
         """The objective's validation record (e.g. val_loss, RSR instruments) of the EMA weights; {} if none."""
         if not (self.dist.is_main and self.cfg.validate_every and hasattr(self.objective, "validate")):
             return {}
-        with self.ema_weights():
+        with self.ema_weights(), autocast(self.precision, self.dist.device):
             return dict(self.objective.validate(self.step))
 
     # ---- the run folder ------------------------------------------------------------------------
@@ -182,15 +201,17 @@ class Trainer:
     def open_run(self, resume: bool, resume_from, overwrite: bool) -> None:
         """Check the request (read-only), lock out_dir, then resume, or start over only where nothing
         would be lost silently."""
-        if overwrite and resume:
-            raise ThinkpixError("--overwrite starts a run over; it goes with --no-resume")
-        if resume_from and not resume:
-            raise ThinkpixError("--resume-from and --no-resume contradict each other")
+        if resume_from and (overwrite or not resume):
+            raise ThinkpixError(f"--resume-from and {'--overwrite' if overwrite else '--no-resume'} contradict "
+                                "each other")
+        resume = resume and not overwrite  # --overwrite starts the run over (--no-resume implied)
         earlier = [] if resume else self.holds_run()
         if earlier and not overwrite:
             raise ThinkpixError(f"{self.out}: holds a run ({', '.join(earlier[:4])}); resume it (drop "
                                 "--no-resume) or pass --overwrite to start over, replacing it")
         target = self.resume_target(resume_from) if resume else None
+        if resume:
+            self.check_request(target)
         if self.dist.is_main:
             note = self.lock.acquire()
             if note:
@@ -232,6 +253,9 @@ class Trainer:
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             write_atomic(self.out / "config.json", json.dumps(to_dict(cfg), indent=1))
+            write_request(self.out, self.request())
+            for name, text in getattr(self.objective, "run_files", dict)().items():
+                write_atomic(self.out / name, text)
         log = open(self.out / "metrics.jsonl", "a") if self.dist.is_main else None
         bar = tqdm(total=end, initial=self.step, disable=not self.dist.is_main, dynamic_ncols=True)
         window_loss, window_start, window_steps = 0.0, time.time(), 0

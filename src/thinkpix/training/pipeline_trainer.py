@@ -53,6 +53,10 @@ class PipelineTrainer(Trainer):
         self.optimizer = make_optimizer(self.params, cfg, opts)
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
         self.lr_factor = lr_multiplier(opts, cfg.steps)
+        if self.precision == "bf16":  # `precision` (bf16 or a resolved auto) is --mixed_precision bf16
+            if opts.mixed_precision == "fp16":
+                raise ThinkpixError("--precision bf16/auto and --mixed_precision fp16 contradict each other")
+            objective.autocast_dtype = torch.bfloat16
         fp16 = opts.mixed_precision == "fp16"
         self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=fp16)
         self.writer = None
