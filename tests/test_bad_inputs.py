@@ -231,6 +231,9 @@ CASES = [
     (["lake", "render", "--prompts", "missing.jsonl", "--out", "l_out"], "missing.jsonl"),
     (["lake", "generate", "--model", "adir", "--map", "S.X.,..H.,....,H..G", "--out", "l.png"], "map character"),
     (["lake", "train", str(ROOT / "configs" / "lake_base.yaml"), "steps=-1", "out_dir=l_run"], "'steps'"),
+    # serve (checked before gradio is imported or a model loaded)
+    (["serve", "--port", "0"], "--port"),
+    (["serve", "--lake-adapter", "adir"], "--lake-model"),
 ]
 
 
