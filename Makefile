@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test install bench clean-venv
+.PHONY: demo test test-web install bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,6 +23,17 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest tests
+
+# The web page's browser test: the `web` extra in the venv, Debian's chromium (no browser download),
+# then tests/web with THINKPIX_WEB_REQUIRED=1 so that a missing piece fails instead of skipping.
+WEB_STAMP := $(VENV)/.web-installed
+$(WEB_STAMP): $(STAMP) pyproject.toml
+	$(PIP) install -q -e '.[test,web]'
+	touch $(WEB_STAMP)
+
+test-web: $(WEB_STAMP)
+	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium)
+	THINKPIX_WEB_REQUIRED=1 GRADIO_ANALYTICS_ENABLED=False $(PY) -m pytest tests/web -rs
 
 bench: $(STAMP)   # writes benchmarks/results/*.json
 	$(PY) -m benchmarks.bench_evaluator --out benchmarks/results/evaluator.json
