@@ -1,6 +1,6 @@
 """An independent, readable re-statement of one RSR block's forward, for the reference tests.
 
-Written from `/work/shared/paper/PAPER.md`'s pseudocode (and the defaults table), in plain torch. It
+Written from `docs/paper.md`'s pseudocode (and the defaults table), in plain torch. It
 does NOT call `thinkpix.rsr` (no `rsr_attention`, `route_tokens`, `LoRAExperts.forward`, `Gate.forward`)
 nor `thinkpix.integrations`: it reads only the adapter's raw tensors (A, B, the gate's linear weights)
 and the block's frozen linear layers and norms, and redoes the attention arithmetic (softmax(q k^T /
@@ -15,6 +15,8 @@ sqrt(d)) v, FLUX's rotary) by hand. Eval-mode routing only (no Gumbel noise), so
         a_x, a_c = joint_attention(q,k,v ; fixed text q,k,v)
         if t < T: a = (out0(a_x) if state == "projected" else a_x) + (x~ if reinject else 0)
                   (detached if step t is before the last grad_steps steps)
+    final_input: the final W sees x~ ("x0"), u_T ("refined") or x~ + g (u_T - x~) ("gated")
+    loop_body "block": a = x + gate_msa * out0(a_x); a += gate_mlp * ff(modulate2(LN(a))) (the block's rest)
     return out_projections(a_x, a_c)
 
 `capture` runs a real model once and records what the RSR attention of one block received and
@@ -54,8 +56,8 @@ class ReferenceBlock:
     """The frozen parts of one block, as the reference sees them: W, the text q/k/v, the joint
     attention, the adaLN re-modulation and the out-projections."""
 
-    def __init__(self, kind: str, attn, norm1, x_tilde, c_tilde, y, rotary=None):
-        self.kind, self.attn, self.norm1 = kind, attn, norm1
+    def __init__(self, kind: str, attn, norm1, x_tilde, c_tilde, y, rotary=None, block=None, x=None):
+        self.kind, self.attn, self.norm1, self.block, self.x = kind, attn, norm1, block, x
         self.x_tilde, self.y, self.rotary = x_tilde, y, rotary
         self.head_dim = attn.to_k.out_features // attn.heads
         if c_tilde is not None:  # text q/k/v: frozen text projections, once
@@ -66,6 +68,7 @@ class ReferenceBlock:
         emb = linear(norm1.linear, F.silu(y))  # (B, chunks * D)
         D = x_tilde.shape[-1]
         self.shift, self.scale = emb[:, :D], emb[:, D:2 * D]
+        self.gate_msa, self.shift_mlp, self.scale_mlp, self.gate_mlp = (emb[:, i * D:(i + 1) * D] for i in range(2, 6))
         assert norm1.norm.weight is None, "adaLN's LayerNorm has no affine part"
         self.eps = norm1.norm.eps
 
@@ -98,6 +101,14 @@ class ReferenceBlock:
 
     def project(self, a_x):
         return linear(self.attn.to_out[0], a_x)
+
+    def rest_of_block(self, a_x):
+        """SD3 JointTransformerBlock after its attention, on the image stream, by hand (tanh-GELU MLP)."""
+        z = self.x + self.gate_msa[:, None] * self.project(a_x)
+        m = F.layer_norm(z, z.shape[-1:], eps=1e-6) * (1 + self.scale_mlp[:, None]) + self.shift_mlp[:, None]
+        ff = self.block.ff.net
+        h = F.gelu(linear(ff[0].proj, m), approximate="tanh")
+        return z + self.gate_mlp[:, None] * linear(ff[2], h)
 
     def outputs(self, a_x, a_c):
         """What the attention module returns: image (and text) after their out-projections."""
@@ -140,8 +151,8 @@ def expert_qkv(A, B, cfg, u, w):
     return out
 
 
-def rsr_block(ref: ReferenceBlock, gate, A, B, cfg, T: int):
-    """PAPER.md's forward pass of one RSR block; returns what the block's attention module returns."""
+def rsr_block(ref: ReferenceBlock, gate, A, B, cfg, T: int, mix=None):
+    """docs/paper.md's forward pass of one RSR block; returns what the block's attention module returns."""
     x_tilde, y = ref.x_tilde, ref.y
     a = x_tilde
     for t in range(1, T + 1):
@@ -152,13 +163,16 @@ def rsr_block(ref: ReferenceBlock, gate, A, B, cfg, T: int):
         w = routing_weights(gate_logits(gate, cfg.gate, u, y), cfg)
         q, k, v = expert_qkv(A, B, cfg, u, w)
         if t == T:
-            bq, bk, bv = ref.base(x_tilde)
+            final_in = {"x0": x_tilde, "refined": u}.get(cfg.final_input)
+            bq, bk, bv = ref.base(final_in if final_in is not None else x_tilde + mix * (u - x_tilde))
             q, k, v = q + bq, k + bk, v + bv
         elif cfg.base_every_step:
             bq, bk, bv = ref.base(u)
             q, k, v = q + bq, k + bk, v + bv
         a_x, a_c = ref.joint(q, k, v)
-        if t < T:
+        if t < T and cfg.loop_body == "block":
+            a = ref.rest_of_block(a_x)
+        elif t < T:
             s = ref.project(a_x) if cfg.state == "projected" else a_x
             a = s + x_tilde if cfg.reinject else s
             if cfg.grad_steps is not None and t <= T - cfg.grad_steps:
@@ -174,8 +188,9 @@ def capture(model, block_index: int, attn_name: str, inputs: dict, grad: bool = 
     attn = getattr(block, attn_name)
     seen = {}
 
-    def on_block(module, args, kwargs):  # SD3 / FLUX blocks: y is the block's temb
+    def on_block(module, args, kwargs):  # SD3 / FLUX blocks: y is the block's temb, x its raw input
         seen.setdefault("y", kwargs["temb"] if "temb" in kwargs else args[2])
+        seen.setdefault("x", kwargs["hidden_states"] if "hidden_states" in kwargs else args[0])
 
     def on_emb(module, args, output):  # DiT: y is the block's timestep + class embedding
         seen.setdefault("y", output)
@@ -197,7 +212,7 @@ def capture(model, block_index: int, attn_name: str, inputs: dict, grad: bool = 
     finally:
         for h in handles:
             h.remove()
-    for key in ("x_tilde", "c_tilde", "y"):
+    for key in ("x_tilde", "c_tilde", "y", "x"):
         if seen.get(key) is not None:
             seen[key] = seen[key].detach()
     return seen

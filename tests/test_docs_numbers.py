@@ -115,43 +115,43 @@ def overhead_row(T, i):
 
 
 QUOTES = [
-    # docs/results.md: the text-to-image adapters and their three rounds
-    Quote("results.md", "all paper defaults (`--rsr layers=2,3,experts=2,steps=2,rank=8`):\n  {} trainable parameters",
+    # docs/lab/finetune_bundled_base.md: the text-to-image adapters in three settings
+    Quote("lab/finetune_bundled_base.md", "all paper defaults (`--rsr layers=2,3,experts=2,steps=2,rank=8`):\n  {} trainable parameters",
           "", ("=rsr_params_t2i",)),
-    Quote("results.md", "matched to the RSR parameter count (rank {}: {} parameters)", "",
+    Quote("lab/finetune_bundled_base.md", "matched to the RSR parameter count (rank {}: {} parameters)", "",
           ("=lora_rank_t2i", "=lora_params_t2i")),
-    # rounds 1-3: the fixed evaluator on re-trained adapters, the old one on the first adapters and on the new images
+    # the fixed evaluator on re-trained adapters, the old one on the first adapters and on the new images
     *[row for json_name, rsr, lora, fixed in (
         ("finetune_compare.json", "rsr_T2", "lora", "finetune_compare_fixed.json"),
         ("finetune_compare_mix.json", "rsr_mix_T2", "lora_mix", "finetune_compare_mix_fixed.json"))
       for row in (
-        geneval_row("results.md", json_name, "base, old evaluator", "base", diff=False),
-        geneval_row("results.md", json_name, "RSR, T = 2, old evaluator (first adapter)", rsr),
-        geneval_row("results.md", json_name, "LoRA (matched), old evaluator (first adapter)", lora),
-        geneval_row("results.md", fixed, "base, **fixed evaluator** (issue 9)", "base", diff=False, section=json_name),
-        geneval_row("results.md", fixed, "RSR, T = 2, **fixed evaluator** (re-trained adapter)", rsr, section=json_name),
-        geneval_row("results.md", fixed, "LoRA (matched), **fixed evaluator** (re-trained adapter)", lora,
+        geneval_row("lab/finetune_bundled_base.md", json_name, "base, old evaluator", "base", diff=False),
+        geneval_row("lab/finetune_bundled_base.md", json_name, "RSR, T = 2, old evaluator (first adapter)", rsr),
+        geneval_row("lab/finetune_bundled_base.md", json_name, "LoRA (matched), old evaluator (first adapter)", lora),
+        geneval_row("lab/finetune_bundled_base.md", fixed, "base, **fixed evaluator**", "base", diff=False, section=json_name),
+        geneval_row("lab/finetune_bundled_base.md", fixed, "RSR, T = 2, **fixed evaluator** (re-trained adapter)", rsr, section=json_name),
+        geneval_row("lab/finetune_bundled_base.md", fixed, "LoRA (matched), **fixed evaluator** (re-trained adapter)", lora,
                     section=json_name))],
-    geneval_row("results.md", "finetune_compare_tau1.json", "base (seeds 2i+k), old evaluator", "base", diff=False),
-    geneval_row("results.md", "finetune_compare_tau1.json", "RSR, tau 1, T = 2, old evaluator (first adapter)", "rsr_tau1_T2"),
-    geneval_row("results.md", "finetune_compare_tau1_fixed.json", "base (seeds 2i+k), **fixed evaluator**", "base",
+    geneval_row("lab/finetune_bundled_base.md", "finetune_compare_tau1.json", "base (seeds 2i+k), old evaluator", "base", diff=False),
+    geneval_row("lab/finetune_bundled_base.md", "finetune_compare_tau1.json", "RSR, tau 1, T = 2, old evaluator (first adapter)", "rsr_tau1_T2"),
+    geneval_row("lab/finetune_bundled_base.md", "finetune_compare_tau1_fixed.json", "base (seeds 2i+k), **fixed evaluator**", "base",
                 diff=False, section="finetune_compare_tau1.json"),
-    geneval_row("results.md", "finetune_compare_tau1_fixed.json", "RSR, tau 1, T = 2, **fixed evaluator** (re-trained adapter)",
+    geneval_row("lab/finetune_bundled_base.md", "finetune_compare_tau1_fixed.json", "RSR, tau 1, T = 2, **fixed evaluator** (re-trained adapter)",
                 "rsr_tau1_T2", section="finetune_compare_tau1.json"),
-    Quote("results.md", "`benchmarks/results/rescore_rounds/ARM.json`): base {}, RSR {}, LoRA {}, so", "",
+    Quote("lab/finetune_bundled_base.md", "`benchmarks/results/rescore_rounds/ARM.json`): base {}, RSR {}, LoRA {}, so", "",
           tuple(f"rescore_rounds/{a}.json:before.overall" for a in ("base", "rsr_T2", "lora"))),
-    Quote("results.md", "images: RSR {}, LoRA {} (`benchmarks/results/rescore_rounds/`)", "",
+    Quote("lab/finetune_bundled_base.md", "images: RSR {}, LoRA {} (`benchmarks/results/rescore_rounds/`)", "",
           tuple(f"rescore_rounds/{a}.json:before.overall" for a in ("rsr_mix_T2", "lora_mix"))),
-    Quote("results.md", "Old evaluator on the same images: base {}, RSR {} (`benchmarks/results/rescore_rounds/n2_*.json`)",
+    Quote("lab/finetune_bundled_base.md", "Old evaluator on the same images: base {}, RSR {} (`benchmarks/results/rescore_rounds/n2_*.json`)",
           "", tuple(f"rescore_rounds/n2_{a}.json:before.overall" for a in ("base", "rsr_tau1_T2"))),
-    # docs/results.md: the class-conditional table
-    class_row("results.md", "base (old evaluator, all 5,040)", "base"),
-    class_row("results.md", "LoRA SFT, rank {} (old evaluator)", "lora", "=lora_rank_dit", "=lora_params_dit"),
-    class_row("results.md", "RSR, M=2, T=2, rank 8 (old evaluator)", "rsr", "=rsr_params_dit"),
-    class_row("results.md", "RSR, soft routing (ablation) (old evaluator)", "rsr_soft", "=rsr_params_dit"),
-    class_row("results.md", "LoRA SFT, circle-weighted data (old evaluator)", "lora_circle", "=lora_params_dit"),
-    class_row("results.md", "RSR, circle-weighted data (old evaluator)", "rsr_circle", "=rsr_params_dit"),
-    Quote("results.md", "the Fréchet distance's floor (two held-out sets of 5,040) is {}.", "class_table_before_issue9.json",
+    # docs/lab/class_track.md: the class-conditional table
+    class_row("lab/class_track.md", "base (old evaluator, all 5,040)", "base"),
+    class_row("lab/class_track.md", "LoRA SFT, rank {} (old evaluator)", "lora", "=lora_rank_dit", "=lora_params_dit"),
+    class_row("lab/class_track.md", "RSR, M=2, T=2, rank 8 (old evaluator)", "rsr", "=rsr_params_dit"),
+    class_row("lab/class_track.md", "RSR, soft routing (ablation) (old evaluator)", "rsr_soft", "=rsr_params_dit"),
+    class_row("lab/class_track.md", "LoRA SFT, circle-weighted data (old evaluator)", "lora_circle", "=lora_params_dit"),
+    class_row("lab/class_track.md", "RSR, circle-weighted data (old evaluator)", "rsr_circle", "=rsr_params_dit"),
+    Quote("lab/class_track.md", "the Fréchet distance's floor (two held-out sets of 5,040) is {}.", "class_table_before_issue9.json",
           ("heldout_vs_heldout_fd",)),
     # docs/class_track.md: the same table, with longer labels
     class_row("class_track.md", "base `shapes-dit` (all rows from here: old evaluator, not re-measured with the fixed one)",
@@ -298,27 +298,28 @@ def _benchmark(name: str):
     return module
 
 
-@pytest.mark.parametrize("script, render, json_name", [
-    ("compare_adapters", "markdown", "issue12_compare_s1.json"),
-    ("compare_adapters", "markdown", "issue12_compare_seeds.json"),
-    ("compare_adapters", "markdown", "issue12_compare_tuned.json"),
-    ("compare_adapters", "markdown", "issue12_item5.json"),
-    ("compare_adapters", "markdown", "issue12_item5_s1.json"),
-    ("compare_adapters", "markdown", "issue12_item5_s2.json"),
-    ("class_table", "markdown", "class_table.json"),
-    ("inspect_adapter", "runs_table", "issue12_instruments.json"),
+@pytest.mark.parametrize("script, render, json_name, page", [
+    ("compare_adapters", "markdown", "issue12_compare_s1.json", "shift_table.md"),
+    ("compare_adapters", "markdown", "issue12_compare_seeds.json", "shift_table.md"),
+    ("compare_adapters", "markdown", "issue12_compare_tuned.json", "lora_tuning.md"),
+    ("compare_adapters", "markdown", "issue12_item5.json", "recursion_trained_in.md"),
+    ("compare_adapters", "markdown", "issue12_item5_s1.json", "recursion_trained_in.md"),
+    ("compare_adapters", "markdown", "issue12_item5_s2.json", "recursion_trained_in.md"),
+    ("class_table", "markdown", "class_table.json", "class_track.md"),
+    ("inspect_adapter", "runs_table", "issue12_instruments.json", "shift_table.md"),
 ])
-def test_generated_tables_appear_verbatim(script, render, json_name):
-    """Tables the docs paste from a script's `--table` are that script's rendering of the cited JSON."""
+def test_generated_tables_appear_verbatim(script, render, json_name, page):
+    """Tables the lab pages paste from a script's `--table` are that script's rendering of the cited JSON."""
     table = getattr(_benchmark(script), render)(json.loads((RESULTS / json_name).read_text()))
-    assert table in (DOCS / "results.md").read_text(encoding="utf-8"), f"docs/results.md: the table of {json_name} differs"
+    doc = (DOCS / "lab" / page).read_text(encoding="utf-8")
+    assert table in doc, f"docs/lab/{page}: the table of {json_name} differs"
 
 
 def test_lake_tables_appear_verbatim():
-    """docs/lake.md's session-7 tables are lake_arms' renderings of the committed per-seed reports."""
+    """docs/lab/lake_arms.md's tables are lake_arms' renderings of the committed per-seed reports."""
     arms = _benchmark("lake_arms")
-    doc = (DOCS / "lake.md").read_text(encoding="utf-8")
+    doc = (DOCS / "lab" / "lake_arms.md").read_text(encoding="utf-8")
     reports = [json.loads((RESULTS / f"lake_arms_pc1_s{seed}.json").read_text()) for seed in range(3)]
-    assert arms.seeds_markdown(reports) in doc, "docs/lake.md: the per-seed table differs"
-    assert arms.markdown(reports[0]) in doc, "docs/lake.md: the seed-0 table differs"
+    assert arms.seeds_markdown(reports) in doc, "docs/lab/lake_arms.md: the per-seed table differs"
+    assert arms.markdown(reports[0]) in doc, "docs/lab/lake_arms.md: the seed-0 table differs"
     assert arms.markdown(json.loads((RESULTS / "lake_arms_pc1_2500.json").read_text())) in doc
