@@ -186,8 +186,11 @@ CASES = [
     ([*T, "--export", "/proc/final"], "--export"),
     ([*T, "--export", "afile.txt"], "--export"),
     (["train", TINY, "out_dir=run", "--no-resume"], "holds a run"),
-    (["train", TINY, "out_dir=run", "--overwrite"], "--no-resume"),
+    (["train", TINY, "out_dir=run", "--overwrite", "--resume-from", "run/checkpoints/step_0000001"], "contradict"),
     (["train", TINY, "out_dir=run", "--resume-from", "run/checkpoints/nope"], "nope"),
+    (["train", TINY, "out_dir=run", "seed=3", "steps=3"], "another request"),
+    (["finetune", "--base", "run/final", "--rsr", "layers=0,experts=2,steps=1,rank=2", "--out", "ft", "steps=2",
+      "batch_size=2"], "another request"),
     (["train", TINY, "out_dir=run", "steps=\udcff"], "override"),
     # finetune
     (["finetune", "--base", "/no/base", "steps=1"], "no bundled model"),

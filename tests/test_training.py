@@ -56,6 +56,7 @@ def test_checkpoint_files_are_safetensors_and_json(tiny_cfg):
     ckpt = os.path.join(cfg.out_dir, "checkpoints")
     latest = open(os.path.join(ckpt, "latest")).read().strip()
     assert sorted(os.listdir(os.path.join(ckpt, latest))) == ["checksums.json", "model.safetensors", "optimizer.safetensors",
+                                                          "rng.safetensors",
                                                           "state.json"]
     assert not [f for f in os.listdir(ckpt) if f.startswith(".tmp")]
     lines = [json.loads(x) for x in open(os.path.join(cfg.out_dir, "metrics.jsonl"))]

@@ -110,7 +110,8 @@ def add_run_flags(p) -> None:
     p.add_argument("--resume-from", default=None, metavar="CHECKPOINT",
                    help="resume from this checkpoint folder instead of OUT/checkpoints/latest")
     p.add_argument("--overwrite", action="store_true",
-                   help="with --no-resume: replace the run already in the folder (its checkpoints and metrics)")
+                   help="start over (implies --no-resume): replace the run already in the folder (its checkpoints "
+                        "and metrics); a resume with another request (base, data, config) is refused without it")
     p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default=None,
                    help="compute precision (overrides the config's `precision`): fp32 | bf16 autocast (weights, "
                         "optimiser, EMA and losses stay fp32) | auto (see docs/training.md, Precision)")

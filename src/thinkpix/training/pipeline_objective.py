@@ -107,6 +107,27 @@ class PipelineFinetune(nn.Module):
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         return {n: p for n, p in self.named_parameters() if p.requires_grad}
 
+    # options that shape the weights (the rest: where and how often to look, where to log, the device)
+    SHAPING = ("caption_column", "image_column", "center_crop", "random_flip", "weighting_scheme", "logit_mean",
+               "logit_std", "mode_scale", "mixed_precision", "gradient_accumulation_steps", "lr_scheduler",
+               "lr_warmup_steps", "gate_learning_rate", "use_8bit_adam", "cache_latents", "cache_text_embeddings",
+               "max_sequence_length", "dtype")
+
+    def request(self) -> dict:
+        """What this fine-tune adds to its run's request (`training.request`): the data's identity, the
+        resolution and the options that shape the weights."""
+        from .request import identity
+
+        fields = {"data": self.opts.data if self.images is None else identity(self.opts.data),
+                  "resolution": self.resolution, **{k: getattr(self.opts, k) for k in self.SHAPING}}
+        return {"fields": fields, "names": {} if self.images is None else {"data": self.opts.data}}
+
+    def run_files(self) -> dict[str, str]:
+        """Files the trainer writes into the run folder once it holds the run: the options as given."""
+        import json
+
+        return {"pipeline_options.json": json.dumps(self.opts.to_dict(), indent=1) + "\n"}
+
     def train(self, mode: bool = True):
         """Only the transformer follows train/eval (RSR's random depth, dropout); encoders stay in eval."""
         nn.Module.train(self, False)
