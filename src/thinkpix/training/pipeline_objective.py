@@ -19,6 +19,7 @@ from ..errors import ThinkpixError
 from .config import TrainConfig
 from .data import sample_seed, world_batch
 from .datasets import CaptionedImages, ImageOptions, load_captioned
+from .seeding import seed_everything
 
 WEIGHTING_SCHEMES = ("logit_normal", "sigma_sqrt", "mode", "cosmap", "none")  # diffusers' SD3 training schemes
 MIXED_PRECISION = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -87,6 +88,7 @@ class PipelineFinetune(nn.Module):
         self.parts = nn.ModuleDict(base.modules())  # registered: .to(device), DDP and state see them
         self.resolution = opts.resolution or base.resolution
         base.check_resolution(self.resolution)
+        seed_everything(cfg.seed)  # LoRA's A (peft draws it from torch's generator) follows the seed, not the process
         self.adapter = attach_adapter(base.transformer, cfg.finetune)
         base.transformer.train()
         self.autocast_dtype = MIXED_PRECISION[opts.mixed_precision]
