@@ -286,3 +286,37 @@ def test_rsr_finetune_killed_then_resumed_equals_uninterrupted(reference, rsr_un
     assert main(argv) == 0
     assert "resumed from step 2" in capsys.readouterr().out
     assert_same_tensors(adapter_tensors(run / "adapter"), adapter_tensors(rsr_uninterrupted / "adapter"))
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_adapter_survives_a_model_card_edit_but_not_a_weights_edit(reference, adapters, tmp_path, capsys, which):
+    adapter = tmp_path / "adapter"
+    shutil.copytree(adapters[which], adapter)
+    argv = ["generate", "x", "--model", str(reference / "a" / "final"), "--adapter", str(adapter)]
+    assert main([*argv, "--out", str(tmp_path / "before.png")]) == 0
+    card = adapter / "README.md"
+    if card.exists():
+        with open(card, "a") as f:
+            f.write("\nTrained for the shapes world; see our paper.\n")  # what people do to cards on the Hub
+    else:
+        card.write_text("# my adapter\n")  # a card added where none was
+    Image.new("RGB", (8, 8)).save(adapter / "sample.png")
+    (adapter / "notes").mkdir()
+    (adapter / "notes" / "eval.md").write_text("scores\n")
+    assert main([*argv, "--out", str(tmp_path / "after.png")]) == 0
+    assert Image.open(tmp_path / "after.png").tobytes() == Image.open(tmp_path / "before.png").tobytes()
+    card.unlink()  # a removed card
+    assert main([*argv, "--out", str(tmp_path / "nocard.png")]) == 0
+    capsys.readouterr()
+    (weights,) = adapter.glob("*.safetensors")
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x01
+    weights.write_bytes(bytes(data))
+    assert main([*argv, "--out", str(tmp_path / "edited.png")]) == 2
+    err = capsys.readouterr().err
+    assert "checksum mismatch" in err and weights.name in err and not (tmp_path / "edited.png").exists()
+    data[-3] ^= 0x01
+    weights.write_bytes(bytes(data))
+    (adapter / "extra.pt").write_bytes(b"\x80\x04K\x00.")  # a pickle file is still refused
+    assert main([*argv, "--out", str(tmp_path / "pickle.png")]) == 2
+    assert "pickle" in capsys.readouterr().err

@@ -49,17 +49,25 @@ def write_atomic(path, data: str | bytes) -> Path:
     return path
 
 
-def write_manifest(folder) -> Path:
-    """Write `folder/checksums.json` over every file now in `folder` (call it last)."""
+def write_manifest(folder, sealed: tuple[str, ...] | None = None) -> Path:
+    """Write `folder/checksums.json` over every file now in `folder` (call it last). `sealed`: the only
+    files a loader reads (an adapter's weights and config); every other file (a model card, images) is
+    recorded under `listed`, with its sha256 at save time for information, and may later be edited,
+    removed or joined by others (see `verify_manifest`)."""
     d = Path(folder)
     files = {p.relative_to(d).as_posix(): sha256_file(p) for p in _listed_files(d)}
-    return write_atomic(d / MANIFEST, json.dumps({"format": MANIFEST_FORMAT, "files": files}, indent=1) + "\n")
+    record = {"format": MANIFEST_FORMAT, "files": files}
+    if sealed is not None:
+        record = {"format": MANIFEST_FORMAT, "files": {k: v for k, v in files.items() if k in sealed},
+                  "listed": {k: v for k, v in files.items() if k not in sealed}}
+    return write_atomic(d / MANIFEST, json.dumps(record, indent=1) + "\n")
 
 
-def verify_manifest(folder, what: str) -> dict[str, str]:
+def verify_manifest(folder, what: str, sealed: tuple[str, ...] | None = None) -> dict[str, str]:
     """Check `folder` against its checksums.json: every listed file present with its sha256, no
     unlisted file, no pickle file. -> {relative name: sha256}; a ThinkpixError naming the file
-    otherwise."""
+    otherwise. `sealed` (adapters): only these files (the ones the loader reads) must be in the list
+    and match it; any other file may differ, be missing or be added (still no pickle file)."""
     d = Path(folder)
     if not d.is_dir():
         raise ThinkpixError(f"{d}: {what} folder not found")
@@ -77,7 +85,12 @@ def verify_manifest(folder, what: str) -> dict[str, str]:
         files = None
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         raise ThinkpixError(f"{manifest}: corrupted checksum list")
+    for name in sealed or ():
+        if name not in files:
+            raise ThinkpixError(f"{d / name}: not sealed in {MANIFEST}; corrupted or edited {what}")
     for name, digest in sorted(files.items()):
+        if sealed is not None and name not in sealed:
+            continue  # a model card, an image: free to change
         path = d / name
         if ".." in Path(name).parts or Path(name).is_absolute():
             raise ThinkpixError(f"{manifest}: lists {name!r}, outside the folder")
@@ -85,7 +98,8 @@ def verify_manifest(folder, what: str) -> dict[str, str]:
             raise ThinkpixError(f"{path}: missing; incomplete {what}")
         if sha256_file(path) != digest:
             raise ThinkpixError(f"{path}: checksum mismatch; corrupted, truncated or edited {what}")
-    extra = [p.relative_to(d).as_posix() for p in _listed_files(d) if p.relative_to(d).as_posix() not in files]
+    extra = [] if sealed is not None else [
+        p.relative_to(d).as_posix() for p in _listed_files(d) if p.relative_to(d).as_posix() not in files]
     if extra:
         raise ThinkpixError(f"{d / extra[0]}: not listed in {MANIFEST}; a {what} holds only the files it was saved with")
     return files
@@ -120,11 +134,12 @@ def read_json_object(path, what: str) -> dict:
     return record
 
 
-def read_checked_record(folder, config: str, weights: str, fmt: str, what: str) -> dict:
+def read_checked_record(folder, config: str, weights: str, fmt: str, what: str, loose: bool = False) -> dict:
     """The JSON record `folder/config`, after checking its format tag is `fmt` and that
-    `folder/weights` exists with the recorded sha256; otherwise a ThinkpixError naming the file."""
+    `folder/weights` exists with the recorded sha256; otherwise a ThinkpixError naming the file.
+    `loose`: only `config` and `weights` are sealed (an adapter: its card and images may change)."""
     d = Path(folder)
-    verify_manifest(d, what)
+    verify_manifest(d, what, sealed=(config, weights) if loose else None)
     record = read_json_object(d / config, what)
     if record.get("format") != fmt:
         raise ThinkpixError(f"{d / config}: not a thinkpix {what}")

@@ -2,7 +2,9 @@
 
 An adapter is a directory holding
     rsr_adapter.safetensors   every RSR tensor (fp32), keys as in `transformer.rsr.state_dict()`
-    checksums.json            sha256 of both files (`thinkpix.files`), verified on load
+    checksums.json            sha256 of the two files above, verified on load (`thinkpix.files`); the
+                              card and any other file are listed, not sealed: they may be edited,
+                              removed or added (what people do to model cards on the Hub)
     rsr_config.json           format tag and version, the RSRConfig, what backbone and layer widths it
                               was trained on, every tensor's shape, the sha256 of the tensor file, and
                               the base it was trained on (name + transformer config sha256)
@@ -35,6 +37,7 @@ FORMAT = "thinkpix-rsr-adapter"
 FORMAT_VERSION = 1
 WEIGHTS = "rsr_adapter.safetensors"
 CONFIG = "rsr_config.json"
+SEALED = (WEIGHTS, CONFIG)  # what the loader reads: weights + the config it builds RSR from
 
 
 def _adapter_dir(path) -> Path:
@@ -78,7 +81,7 @@ def save_rsr(transformer_or_module: nn.Module, path, base_name: str | None = Non
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, out / CONFIG)
     write_card(out, record, card)
-    write_manifest(out)
+    write_manifest(out, sealed=SEALED)
     return out
 
 
@@ -89,7 +92,7 @@ def read_adapter_config(path) -> tuple[RSRConfig, dict]:
     for p in (cfg_path, w_path):
         if not p.is_file():
             raise ThinkpixError(f"{d}: not an RSR adapter (missing {p.name}; expected {CONFIG} and {WEIGHTS})")
-    verify_manifest(d, "RSR adapter")  # every file, the JSON config included
+    verify_manifest(d, "RSR adapter", sealed=SEALED)  # the files the loader reads; the card may change
     try:
         record = json.loads(cfg_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

@@ -4,7 +4,8 @@ The attention is the one RSR refines, named by each backbone's `ATTENTION`: `att
 blocks, `attn1` (self-attention) in DiT blocks.
 
 An adapter directory holds `lora_adapter.safetensors` (peft's state dict) and `lora_config.json`
-(layers, rank, alpha, target modules, parameter count, sha256). Never pickle.
+(layers, rank, alpha, target modules, parameter count, sha256), both sealed in `checksums.json`;
+any other file (a card) may change. Never pickle.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def save_lora(transformer: nn.Module, path) -> Path:
     record = dict(meta, format=FORMAT, targets=target_modules(transformer, meta["layers"]),
                   num_parameters=int(sum(v.numel() for v in tensors.values())), sha256=sha256_file(out / WEIGHTS))
     (out / CONFIG).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    write_manifest(out)
+    write_manifest(out, sealed=(WEIGHTS, CONFIG))  # other files (a card) may change
     return out
 
 
@@ -105,7 +106,7 @@ def load_lora(transformer: nn.Module, path) -> None:
     from safetensors.torch import load_file
 
     d = Path(path)
-    record = read_checked_record(d, CONFIG, WEIGHTS, FORMAT, "LoRA adapter")
+    record = read_checked_record(d, CONFIG, WEIGHTS, FORMAT, "LoRA adapter", loose=True)
     attach_lora(transformer, record["layers"], record["rank"], record["alpha"])
     tensors = load_file(d / WEIGHTS)
     expected = {k: tuple(v.shape) for k, v in _peft_state(transformer).items()}
