@@ -31,7 +31,7 @@ def main() -> None:
 
     from thinkpix.bundled import resolve_model
     from thinkpix.evaluation.runner import score_image
-    from thinkpix.files import write_json
+    from thinkpix.files import portable, write_json
     from thinkpix.models.t2i import TextToImage
     from thinkpix.sampling import generate_latents
     from thinkpix.worlds.prompts import geneval_set
@@ -64,7 +64,7 @@ def main() -> None:
             "verdicts_changed": len(changed),
             "changed_images": [{"prompt": rows[i]["prompt"], "image": i} for i in changed],
         }
-    write_json(args.out, out)
+    write_json(args.out, portable(out))
     print(json.dumps(out, indent=1))
 
 

@@ -6,7 +6,7 @@ One thread. Renders data/eval/geneval.jsonl (and dense.jsonl) at 4 images per pr
 GenEval's layout, then:
 - speed: `evaluate_folder` end to end (PNG decoding, detection, GenEval rules, results.jsonl),
   the median of `--repeats` runs, in images/s; and the in-memory detector + rules alone, for this
-  evaluator and the one before issue 9 side by side (each in its own subprocess, same images), on
+  evaluator and the one before its fix side by side (each in its own subprocess, same images), on
   the ground-truth renders and on degraded renders (`thinkpix.evaluation.degraded`);
 - ground truth per task, Gaussian noise sigma 0.05, 3x3 Gaussian and box blurs, and each
   controlled break's false-accept rate (`thinkpix.evaluation.checks.must_show`);
@@ -35,7 +35,7 @@ from thinkpix.evaluation.checks import add_noise, blur, must_show  # noqa: E402
 from thinkpix.evaluation.metadata import read_metadata  # noqa: E402
 from thinkpix.evaluation.render import ground_truth, image_rng, write_folder  # noqa: E402
 from thinkpix.evaluation.runner import evaluate_folder, score_image  # noqa: E402
-from thinkpix.files import write_json  # noqa: E402
+from thinkpix.files import portable, write_json  # noqa: E402
 from thinkpix.worlds import render  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,7 +151,7 @@ def main(argv=None) -> int:
     report["machine"] = {"python": platform.python_version(), "numpy": np.__version__,
                          "processor": platform.processor() or platform.machine(), "threads": 1}
 
-    out = write_json(args.out, report, indent=2)
+    out = write_json(args.out, portable(report), indent=2)
     ms = report["must_show"]
     print(f"evaluator: {report['speed_folder']['images_per_s']} images/s end to end "
           f"({report['speed_folder']['images']} PNGs in {report['speed_folder']['seconds']} s), "

@@ -196,8 +196,8 @@ def main(argv=None) -> dict:
         "torch": torch.__version__, "machine": platform.machine(), "processor": platform.processor(),
         "backbones": results,
     }
-    from thinkpix.files import write_json
-    out = write_json(args.out, result, indent=2)
+    from thinkpix.files import portable, write_json
+    out = write_json(args.out, portable(result), indent=2)
     print(f"wrote {out}")
     return result
 

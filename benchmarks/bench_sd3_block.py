@@ -213,9 +213,9 @@ def main(argv=None) -> dict:
         "repeats": args.repeats, "forward": timing, "training_memory": memory,
         "load_average_1min_at_end": os.getloadavg()[0], "torch": torch.__version__, "machine": platform.machine(),
     }
-    from thinkpix.files import write_json
+    from thinkpix.files import portable, write_json
 
-    print(f"wrote {write_json(args.out, result, indent=2)}")
+    print(f"wrote {write_json(args.out, portable(result), indent=2)}")
     return result
 
 

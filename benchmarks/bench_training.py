@@ -1,10 +1,18 @@
-"""Training and sampling throughput of the demo-size text-to-image model, and the training
-FLOP rate as a fraction of this machine's measured fp32 matmul rate (same thread count).
+"""Training and sampling throughput of the text-to-image model, and the training FLOP rate against
+this machine's measured matmul rates (same thread count).
 
     python -m benchmarks.bench_training --out benchmarks/results/training.json
+    python -m benchmarks.bench_training --precision fp32,bf16,auto --size demo,w256,w384 --out FILE
 
-Uses the bundled autoencoder and the frozen MiniLM text encoder (a freshly initialised demo-size
-transformer: the cost does not depend on its weights), at batch 64, one thread, as in training.
+The first form measures the demo size in fp32 (the numbers of docs/model_card.md). The second compares
+precisions (`thinkpix.precision`) per model size: the settings run alternated, round by round, in one
+process (so a machine shared with other work slows them alike: read the ratios, not the times) and
+it writes per size and precision train images/s, sampling images/s, `train_speedup` and
+`sample_speedup` over fp32, where a training step's time goes (matmuls, attention, convolutions, the
+rest; torch.profiler self time) and the step's FLOP rate against measured fp32 and bf16 matmul rates.
+
+Uses the bundled autoencoder and the frozen MiniLM text encoder (a freshly initialised transformer:
+the cost does not depend on its weights), at batch 64, one thread, as in training.
 """
 
 from __future__ import annotations
@@ -17,12 +25,12 @@ import time
 import torch
 
 
-def build(space: str):
+def build(space: str, size: str = "demo"):
     from thinkpix.bundled import bundled_path
     from thinkpix.models.t2i import TextToImage
 
     ae = bundled_path("shapes-autoencoder") if space == "latent" else ""
-    return TextToImage.create("demo", space, "minilm", 32, ae)
+    return TextToImage.create(size, space, "minilm", 32, ae)
 
 
 def timed(fn, repeats: int) -> float:
@@ -35,32 +43,38 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="benchmarks/results/training.json")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--space", choices=("latent", "pixel"), default="latent")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+def seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
-    from thinkpix.models.flops import count_flops, matmul_peak
-    from thinkpix.sampling import generate_images
+
+def training_parts(model, batch_size: int):
+    """-> (objective, optimiser, train_step(step)) of the trainer's flow objective on `model`."""
     from thinkpix.training.config import config_from_dict
     from thinkpix.training.objectives import FlowObjective
 
-    model = build(args.space)
-    cfg = config_from_dict({"model": {"kind": "mmdit", "size": "demo", "space": "pixel"}, "batch_size": args.batch_size})
+    cfg = config_from_dict({"model": {"kind": "mmdit", "size": "demo", "space": "pixel"}, "batch_size": batch_size})
     objective = FlowObjective(cfg, model).train()
     opt = torch.optim.AdamW([p for p in objective.parameters() if p.requires_grad], lr=1e-4)
-    indices = range(args.batch_size)
+    indices = range(batch_size)
 
-    def train_step():
+    def train_step(step: int = 0):
         opt.zero_grad()
-        loss, _ = objective(0, indices)
+        loss, _ = objective(step, indices)
         loss.backward()
         opt.step()
+
+    return objective, opt, train_step
+
+
+def single(args) -> None:
+    """The demo size in fp32 (docs/model_card.md)."""
+    from thinkpix.models.flops import count_flops, matmul_peak
+    from thinkpix.sampling import generate_images
+
+    model = build(args.space)
+    objective, _, train_step = training_parts(model, args.batch_size)
 
     def transformer_step():  # the transformer alone (no data, no autoencoder), forward + backward
         x = torch.randn(args.batch_size, *model.latent_shape)
@@ -94,6 +108,151 @@ def main() -> None:
     write_json(args.out, result)
     for k, v in result.items():
         print(f"{k:40s} {v:.4g}" if isinstance(v, float) else f"{k:40s} {v}")
+
+
+# ---- precisions compared ------------------------------------------------------------------------------
+KINDS = {"matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"),
+         "attention": ("scaled_dot_product",), "convolution": ("convolution",)}
+
+
+def time_shares(fn) -> dict:
+    """Shares of one call's profiled self CPU time: matmuls, attention, convolutions, the optimiser's update
+    and everything else (elementwise, norms, casts, Python overhead of the ops)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    shares = {kind: 0.0 for kind in KINDS}
+    for e in events:
+        kind = next((k for k, names in KINDS.items() if any(n == e.key or (n in e.key and not n.startswith("aten::"))
+                                                             for n in names)), None)
+        if kind:
+            shares[kind] += e.self_cpu_time_total / total
+    optimiser = sum(e.cpu_time_total for e in events if e.key.startswith("Optimizer.step"))
+    shares["optimizer_step"] = optimiser / total
+    shares["other"] = 1.0 - sum(v for k, v in shares.items() if k in KINDS) - shares["optimizer_step"]
+    return shares
+
+
+def peaks(widths: list[int], seconds_each: float) -> dict:
+    """Measured matmul FLOP/s, fp32 and bf16: square 1024 and each model width's (4096 x W) @ (W x W)."""
+    from thinkpix.models.flops import matmul_peak
+
+    def rate(m, k, n, dtype):
+        a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+        for _ in range(3):
+            a @ b
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds_each:
+            a @ b
+            count += 1
+        return 2 * m * k * n * count / (time.perf_counter() - start)
+
+    out = {"square_1024": {"fp32": matmul_peak(1024, seconds_each), "bf16": matmul_peak(1024, seconds_each, torch.bfloat16)}}
+    for w in widths:
+        out[f"4096x{w}@{w}x{w}"] = {"fp32": rate(4096, w, w, torch.float32), "bf16": rate(4096, w, w, torch.bfloat16)}
+    return out
+
+
+def compare(args) -> None:
+    from thinkpix.files import write_json
+    from thinkpix.models.flops import count_flops
+    from thinkpix.models.registry import size_config
+    from thinkpix.precision import PRECISIONS, autocast, cpu_bf16_flags, resolve
+    from thinkpix.sampling import generate_images
+
+    settings = [p.strip() for p in args.precision.split(",") if p.strip()]
+    sizes = [s.strip() for s in args.size.split(",") if s.strip()]
+    if not settings or any(p not in PRECISIONS for p in settings):
+        raise SystemExit(f"--precision: a comma list of {', '.join(PRECISIONS)}")
+    if "fp32" not in settings:
+        settings.insert(0, "fp32")  # the reference of every speed-up
+    widths = {}
+    for s in sizes:
+        c = size_config("mmdit", s)
+        widths[s] = c["num_attention_heads"] * c["attention_head_dim"]
+    prompts = [f"a photo of {n} red circles and a blue square" for n in ("one", "two", "three", "four")] * 2
+    result = {
+        "command": (f"python -m benchmarks.bench_training --precision {args.precision} --size {args.size} "
+                    f"--rounds {args.rounds} --threads {args.threads} --batch-size {args.batch_size}"),
+        "machine": platform.processor() or platform.machine(), "threads": args.threads,
+        "batch_size": args.batch_size, "space": args.space, "cpu_bf16_flags": list(cpu_bf16_flags()),
+        "auto_resolves_to": resolve("auto", "cpu"), "rounds": args.rounds,
+        "sampling": {"images": len(prompts), "steps": args.sample_steps, "guidance": 3.0, "sampler": "euler"},
+        "matmul_peaks_flop_per_s": peaks(sorted(set(widths.values())), 1.0), "sizes": {},
+    }
+    for size in sizes:
+        model = build(args.space, size)
+        _, _, train_step = training_parts(model, args.batch_size)
+        flops = count_flops(lambda: train_step(0))  # the whole step: transformer, autoencoder encode, text (cached)
+        steps = {p: [] for p in settings}
+        samples = {p: [] for p in settings}
+        shares = {}
+        for p in settings:  # warm-up of every setting, then its profile
+            with autocast(p):
+                train_step(1)
+                shares[p] = time_shares(lambda: train_step(2))
+                model.eval()
+                generate_images(model, prompts[:2], seed=0, steps=2, guidance=3.0)
+                model.train()
+        for r in range(args.rounds):  # alternated: each round runs every setting once
+            for p in settings:
+                with autocast(p):
+                    steps[p].append(seconds(lambda: train_step(3 + r)))
+                    model.eval()
+                    samples[p].append(seconds(lambda: generate_images(model, prompts, seed=0, steps=args.sample_steps,
+                                                                      guidance=3.0)))
+                    model.train()
+        step_s = {p: statistics.median(v) for p, v in steps.items()}
+        sample_s = {p: statistics.median(v) for p, v in samples.items()}
+        peak = result["matmul_peaks_flop_per_s"][f"4096x{widths[size]}@{widths[size]}x{widths[size]}"]
+        entry = {"width": widths[size], "transformer_parameters": sum(x.numel() for x in model.transformer.parameters()),
+                 "train_step_flops_per_image": flops / args.batch_size, "precisions": {}}
+        for p in settings:
+            rate = flops / step_s[p]
+            entry["precisions"][p] = {
+                "resolved": resolve(p, "cpu"),
+                "train_images_per_s": args.batch_size / step_s[p], "train_step_s": step_s[p],
+                "sample_images_per_s": len(prompts) / sample_s[p],
+                "train_speedup": step_s["fp32"] / step_s[p], "sample_speedup": sample_s["fp32"] / sample_s[p],
+                "time_shares": shares[p], "train_flop_rate": rate,
+                "flop_rate_vs_fp32_matmul_peak": rate / peak["fp32"],
+                "flop_rate_vs_bf16_matmul_peak": rate / peak["bf16"],
+            }
+        result["sizes"][size] = entry
+        write_json(args.out, result)  # after every size: a cut run keeps what it measured
+        print(f"{size} (width {widths[size]}):")
+        for p, e in entry["precisions"].items():
+            s = e["time_shares"]
+            print(f"  {p:5s} train {e['train_images_per_s']:6.1f} img/s (x{e['train_speedup']:.2f})  sample "
+                  f"{e['sample_images_per_s']:6.2f} img/s (x{e['sample_speedup']:.2f})  matmul {s['matmul']:.0%} "
+                  f"attention {s['attention']:.0%} conv {s['convolution']:.0%} adamw {s['optimizer_step']:.0%} "
+                  f"other {s['other']:.0%}  FLOP rate {e['flop_rate_vs_fp32_matmul_peak']:.2f} of fp32 peak, "
+                  f"{e['flop_rate_vs_bf16_matmul_peak']:.2f} of bf16")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default=None, help="JSON file (default benchmarks/results/training.json, "
+                        "with --precision benchmarks/results/precision.json)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--space", choices=("latent", "pixel"), default="latent")
+    parser.add_argument("--precision", default=None, help="compare settings, e.g. fp32,bf16,auto (fp32 always runs)")
+    parser.add_argument("--size", default="demo", help="model sizes to compare (with --precision), e.g. demo,w256,w384")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds (with --precision)")
+    parser.add_argument("--sample-steps", type=int, default=10, help="sampler steps (with --precision)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.precision:
+        args.out = args.out or "benchmarks/results/precision.json"
+        compare(args)
+    else:
+        args.out = args.out or "benchmarks/results/training.json"
+        single(args)
 
 
 if __name__ == "__main__":

@@ -51,8 +51,8 @@ def main() -> None:
     summary = summarise(results)
     summary["pixel_mae_0_255"] = float(np.abs(recon.astype(np.float32) - images.numpy()).mean())
     summary["command"] = f"python -m benchmarks.check_autoencoder --autoencoder {args.autoencoder}"
-    from thinkpix.files import write_json
-    write_json(args.out, summary)
+    from thinkpix.files import portable, write_json
+    write_json(args.out, portable(summary))
     print(json.dumps({k: summary[k] for k in ("tasks", "overall", "pixel_mae_0_255")}, indent=1, default=float))
 
 

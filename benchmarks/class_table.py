@@ -1,4 +1,4 @@
-"""The class-conditional table (issue 5): base DiT vs adapters, each arm sampled with the same
+"""The class-conditional table: base DiT vs adapters, each arm sampled with the same
 labels and noise seeds, scored by class accuracy (exact detector, bootstrap 95% interval, paired
 difference to the first arm) and by the Fréchet distance of the project's feature network against
 held-out renders (95% interval from class-stratified half-sets drawn without replacement, and the
@@ -15,7 +15,7 @@ network). The whole track, base to table: `benchmarks/run_class_track.sh`.
 An arm is NAME (the base), or NAME=ADAPTER_DIR[:THINK_STEPS]. 210 per class = 5,040 images per arm.
 
 With `--before-rev REV` every arm's kept images are also judged by the evaluator of git revision REV
-(`benchmarks.evaluator_versions`, e.g. 98d5e51: the one before issue 9), so the report holds both
+(`benchmarks.evaluator_versions`, e.g. 98d5e51: the one before its fix), so the report holds both
 evaluators' accuracy on the same images. `python -m benchmarks.class_table --table REPORT.json` prints
 the markdown table the docs paste.
 
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
     from thinkpix.evaluation.bootstrap import bootstrap_mean_interval
     from thinkpix.evaluation.classes import class_accuracy
     from thinkpix.evaluation.frechet import frechet_between, subsample_frechet, subsample_interval
-    from thinkpix.files import folder_digest, write_json
+    from thinkpix.files import folder_digest, portable, write_json
     from thinkpix.models.c2i import ClassToImage
     from thinkpix.models.features import extract_features, load_feature_net
     from thinkpix.sampling import generate_class_images
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"held-out vs held-out FD (floor): {report['heldout_vs_heldout_fd']:.3f}")
     if args.before_rev:
         report["command"] += f" --before-rev {args.before_rev}"
-    out = write_json(args.out, report)
+    out = write_json(args.out, portable(report))
     print(markdown(report))
     print(f"wrote {out}")
     return report

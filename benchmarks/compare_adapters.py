@@ -152,7 +152,7 @@ def main() -> None:
     from thinkpix.bundled import resolve_model
     from thinkpix.evaluation.metadata import read_metadata
     from thinkpix.evaluation.runner import evaluate_folder, format_table
-    from thinkpix.files import write_json
+    from thinkpix.files import portable, write_json
     from thinkpix.models.t2i import TextToImage
     from thinkpix.sampling import write_geneval_folder
 
@@ -197,7 +197,7 @@ def main() -> None:
     references = args.versus or [names[0]]
     for name in report["arms"]:
         report["arms"][name].update(comparisons(scores, name, references))
-    write_json(args.out, report)
+    write_json(args.out, portable(report))
     print(markdown(report))
 
 

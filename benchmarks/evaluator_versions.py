@@ -2,7 +2,7 @@
 
 The other revision's `src/` is unpacked with `git archive` into a temporary folder and imported
 in a subprocess (never into this process), so both evaluators score the same files side by side.
-BEFORE is the last commit before issue 9's evaluator (the soft shape fit); the docs' "before"
+BEFORE is the last commit before the evaluator's fix (the soft shape fit); the docs' "before"
 numbers come from it.
 
     python -m benchmarks.evaluator_versions folder DIR [--rev REV]      # per-image verdicts, both
@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BEFORE = "98d5e51"  # the evaluator before issue 9
+BEFORE = "98d5e51"  # the evaluator before its fix
 
 # Code run in the subprocess: scores with whichever `thinkpix` its PYTHONPATH finds.
 _FOLDER = """
@@ -188,9 +188,9 @@ def main(argv=None) -> int:
     report["command"] = command
     print(json.dumps(report.get("changed", {})))
     if args.out:
-        from thinkpix.files import write_json
+        from thinkpix.files import portable, write_json
 
-        write_json(args.out, report, indent=2)
+        write_json(args.out, portable(report), indent=2)
     return 0
 
 

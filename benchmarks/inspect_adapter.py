@@ -6,7 +6,7 @@ routing has moved from uniform).
     python -m benchmarks.inspect_adapter runs/ft_dit_rsr/adapter [more adapters ...]
 
 With `--run RUN [RUN ...]` it summarises instead what a fine-tune logged with `validate_every`
-(`RUN/metrics.jsonl`, see docs/results.md, "Issue 12"): per validation step the validation loss,
+(`RUN/metrics.jsonl`, see docs/lab/routing_levers.md): per validation step the validation loss,
 routing entropy / ln M by latent step, expert usage, the cosine between the experts' updates on the
 same tokens, the gradient norm reaching the gates, ||B||, recursion use and the adapter's effect,
 then the verdict against the thresholds declared in the docs (`THRESHOLDS`).
@@ -50,7 +50,7 @@ def inspect(adapter: str | Path) -> dict[str, dict]:
     return {"record_sha256": record.get("sha256"), "layers": report}
 
 
-# Declared in docs/results.md before the issue-12 sweeps (read at a run's last validation record).
+# Declared in docs/lab/routing_levers.md before the screen (read at a run's last validation record).
 THRESHOLDS = {"entropy_ratio_success": 0.5, "entropy_ratio_failure": 0.95, "min_usage": 0.10,
               "cosine_success": 0.9, "cosine_failure": 0.95, "recursion_use": 0.01}
 
@@ -201,9 +201,9 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{path} layer {layer}: |dW_m| {norms}; cosine between experts {cos}; "
                   f"|gate out| {row['gate_out_norm']:.3f}")
     if args.out:
-        from thinkpix.files import write_json
+        from thinkpix.files import portable, write_json
 
-        write_json(args.out, out)
+        write_json(args.out, portable(out))
     return out
 
 

@@ -28,7 +28,7 @@ import torch
 from thinkpix.evaluation.bootstrap import bootstrap_mean_interval
 from thinkpix.evaluation.lake import evaluate_lake_folder
 from thinkpix.evaluation.metadata import read_jsonl
-from thinkpix.files import write_json
+from thinkpix.files import portable, write_json
 from thinkpix.lake_sampling import load_lake, write_lake_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,7 +197,7 @@ def main(argv=None) -> int:
         report["arms"][name] = {"model": spec, "seconds_per_image": per_image, **summary}
         print(f"{name}: accuracy {summary['overall']:.3f} " + " ".join(
             f"{k} {v['accuracy']:.3f}" for k, v in summary["by_split"].items()))
-        write_json(args.out, report, indent=1)
+        write_json(args.out, portable(report), indent=1)
         at_zero = None  # per-map correct at T = 0, the reference of the sweep's differences
         for t in sweeps.get(name, []):
             model = load_lake(model_path, adapter or None, think_steps=t)
@@ -209,11 +209,11 @@ def main(argv=None) -> int:
                 "path_cells": s["path_cells"],
                 "paired_vs_T0": paired(at_zero, c, metas) if t and at_zero is not None else None}
             print(f"  {name} T={t}: accuracy {s['overall']:.3f} ({per_image * 1000:.1f} ms/image)")
-            write_json(args.out, report, indent=1)  # partial results survive an interrupted run
+            write_json(args.out, portable(report), indent=1)  # partial results survive an interrupted run
     for ref in references:
         report["paired_vs_" + ref] = {name: paired(correct[ref], correct[name], metas)
                                       for name in arms if name != ref}
-    write_json(args.out, report, indent=1)
+    write_json(args.out, portable(report), indent=1)
     print(markdown(report))
     print(f"written to {args.out}")
     return 0

@@ -20,7 +20,7 @@ from thinkpix.evaluation.checks import add_noise, blur
 from thinkpix.evaluation.lake import ground_truth_image, judge
 from thinkpix.evaluation.lake_breaks import BREAKS, break_solution
 from thinkpix.evaluation.metadata import read_jsonl
-from thinkpix.files import write_json
+from thinkpix.files import portable, write_json
 from thinkpix.worlds.lake import map_of, render, shortest_path, with_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
         "robustness": {k: rate(verdicts[k]) for k in PERTURB},
         "judge_images_per_s": round(len(grids) * (2 + len(BREAKS) + len(PERTURB)) / seconds, 1),
     }
-    write_json(args.out, report, indent=2)
+    write_json(args.out, portable(report), indent=2)
     ms = report["must_show"]
     print(f"ground truth {ms['ground_truth']['judged_correct']:.3f}, another shortest path "
           f"{ms['other_shortest_path']['judged_correct']:.3f}; breaks judged correct: "

@@ -87,7 +87,7 @@ def class_arms(work: str, arms: list[str], out: str = "docs/figures/class_arms.p
 
 def class_failures(work: str, arm: str, out: str = "docs/figures/class_failures.png", count: int = 24) -> None:
     """The first `count` images of a `benchmarks.class_table` arm that the class detector before
-    issue 9 rejected (row 1-2) and the first `count` the detector now rejects (rows 3-4, if any),
+    the evaluator before its fix rejected (row 1-2) and the first `count` the detector now rejects (rows 3-4, if any),
     in table order, at 3x (read from the work folder; nothing is sampled)."""
     from pathlib import Path
 

@@ -1,7 +1,7 @@
 """Mutation testing of thinkpix: change one small thing in the source, run the tests that should
 notice, and report every mutant the tests let live ("survivors"). See docs/testing.md.
 
-    python -m benchmarks.mutate --target named                 # the mutations named in issue 13
+    python -m benchmarks.mutate --target named                 # the named mutations
     python -m benchmarks.mutate --target rsr --out benchmarks/results/mutation_rsr.json
     python -m benchmarks.mutate --target evaluation --out benchmarks/results/mutation_evaluation.json
     python -m benchmarks.mutate --target rsr --only recursion.py:57   # one file (and line), to iterate
@@ -23,7 +23,7 @@ Nothing is written into the source tree.
 
 Why not mutmut 3 (PyPI's current mutmut): it mutates code inside functions only (its docs point to
 mutmut 2 for code outside functions), so module constants such as the evaluator's COUNTING_THRESHOLD (one of the
-mutations issue 13 names) and the RSRConfig defaults would never be mutated. This script
+named mutations) and the RSRConfig defaults would never be mutated. This script
 needs no new dependency; mutmut was not installed or tried here.
 """
 
@@ -70,7 +70,7 @@ class Mutant:
     tests: tuple = ()
 
 
-# ----- the mutations issue 13 names: each once passed every test -----------------------------------
+# ----- the named mutations: each once passed every test -----------------------------------
 def _named(name, file, old, new, tests):
     return dict(name=name, file=file, old=old, new=new, tests=tests)
 
@@ -90,7 +90,7 @@ NAMED = [
     _named("matched LoRA rank halved", "src/thinkpix/integrations/lora.py",
            "round(target_parameters / per_rank)", "round(target_parameters / per_rank / 2)",
            ["test_lora_matching.py", "test_cli_model.py"]),
-    _named("counting confidence cut lowered to 0.6 (0.75 before issue 9's detector, 0.7 after)",
+    _named("counting confidence cut lowered to 0.6 (0.75 before the detector's fix, 0.7 after)",
            "src/thinkpix/evaluation/detect.py", "COUNTING_THRESHOLD = 0.7", "COUNTING_THRESHOLD = 0.6", EVAL_TESTS),
     _named("bootstrap drawn without replacement", "src/thinkpix/evaluation/bootstrap.py",
            "g[rng.integers(len(g), size=(resamples, len(g)))]",
@@ -330,7 +330,9 @@ def _write_report(path, command: str, target: str, mutants: list[Mutant], second
               "mutants": len(mutants), "counts": _counts(mutants), "seconds_this_run": round(seconds),
               "survivors": [r for r in rows if r["status"] == "survived"], "all": rows}
     tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    from thinkpix.files import portable
+
+    tmp.write_text(json.dumps(portable(report), indent=1) + "\n")
     os.replace(tmp, path)
 
 

@@ -2,7 +2,7 @@
 # The class-conditional track of docs/class_track.md, end to end, on a 2-core CPU machine (~5 h; ~4 h with BASE=shapes-dit: each
 # fine-tune ~17 min and each arm's 5,040 images ~25 min of one thread):
 # DiT base, feature network, the seven adapters of the table (RSR, LoRA, RSR with soft routing, RSR and
-# LoRA on circle-weighted data, and issue 12's repeat: RSR with the levers of its screen and one LoRA
+# LoRA on circle-weighted data, and the routing levers' repeat: RSR with the levers of the screen and one LoRA
 # expert run twice), 5,040 images per arm (two lanes side by side, one thread each: fine-tune an arm,
 # sample it, next arm), then the table and its figure. Everything goes into RUNS_DIR; nothing under src/ is touched.
 #   bash benchmarks/run_class_track.sh [RUNS_DIR]      (default runs/; every step resumes or reuses)
@@ -30,8 +30,8 @@ fi
 T="python -m benchmarks.class_table --model $BASE --per-class ${PER_CLASS:-210} --work $R/class_table"
 FT="thinkpix finetune --config configs/finetune_dit.yaml --base $BASE"
 L=layers=4,5,experts=2,steps=2,rank=8
-BEST=$L,gate_init_std=0.5,tau=1,load_balance_weight=0.01  # issue 12's screen (docs/results.md, rsr_best)
-TWICE=layers=4,5,experts=1,steps=2,rank=8,base_every_step=true  # issue 12's lora_twice
+BEST=$L,gate_init_std=0.5,tau=1,load_balance_weight=0.01  # the routing screen (docs/lab/routing_levers.md, rsr_best)
+TWICE=layers=4,5,experts=1,steps=2,rank=8,base_every_step=true  # the shift table's lora_twice (docs/lab/shift_table.md)
 # Each arm's fine-tune arguments (600 steps x 64 each; configs/finetune_dit.yaml's RSR spec unless --rsr).
 declare -A FT_ARGS=([lora]="--method lora" [rsr]="" [rsr_soft]="--rsr $L,routing=soft"
   [lora_circle]="--method lora data_mix=circle=4" [rsr_circle]="data_mix=circle=4"
@@ -55,7 +55,7 @@ lane() {
   lane $LANE_A ) &
 ( lane $LANE_B ) &
 wait
-# 3. the table (each arm also judged by the evaluator before issue 9, 98d5e51) and its figure
+# 3. the table (each arm also judged by the evaluator before its fix, 98d5e51) and its figure
 ARMS=$(for a in $ORDER; do case " $LANE_A $LANE_B " in *" $a "*) echo "--arm $a=$(adapter $a)";; esac; done)
 $T --features $R/features_demo/final --arm base $ARMS --before-rev 98d5e51 --out $R/class_table.json
 python -m benchmarks.make_figures class-arms --work $R/class_table --arm base --arm lora --arm rsr

@@ -5,7 +5,7 @@
     python -m benchmarks.settled_set pick --t2i POOL_T2I --dit POOL_DIT --seed 0 --out data/settled
     python -m benchmarks.settled_set sheets data/settled --out SHEETS    # 8x contact sheets to look at
 
-`pick` takes every image on which the evaluator now and the one before issue 9 disagree (the
+`pick` takes every image on which the evaluator now and the one before its fix disagree (the
 disputed kinds), then fills up with a seeded random pick of the others, copies the PNGs into
 OUT/images/ and writes OUT/candidates.jsonl (one line per image: image, source, the prompt's
 metadata or the class label, stratum; `verdict` null). The person writes the verdict of each image

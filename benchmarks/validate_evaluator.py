@@ -1,5 +1,5 @@
 """The evaluator against known truth: degraded renders (seeded) and the settled generated set, with
-the evaluator before issue 9 scored side by side.
+the evaluator before its fix scored side by side.
 
     python -m benchmarks.validate_evaluator --out benchmarks/results/evaluator_validation.json
 
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     from benchmarks import evaluator_versions as versions
     from thinkpix.evaluation.validation import (agreement_of, garbage_scores, shape_confusion, split_rate,
                                                 verdict_agreement)
-    from thinkpix.files import write_json
+    from thinkpix.files import portable, write_json
 
     before = args.before or versions.BEFORE
     report: dict = {"command": "python -m benchmarks.validate_evaluator " + " ".join(
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
                              "now": settled_agreement(settled, versions.settled_verdicts(settled)),
                              "before": settled_agreement(settled, versions.settled_verdicts(settled, before))}
     report["seconds"] = round(time.time() - t0, 1)
-    out = write_json(args.out, report, indent=1)
+    out = write_json(args.out, portable(report), indent=1)
 
     s = report["shape_confusion"]["summary"]
     print(f"shape accuracy, uncut: pooled {s['uncut_pooled']:.4f}, lowest bin {s['uncut_min']:.4f} ({s['uncut_min_bin']});"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -146,6 +147,34 @@ def read_checked_record(folder, config: str, weights: str, fmt: str, what: str, 
     if not (d / weights).is_file() or sha256_file(d / weights) != record.get("sha256"):
         raise ThinkpixError(f"{d / weights}: missing or corrupted weights (sha256 mismatch)")
     return record
+
+
+# An absolute path (or one under ~/) where a command line, a JSON key or a value names a file.
+_ABSOLUTE = re.compile(r"(?:(?<=^)|(?<=[\s=+,:(\[]))(~|/)[^\s,;+)\]]*")
+
+
+def portable(obj, runs=None):
+    """`obj` (a results record: str, dict, list, numbers) with every absolute path made relative, so
+    a committed results file names no machine: paths under the current directory (the repository,
+    where the benchmarks run) become relative to it, paths under the run folder `runs` (default:
+    `$THINKPIX_RUNS`, else the home directory) relative to the run folder. Other strings are kept."""
+    runs = Path(runs or os.environ.get("THINKPIX_RUNS") or Path.home()).expanduser().resolve()
+    roots = [Path.cwd().resolve(), runs]
+
+    def one(match: re.Match) -> str:
+        path = Path(match.group(0)).expanduser()
+        for root in roots:
+            if path == root or root in path.parents:
+                return path.relative_to(root).as_posix() or "."
+        return match.group(0)
+
+    if isinstance(obj, str):
+        return _ABSOLUTE.sub(one, obj)
+    if isinstance(obj, dict):
+        return {portable(k, runs): portable(v, runs) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [portable(v, runs) for v in obj]
+    return obj
 
 
 def _main(argv: list[str]) -> int:
