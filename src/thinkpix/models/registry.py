@@ -14,7 +14,7 @@ SIZES: dict[str, dict[str, dict]] = {
         "small": dict(num_layers=4, num_attention_heads=2, attention_head_dim=32),
         # 3.55M parameters; 2 heads of 64 trained 1.3x faster than 4 heads of 32 on one CPU thread.
         "demo": dict(num_layers=6, num_attention_heads=2, attention_head_dim=64),
-        # The demo size one block deeper: the compute-matched baseline of recursion trained in (issue 12).
+        # The demo size one block deeper: the compute-matched baseline of recursion trained in (docs/lab/recursion_trained_in.md).
         "demo7": dict(num_layers=7, num_attention_heads=2, attention_head_dim=64),
     },
     "dit": {

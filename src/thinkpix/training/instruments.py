@@ -1,4 +1,4 @@
-"""Instruments that say whether RSR's routing learns and its recursion is used (issue 12, item 1).
+"""Instruments that say whether RSR's routing learns and its recursion is used.
 
 `probe_rsr(model, vset)` runs the model with its RSR adapter on a fixed probe batch (the first n
 samples of the validation set, no gradient, eval mode: argmax routing, no Gumbel noise), once per
