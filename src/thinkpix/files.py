@@ -149,7 +149,7 @@ def read_checked_record(folder, config: str, weights: str, fmt: str, what: str, 
     return record
 
 
-# An absolute path (or one under ~/) where a command line, a JSON key or a value names a file.
+# An absolute path (or one starting with a tilde) where a command line, a JSON key or a value names a file.
 _ABSOLUTE = re.compile(r"(?:(?<=^)|(?<=[\s=+,:(\[]))(~|/)[^\s,;+)\]]*")
 
 

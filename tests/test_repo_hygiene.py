@@ -1,0 +1,123 @@
+"""What a reader of a clone sees: no work-period bookkeeping (session / round / item / issue numbers)
+and no machine paths (home directories, /root/) in the README, the docs, the experiments, the
+committed results or the package; every script a doc command names exists; every experiment script
+is listed in docs/lab/ and runs from a clone with a run folder (checked with stand-ins that only log
+their arguments); results files are written with paths relative to the run folder."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from thinkpix.files import portable
+
+ROOT = Path(__file__).resolve().parents[1]
+SCANNED = ("README.md", "docs", "experiments", "benchmarks/results", "src")
+FORBIDDEN = re.compile(r"\b(session|round|item|issue) [0-9]+|~/|/root/|/home/", re.IGNORECASE)
+SKIPPED_PARTS = ("__pycache__", ".egg-info")
+# A doc command or link naming a script: experiments/NAME.sh, benchmarks/NAME.py|sh, python -m benchmarks.NAME.
+SCRIPT = re.compile(r"(?<![\w/.])((?:experiments|benchmarks)/[\w.-]+\.(?:sh|py))|python -m (benchmarks\.\w+)")
+
+
+def _text_files():
+    for top in SCANNED:
+        path = ROOT / top
+        for f in [path] if path.is_file() else sorted(path.rglob("*")):
+            if not f.is_file() or any(part.endswith(SKIPPED_PARTS) for part in f.parts):
+                continue
+            try:
+                yield f, f.read_text(encoding="utf-8")
+            except UnicodeDecodeError:  # weights, images
+                continue
+
+
+def _offences(text: str) -> list[str]:
+    return [text[max(0, m.start() - 30):m.end() + 30].replace("\n", " ") for m in FORBIDDEN.finditer(text)]
+
+
+def test_no_bookkeeping_numbers_or_machine_paths():
+    found = {str(f.relative_to(ROOT)): hits for f, text in _text_files() if (hits := _offences(text))}
+    assert not found, f"work-period numbers or machine paths: {found}"
+
+
+def test_the_pattern_catches_what_it_should_and_nothing_else():
+    for bad in ("as in issue 12", "Session 5 measured", "round 1", "item 4's table", "R=~/runs", "/root/x",
+                "/home/me/x"):
+        assert _offences(bad), bad
+    for fine in ("issue12_item5.json", "rounded squares", "items 1-3", "an issue: 2", "runs/ft_rsr", "a/root"):
+        assert not _offences(fine), fine
+
+
+def _doc_scripts():
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        for m in SCRIPT.finditer(doc.read_text(encoding="utf-8")):
+            path = m.group(1) or m.group(2).replace(".", "/") + ".py"
+            yield doc.relative_to(ROOT).as_posix(), path
+
+
+def test_every_script_a_doc_names_exists():
+    named = list(_doc_scripts())
+    assert any(p.startswith("experiments/") for _, p in named) and any(p.startswith("benchmarks/") for _, p in named)
+    missing = sorted({f"{doc}: {path}" for doc, path in named if not (ROOT / path).is_file()})
+    assert not missing, f"doc commands name scripts that do not exist: {missing}"
+
+
+EXPERIMENTS = sorted(p.name for p in (ROOT / "experiments").glob("*.sh") if not p.name.startswith("_"))
+
+
+def test_every_experiment_is_listed_in_the_lab_index_with_its_page():
+    index = (ROOT / "docs" / "lab" / "index.md").read_text(encoding="utf-8")
+    rows = [line for line in index.splitlines() if line.startswith("| ") and "experiments/" in line]
+    for name in EXPERIMENTS:
+        row = next((r for r in rows if f"experiments/{name}" in r), None)
+        assert row, f"experiments/{name} is not listed in docs/lab/index.md"
+        page = re.search(r"\]\(([\w.-]+\.md)\)", row).group(1)
+        assert (ROOT / "docs" / "lab" / page).is_file(), page
+        assert f"experiments/{name}" in (ROOT / "docs" / "lab" / page).read_text(encoding="utf-8"), (name, page)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_runs_from_a_clone_into_its_run_folder(name, tmp_path):
+    """With stand-ins for thinkpix / torchrun / python / cp that only log, the script runs to the end, every
+    run it makes goes under RUNS, and every results file it writes is a committed one."""
+    log, stubs = tmp_path / "calls.log", tmp_path / "bin"
+    stubs.mkdir()
+    for tool in ("thinkpix", "torchrun", "python", "cp"):
+        (stubs / tool).write_text(f'#!/bin/bash\necho "{tool} $*" >> {log}\n')
+        (stubs / tool).chmod(0o755)
+    runs = tmp_path / "runs"
+    env = dict(os.environ, PATH=f"{stubs}:{os.environ['PATH']}", PYTHON="python")
+    done = subprocess.run(["bash", str(ROOT / "experiments" / name), str(runs)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    calls = log.read_text().splitlines()
+    assert calls, "the script ran nothing"
+    for call in calls:
+        for flag, value in re.findall(r"(--out |--work |--runs? |out_dir=)(\S+)", call):
+            if value.startswith(("benchmarks/results/", "docs/figures/", "experiments/results/")):
+                assert flag == "--out " and (ROOT / value).parent.is_dir(), call
+                if value.startswith("benchmarks/results/"):
+                    assert (ROOT / value).is_file(), f"{name} writes {value}, which is not a committed results file"
+            else:
+                assert value.startswith(str(runs)), f"{name}: {flag} {value} is outside the run folder"
+    usage = subprocess.run(["bash", str(ROOT / "experiments" / name)], env=env, capture_output=True, text=True)
+    assert usage.returncode != 0  # no run folder: a usage line, nothing run
+
+
+def test_results_are_written_with_paths_relative_to_the_run_folder(tmp_path, monkeypatch):
+    runs, repo = tmp_path / "runs", tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    monkeypatch.chdir(repo)
+    record = {"command": f"python -m benchmarks.x --arm a={runs}/shift/a/adapter --arm b={runs}/x/final+{runs}/y/adapter "
+                         f"--prompts {repo}/data/eval/geneval.jsonl --out benchmarks/results/x.json",
+              f"{runs}/shift/a": [{"path": f"{runs}/lake/base_s0/final"}, 0.125, "H / ln M", "/etc/hosts"]}
+    out = portable(record, runs)
+    assert out == {"command": "python -m benchmarks.x --arm a=shift/a/adapter --arm b=x/final+y/adapter "
+                              "--prompts data/eval/geneval.jsonl --out benchmarks/results/x.json",
+                   "shift/a": [{"path": "lake/base_s0/final"}, 0.125, "H / ln M", "/etc/hosts"]}
+    monkeypatch.setenv("THINKPIX_RUNS", str(runs))
+    assert portable(f"--work {runs}/compare") == "--work compare"  # the experiments export THINKPIX_RUNS
