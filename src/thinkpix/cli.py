@@ -15,7 +15,7 @@ from .errors import ThinkpixError
 from .validation import check_args
 
 # Order is the order shown in `thinkpix --help`.
-COMMANDS = ["demo", "generate", "sample", "train", "finetune", "world", "evaluate", "bench", "lake", "serve"]
+COMMANDS = ["demo", "generate", "sample", "train", "finetune", "world", "evaluate", "lake", "serve"]
 
 
 class OneLineParser(argparse.ArgumentParser):

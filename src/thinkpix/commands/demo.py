@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DEFAULT_PROMPTS = Path(__file__).resolve().parents[3] / "data" / "eval" / "geneval.jsonl"  # editable install
+from ..resources import resource
+
+DEFAULT_PROMPTS = "eval/geneval.jsonl"  # shipped with the package (thinkpix.resources)
 
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="generate, score and show a sample of the evaluation set", description=__doc__)
     p.add_argument("--out", default="outputs/demo", help="output folder (default outputs/demo)")
-    p.add_argument("--prompts", default=None, help=f"metadata JSONL (default {DEFAULT_PROMPTS})")
+    p.add_argument("--prompts", default=None, help="metadata JSONL (default: the committed set, shipped with the package)")
     p.add_argument("--per-task", type=int, default=3, help="prompts per task to sample (default 3)")
     p.add_argument("--images-per-prompt", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
@@ -41,7 +43,7 @@ def run(args) -> int:
     from ..evaluation.runner import evaluate_folder, format_table
     from ..sample_record import folder_checksum, open_output, rows_digest
 
-    prompts = Path(args.prompts) if args.prompts else DEFAULT_PROMPTS
+    prompts = Path(args.prompts) if args.prompts else resource(DEFAULT_PROMPTS)
     if not prompts.is_file():
         raise ThinkpixError(f"{prompts}: prompt set not found; pass --prompts FILE "
                             "(make one with `thinkpix world prompts --out FILE`)")

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from ._common import add_run_flags, finish_run, precision_override, run_flags
 
-from pathlib import Path
-
-DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "finetune_rsr.yaml"
+DEFAULT_CONFIG = "configs/finetune_rsr.yaml"  # shipped with the package (thinkpix.resources)
 
 
 def register(sub) -> None:
@@ -50,9 +48,9 @@ def run(args) -> int:
 
     config = args.config
     if config is None:
-        if not DEFAULT_CONFIG.is_file():
-            raise ThinkpixError("no config given and configs/finetune_rsr.yaml not found; pass a CONFIG file")
-        config = DEFAULT_CONFIG
+        from ..resources import resource
+
+        config = resource(DEFAULT_CONFIG)
     flags = []
     for key, value in (("base", args.base), ("rsr", args.rsr), ("method", args.method), ("lora_rank", args.lora_rank)):
         if value is not None:

@@ -154,7 +154,9 @@ def run_finetune(args) -> int:
 
     flags = [f"finetune.base={args.base}", f"finetune.rsr={args.rsr}", f"finetune.method={args.method}",
              f"out_dir={args.out}"]
-    cfg = lake_config(args.config or Path(__file__).resolve().parents[3] / "configs" / "lake_base.yaml",
+    from ..resources import resource
+
+    cfg = lake_config(args.config or resource("configs/lake_base.yaml"),
                       [*args.overrides, *flags])
     objective = build_lake_objective(cfg)
     trainer = Trainer(cfg, objective)

@@ -26,7 +26,7 @@ from ..worlds.stream import TrainingStream
 from .data import sample_seed
 
 VALIDATION_SEED = 0x7A11DA7E  # its own seed space: training draws SeedSequence([cfg.seed, step, j])
-EVAL_PROMPTS = Path(__file__).resolve().parents[3] / "data" / "eval" / "geneval.jsonl"  # editable install
+EVAL_PROMPTS = "eval/geneval.jsonl"  # the committed evaluation set, shipped with the package (thinkpix.resources)
 
 
 @dataclass
@@ -40,12 +40,13 @@ class ValidationSet:
         return len(self.conditions)
 
 
-def eval_prompts(path: Path = EVAL_PROMPTS) -> set[str]:
-    """Every prompt of the committed evaluation set (empty if this is not a source checkout)."""
+def eval_prompts(path: Path | None = None) -> set[str]:
+    """Every prompt of the committed evaluation set (or of the prompt file `path`)."""
     import json
 
-    if not path.is_file():
-        return set()
+    from ..resources import resource
+
+    path = Path(path) if path is not None else resource(EVAL_PROMPTS)
     return {json.loads(line)["prompt"] for line in path.read_text().splitlines() if line.strip()}
 
 
