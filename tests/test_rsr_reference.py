@@ -29,6 +29,15 @@ SWITCHES = {
     "linear_gate": dict(gate="linear"),
     "dense_impl": dict(expert_impl="dense", alpha=12.0),
     "grad_steps": dict(grad_steps=1),
+    "final_refined": dict(final_input="refined"),
+    "final_gated": dict(final_input="gated"),
+    "final_gated_every_step": dict(final_input="gated", base_every_step=True),
+}
+# The whole block as the loop body exists for SD3 joint blocks (not SD3.5 dual-attention, DiT or FLUX)
+BLOCK_SWITCHES = {
+    "block_body": dict(loop_body="block"),
+    "block_body_every_step": dict(loop_body="block", base_every_step=True),
+    "block_body_refined": dict(loop_body="block", final_input="refined"),
 }
 TOL = dict(atol=2e-5, rtol=1e-4)
 
@@ -42,6 +51,8 @@ def perturb(rsr, seed=3):
         for gate in rsr.gates.values():
             for p in gate.parameters():
                 p.add_(torch.randn(p.shape, generator=g) * 0.5)
+        for mix in rsr.final_mix.values():  # final_input="gated": a blend that has moved off zero
+            mix.normal_(0, 0.5, generator=g)
 
 
 def setup(case, T=1, seed=3, **switch):
@@ -56,19 +67,20 @@ def setup(case, T=1, seed=3, **switch):
 def reference(bb, model, rsr, layer, seen, T):
     block = model.transformer_blocks[layer]
     ref = ReferenceBlock(bb.name, getattr(block, bb.attn), block.norm1,
-                         seen["x_tilde"], seen["c_tilde"], seen["y"], seen["rotary"])
+                         seen["x_tilde"], seen["c_tilde"], seen["y"], seen["rotary"], block=block, x=seen.get("x"))
     e, key = rsr.experts[str(layer)], str(layer)
-    return rsr_block(ref, rsr.gates[key], e.A, e.B, rsr.config, T)
+    mix = rsr.final_mix[key] if key in rsr.final_mix else None
+    return rsr_block(ref, rsr.gates[key], e.A, e.B, rsr.config, T, mix=mix)
 
 
 def as_tuple(out):
     return out if isinstance(out, tuple) else (out,)
 
 
-@pytest.mark.parametrize("switch", list(SWITCHES))
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("switch,case", [(s, c) for s in SWITCHES for c in CASES]
+                         + [(s, c) for s in BLOCK_SWITCHES for c in ("sd3", "sd3_last")])
 def test_real_block_equals_the_paper_reference_for_every_depth(case, switch):
-    bb, model, rsr, layer, x = setup(case, **SWITCHES[switch])
+    bb, model, rsr, layer, x = setup(case, **{**SWITCHES, **BLOCK_SWITCHES}[switch])
     refs = []
     for T in range(1, 5):
         set_latent_steps(model, T)
@@ -80,8 +92,11 @@ def test_real_block_equals_the_paper_reference_for_every_depth(case, switch):
         for a, b in zip(real, ref):
             torch.testing.assert_close(a, b, **TOL, msg=lambda m: f"{case} {switch} T={T}: {m}")
         refs.append(ref[0])
-    for T in range(1, 4):  # the reference itself is not degenerate: every extra step changes the image stream
-        assert (refs[T] - refs[T - 1]).abs().max() > 1e-4, (case, switch, T)
+    # the reference itself is not degenerate: every extra step changes the image stream (the block body
+    # contracts more on these tiny random blocks: its steps move the output by 5e-6 to 1e-4, float noise is ~5e-8)
+    floor = 1e-6 if switch in BLOCK_SWITCHES else 1e-4
+    for T in range(1, 4):
+        assert (refs[T] - refs[T - 1]).abs().max() > floor, (case, switch, T)
 
 
 def _grads(rsr, loss_fn):

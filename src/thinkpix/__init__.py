@@ -1,6 +1,6 @@
 """thinkpix: Recursive Sparse Reasoning (RSR) for diffusion transformers."""
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["attach_rsr", "detach_rsr", "save_rsr", "load_rsr", "RSRConfig", "__version__"]
 

@@ -53,7 +53,7 @@ def save_rsr(transformer_or_module: nn.Module, path, base_name: str | None = Non
     extra rows such as data, steps, scores)."""
     from safetensors.torch import save_file
 
-    from thinkpix import __version__
+    from ..version import __version__
 
     rsr = transformer_or_module if isinstance(transformer_or_module, RSRModule) else get_rsr(transformer_or_module)
     out = _adapter_dir(path)

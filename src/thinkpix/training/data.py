@@ -18,7 +18,7 @@ import torch
 
 from ..errors import ThinkpixError
 from ..worlds.classes import class_sample, class_weights
-from ..worlds.stream import DEFAULT_MIX, TrainingStream
+from ..worlds.stream import DEFAULT_MIX, TrainingStream, parse_mix  # noqa: F401 (parse_mix: re-exported)
 
 
 def sample_seed(seed: int, step: int, index: int) -> int:
@@ -34,17 +34,6 @@ def draw_seeds(seed: int, step: int, j: int, pool: int) -> tuple[int, int]:
     the sample's own seed; with one the content is pool item `draw % pool`."""
     draw = sample_seed(seed, step, j)
     return (sample_seed(seed, POOL_STEP, draw % pool) if pool else draw), draw
-
-
-def parse_mix(spec: str) -> dict[str, float] | None:
-    """'position=2,counting=2,free=1' -> {'position': 2.0, ...}; '' -> None (the default mix)."""
-    if not spec:
-        return None
-    mix = {}
-    for part in spec.split(","):
-        name, _, weight = part.partition("=")
-        mix[name.strip()] = float(weight) if weight else 1.0
-    return mix
 
 
 @functools.lru_cache(maxsize=8192)

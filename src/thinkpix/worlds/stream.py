@@ -17,6 +17,17 @@ FREE_SCENE = "free"
 DEFAULT_MIX: dict[str, float] = {task: 1.0 for task in TASKS} | {FREE_SCENE: 2.0}
 
 
+def parse_mix(spec: str) -> dict[str, float] | None:
+    """'position=2,counting=2,free=1' -> {'position': 2.0, ...}; '' -> None (the default mix)."""
+    if not spec:
+        return None
+    mix = {}
+    for part in spec.split(","):
+        name, _, weight = part.partition("=")
+        mix[name.strip()] = float(weight) if weight else 1.0
+    return mix
+
+
 def free_scene(rng: np.random.Generator, canvas: int) -> tuple[str, list]:
     """1-4 groups of same-colour same-shape objects (<= 5 objects), captioned exactly."""
     groups: Counter = Counter()

@@ -71,8 +71,11 @@ def frozen_base(runs: Path, seed: int) -> torch.nn.Module:
     return base.transformer
 
 
-def train(arm: Arm, seed: int, runs: Path, budget: Budget = Budget(), log=print) -> Path:
-    """Train `arm` with `seed` into RUNS/<arm>/seed<seed>/ (resuming from its newest checkpoint); score it."""
+def train(arm: Arm, seed: int, runs: Path, budget: Budget = Budget(), log=print, stop_at: int | None = None,
+          splits=task.SPLITS, eval_steps=EVAL_STEPS) -> Path:
+    """Train `arm` with `seed` into RUNS/<arm>/seed<seed>/ (resuming from its newest checkpoint); score it.
+
+    `stop_at`: return after the checkpoint of that step (train in slices; a later call resumes)."""
     folder = run_dir(runs, arm.name, seed)
     if (folder / "scores.json").is_file():
         log(f"{folder}: already finished")
@@ -117,19 +120,21 @@ def train(arm: Arm, seed: int, runs: Path, budget: Budget = Budget(), log=print)
             save_checkpoint(folder / "checkpoints", done, trained, opt, state, keep=1)
             log(f"{arm.name} seed {seed}: step {done}/{budget.steps} loss {np.mean(curve[-100:]):.4f} "
                 f"({seconds:.0f} s)")
+            if stop_at is not None and done >= stop_at and done < budget.steps:
+                return folder
     write_json(folder / "train.json", {"arm": asdict(arm), "seed": seed, "budget": asdict(budget),
                                        "parameters": sum(p.numel() for p in params), "seconds": round(seconds, 1),
                                        "loss_every_50": curve[::50]})
-    write_json(folder / "scores.json", score(model, log=log))
+    write_json(folder / "scores.json", score(model, eval_steps, splits=splits, log=log))
     return folder
 
 
 @torch.no_grad()
-def score(model: Solver, steps=EVAL_STEPS, seed: int = task.TEST_SEED, log=print) -> dict:
+def score(model: Solver, steps=EVAL_STEPS, seed: int = task.TEST_SEED, splits=task.SPLITS, log=print) -> dict:
     """{split: {"lengths": [...], "sizes": [...], "T": {T: [0/1 per map]}}} on the held-out splits."""
     model.eval()
     out = {}
-    for split in task.SPLITS:
+    for split in splits:
         grids = task.split_maps(split, seed)
         maps, target, mask = task.encode(grids)
         if model.arm.kind == "loop":  # one pass gives the read-out after every loop step
@@ -139,7 +144,7 @@ def score(model: Solver, steps=EVAL_STEPS, seed: int = task.TEST_SEED, log=print
         rows = {str(T): task.solved(logits[T], target, mask).int().tolist() for T in steps}
         out[split.name] = {"lengths": [task.path_length(g) for g in grids], "sizes": [g.shape[0] for g in grids],
                            "T": rows}
-        log(f"  {split.name}: " + " ".join(f"T{T}={np.mean(rows[str(T)]):.2f}" for T in (1, 2, 4, 8, 16)))
+        log(f"  {split.name}: " + " ".join(f"T{T}={np.mean(rows[str(T)]):.2f}" for T in steps if T in (1, 2, 4, 8, 16)))
     model.train()
     return out
 
