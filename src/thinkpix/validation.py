@@ -89,6 +89,11 @@ def output_path(path, name: str, kind: str) -> Path:
     a temporary file that is removed at once."""
     text(str(path), name)
     p = Path(path)
+    if not str(path).strip():
+        raise ThinkpixError(f"{name}: empty; name a {'folder' if kind == 'dir' else 'file'} (an empty path would "
+                            "write into the working directory)")
+    if kind == "dir" and p.resolve() == Path(p.resolve().anchor):
+        raise ThinkpixError(f"{name} {p}: the filesystem root; name a folder of its own")
     if kind == "file" and p.is_dir():
         raise ThinkpixError(f"{name} {p}: is a folder, expected a file name")
     if kind == "dir" and p.exists() and not p.is_dir():
