@@ -121,3 +121,26 @@ def test_results_are_written_with_paths_relative_to_the_run_folder(tmp_path, mon
                    "shift/a": [{"path": "lake/base_s0/final"}, 0.125, "H / ln M", "/etc/hosts"]}
     monkeypatch.setenv("THINKPIX_RUNS", str(runs))
     assert portable(f"--work {runs}/compare") == "--work compare"  # the experiments export THINKPIX_RUNS
+
+
+def test_the_package_reaches_no_repository_file_and_ships_its_defaults():
+    """No module climbs out of the package (`Path(__file__).parents[N]`); the defaults commands fall back
+    on are package data, and the clone's configs/ and data/eval/ copies are the same files."""
+    from thinkpix.resources import resource
+
+    climbing = [f"{f.relative_to(ROOT)}:{i + 1}" for f in sorted((ROOT / "src" / "thinkpix").rglob("*.py"))
+                for i, line in enumerate(f.read_text(encoding="utf-8").splitlines())
+                if re.search(r"parents\[[2-9]\]", line)]
+    assert not climbing, f"modules reaching into the repository: {climbing}"
+    for name, clone in (("configs/finetune_rsr.yaml", "configs/finetune_rsr.yaml"),
+                        ("configs/lake_base.yaml", "configs/lake_base.yaml"),
+                        ("eval/geneval.jsonl", "data/eval/geneval.jsonl")):
+        shipped = resource(name)
+        assert ROOT / "src" / "thinkpix" in shipped.resolve().parents
+        assert (ROOT / clone).resolve() == shipped.resolve(), clone
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["thinkpix"]
+    assert "resources/configs/*.yaml" in data and "resources/eval/*.jsonl" in data
+    with pytest.raises(Exception, match="not shipped"):
+        resource("configs/no_such.yaml")
