@@ -7,7 +7,7 @@ this machine's measured matmul rates (same thread count).
 The first form measures the demo size in fp32 (the numbers of docs/model_card.md). The second compares
 precisions (`thinkpix.precision`) per model size: the settings run alternated, round by round, in one
 process (so a machine shared with other work slows them alike: read the ratios, not the times) and
-it writes per size and precision train images/s, sampling images/s, `train_speedup` and
+it writes per size and precision train images/s, sampling images/s (the fastest round of each), `train_speedup` and
 `sample_speedup` over fp32, where a training step's time goes (matmuls, attention, convolutions, the
 rest; torch.profiler self time) and the step's FLOP rate against measured fp32 and bf16 matmul rates.
 
@@ -49,14 +49,17 @@ def seconds(fn) -> float:
     return time.perf_counter() - start
 
 
-def training_parts(model, batch_size: int):
-    """-> (objective, optimiser, train_step(step)) of the trainer's flow objective on `model`."""
+def training_parts(model, batch_size: int, precision: str = "fp32"):
+    """-> (objective, optimiser, train_step(step)) of the trainer's flow objective on `model`, with the
+    trainer's AdamW for `precision` (fused on the bf16 path, see `thinkpix.training.loop.adamw`)."""
     from thinkpix.training.config import config_from_dict
+    from thinkpix.training.loop import adamw
     from thinkpix.training.objectives import FlowObjective
 
-    cfg = config_from_dict({"model": {"kind": "mmdit", "size": "demo", "space": "pixel"}, "batch_size": batch_size})
+    cfg = config_from_dict({"model": {"kind": "mmdit", "size": "demo", "space": "pixel"}, "batch_size": batch_size,
+                            "optim": {"lr": 1e-4}})
     objective = FlowObjective(cfg, model).train()
-    opt = torch.optim.AdamW([p for p in objective.parameters() if p.requires_grad], lr=1e-4)
+    opt = adamw([{"params": [p for p in objective.parameters() if p.requires_grad]}], cfg, precision)
     indices = range(batch_size)
 
     def train_step(step: int = 0):
@@ -185,28 +188,28 @@ def compare(args) -> None:
     }
     for size in sizes:
         model = build(args.space, size)
-        _, _, train_step = training_parts(model, args.batch_size)
-        flops = count_flops(lambda: train_step(0))  # the whole step: transformer, autoencoder encode, text (cached)
+        steppers = {p: training_parts(model, args.batch_size, resolve(p, "cpu"))[2] for p in settings}
+        flops = count_flops(lambda: steppers["fp32"](0))  # the whole step: transformer, autoencoder encode, text
         steps = {p: [] for p in settings}
         samples = {p: [] for p in settings}
         shares = {}
-        for p in settings:  # warm-up of every setting, then its profile
+        for p in settings:  # warm-up of every setting (the text cache holds the batch's prompts), then its profile
             with autocast(p):
-                train_step(1)
-                shares[p] = time_shares(lambda: train_step(2))
+                steppers[p](0)
+                shares[p] = time_shares(lambda: steppers[p](0))
                 model.eval()
                 generate_images(model, prompts[:2], seed=0, steps=2, guidance=3.0)
                 model.train()
         for r in range(args.rounds):  # alternated: each round runs every setting once
             for p in settings:
                 with autocast(p):
-                    steps[p].append(seconds(lambda: train_step(3 + r)))
+                    steps[p].append(seconds(lambda: steppers[p](0)))  # the same batch: no setting meets new prompts
                     model.eval()
                     samples[p].append(seconds(lambda: generate_images(model, prompts, seed=0, steps=args.sample_steps,
                                                                       guidance=3.0)))
                     model.train()
-        step_s = {p: statistics.median(v) for p, v in steps.items()}
-        sample_s = {p: statistics.median(v) for p, v in samples.items()}
+        step_s = {p: min(v) for p, v in steps.items()}  # the fastest round: other work on the machine only adds time
+        sample_s = {p: min(v) for p, v in samples.items()}
         peak = result["matmul_peaks_flop_per_s"][f"4096x{widths[size]}@{widths[size]}x{widths[size]}"]
         entry = {"width": widths[size], "transformer_parameters": sum(x.numel() for x in model.transformer.parameters()),
                  "train_step_flops_per_image": flops / args.batch_size, "precisions": {}}
@@ -215,6 +218,7 @@ def compare(args) -> None:
             entry["precisions"][p] = {
                 "resolved": resolve(p, "cpu"),
                 "train_images_per_s": args.batch_size / step_s[p], "train_step_s": step_s[p],
+                "train_step_s_median": statistics.median(steps[p]), "sample_s_median": statistics.median(samples[p]),
                 "sample_images_per_s": len(prompts) / sample_s[p],
                 "train_speedup": step_s["fp32"] / step_s[p], "sample_speedup": sample_s["fp32"] / sample_s[p],
                 "time_shares": shares[p], "train_flop_rate": rate,
@@ -243,7 +247,7 @@ def main() -> None:
     parser.add_argument("--space", choices=("latent", "pixel"), default="latent")
     parser.add_argument("--precision", default=None, help="compare settings, e.g. fp32,bf16,auto (fp32 always runs)")
     parser.add_argument("--size", default="demo", help="model sizes to compare (with --precision), e.g. demo,w256,w384")
-    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds (with --precision)")
+    parser.add_argument("--rounds", type=int, default=4, help="alternated rounds (with --precision)")
     parser.add_argument("--sample-steps", type=int, default=10, help="sampler steps (with --precision)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -91,6 +91,7 @@ def test_every_setting_trains_with_fp32_weights_routers_and_state(tiny_cfg, cpu_
     expected = torch.float32 if setting == "fp32" else torch.bfloat16
     assert seen and set(seen) == {expected}  # the transformer really ran in that precision
     _all_fp32(trainer)
+    assert bool(trainer.optimizer.defaults["fused"]) == (setting != "fp32")  # fused AdamW on the fast path only
     assert any(".rsr.gates." in n for n in trainer.params)  # the routers were among the fp32 trainables
     lines = [json.loads(x) for x in (Path(cfg.out_dir) / "metrics.jsonl").read_text().splitlines()]
     assert lines and all(torch.isfinite(torch.tensor(x["loss"])) for x in lines if "loss" in x)

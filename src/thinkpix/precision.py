@@ -20,6 +20,8 @@ import functools
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 from .errors import ThinkpixError
 
@@ -60,12 +62,37 @@ def resolve(precision: str, device: torch.device | str = "cpu") -> str:
     return "fp32"
 
 
+class Fp32TrainingAttention(TorchFunctionMode):
+    """Under CPU bf16 autocast, attention that will be differentiated runs in fp32: torch's CPU flash
+    attention backward is 2-3x slower in bf16 than in fp32 at this project's shapes (88 tokens, heads of
+    64; `python -m benchmarks.bench_training --precision ...` profiles it). Inputs and output stay bf16;
+    sampling (no gradient) keeps bf16 attention, which is the faster forward."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if (func is F.scaled_dot_product_attention and torch.is_grad_enabled()
+                and torch.is_autocast_enabled("cpu") and args[0].device.type == "cpu"):
+            q, k, v = (x.float() for x in args[:3])
+            with torch.autocast("cpu", enabled=False):
+                out = func(q, k, v, *args[3:], **kwargs)
+            return out.to(args[0].dtype if args[0].dtype != torch.float32 else torch.bfloat16)
+        return func(*args, **kwargs)
+
+
+@contextlib.contextmanager
 def autocast(precision: str, device: torch.device | str = "cpu"):
-    """A context in which `precision` (resolved for `device`) applies: bf16 autocast, or nothing for fp32."""
+    """A context in which `precision` (resolved for `device`) applies: bf16 autocast (on a CPU with
+    `Fp32TrainingAttention`), or nothing for fp32."""
     device = torch.device(device)
-    if resolve(precision, device) == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    if resolve(precision, device) != "bf16":
+        yield
+        return
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        if device.type == "cpu":
+            with Fp32TrainingAttention():
+                yield
+        else:
+            yield
 
 
 def full_precision(device: torch.device | str = "cpu"):

@@ -16,6 +16,9 @@ SIZES: dict[str, dict[str, dict]] = {
         "demo": dict(num_layers=6, num_attention_heads=2, attention_head_dim=64),
         # The demo size one block deeper: the compute-matched baseline of recursion trained in (docs/lab/recursion_trained_in.md).
         "demo7": dict(num_layers=7, num_attention_heads=2, attention_head_dim=64),
+        # Wider bases at the demo's depth (heads of 64): what bf16 autocast makes affordable (docs/training.md).
+        "w256": dict(num_layers=6, num_attention_heads=4, attention_head_dim=64),
+        "w384": dict(num_layers=6, num_attention_heads=6, attention_head_dim=64),
     },
     "dit": {
         # DiTTransformer2DModel arguments (class-conditional track). Width = heads * head dim.

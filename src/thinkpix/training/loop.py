@@ -41,6 +41,14 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
     return o.lr
 
 
+def adamw(groups: list[dict], cfg: TrainConfig, precision: str) -> torch.optim.AdamW:
+    """AdamW of the config. The bf16 fast path takes torch's fused kernel (one pass over all tensors:
+    4x faster than the per-tensor loop at width 384, fp32 state all the same); fp32 keeps the per-tensor
+    loop, whose numbers earlier fp32 runs were made with (the two differ in the last bits)."""
+    return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
+                             weight_decay=cfg.optim.weight_decay, fused=True if precision == "bf16" else None)
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, objective: nn.Module, device: torch.device | None = None):
         if cfg.threads:
@@ -61,12 +69,9 @@ class Trainer:
         # optimiser groups (an objective may name several, each with a learning-rate multiplier)
         self.groups = (objective.parameter_groups() if hasattr(objective, "parameter_groups")
                        else [{"name": "all", "params": list(self.params), "lr_mult": 1.0}])
-        self.optimizer = torch.optim.AdamW(
+        self.optimizer = adamw(
             [{"params": [self.params[n] for n in g["params"]], "lr_mult": g["lr_mult"]} for g in self.groups],
-            lr=cfg.optim.lr,
-            betas=(cfg.optim.beta1, cfg.optim.beta2),
-            weight_decay=cfg.optim.weight_decay,
-        )
+            cfg, self.precision)
         self.ema = EMA(self.params, cfg.ema_decay)
         self.step = 0
         self.out = Path(cfg.out_dir)
