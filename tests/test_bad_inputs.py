@@ -60,6 +60,14 @@ def sandbox(tmp_path_factory):
         "non_utf8.yaml": b"steps: 3\nout_dir: \xff\n",
         "list.yaml": "- 1\n- 2\n",
         "broken.yaml": "steps: [1,\n",
+        "empty.yaml": "",
+        "comments.yaml": "# a config whose keys were lost\n\n",
+        "truncated.yaml": "model:\n  kind: mmdit\nsteps: 3\nbatch_si",
+        "dupe.yaml": "steps: 3\nbatch_size: 2\nsteps: 4\n",
+        "bool_steps.yaml": "steps: true\n",
+        "null_out.yaml": "out_dir:\nsteps: 2\n",
+        "pipe_dupe.yaml": "pretrained: run/final\nrsr: layers=0\npretrained: other\n",
+        "pipe_bool.yaml": "pretrained: run/final\nrsr: layers=0\nresolution: true\n",
     }
     for name, content in bad.items():
         (box / name).write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -101,7 +109,38 @@ T = ["train", TINY, "steps=2", "batch_size=2", "out_dir=t_out"]
 F = ["finetune", "--base", M, "--rsr", "layers=0,experts=2,steps=1,rank=1", "--out", "f_out", "steps=1",
      "batch_size=2"]
 
+P = ["finetune", "--pretrained", M, "--rsr", "layers=0,experts=2,steps=1,rank=1", "--out", "p_out",
+     "--max_train_steps", "1"]
+
 CASES = [
+    # configs: empty, comment-only, truncated, duplicate keys, booleans for numbers, NaN, empty or root out_dir
+    (["train", "empty.yaml"], "no config keys"),
+    (["train", "comments.yaml"], "no config keys"),
+    (["train", "truncated.yaml"], "truncated.yaml"),
+    (["train", "dupe.yaml"], "'steps' given twice"),
+    (["train", "bool_steps.yaml"], "'steps'"),
+    (["train", "null_out.yaml"], "'out_dir'"),
+    ([*T, "steps=true"], "'steps'"),
+    ([*T, "optim.lr=nan"], "'optim.lr'"),
+    ([*T, "out_dir="], "out_dir"),
+    ([*T, "out_dir=/"], "root"),
+    (["finetune", "--config", "pipe_dupe.yaml"], "'pretrained' given twice"),
+    (["finetune", "--config", "pipe_bool.yaml"], "'resolution'"),
+    (["finetune", "--config", "empty.yaml", "--base", M], "no config keys"),
+    ([*P, "--gate_learning_rate", "nan"], "--gate_learning_rate"),
+    ([*P, "--learning_rate", "nan"], "optim.lr"),
+    ([*P, "--mode_scale", "nan"], "--mode_scale"),
+    ([*P, "--logit_mean", "inf"], "--logit_mean"),
+    ([*P, "--validation_guidance", "inf"], "--validation_guidance"),
+    ([*P, "--resolution", "100000"], "--resolution"),
+    # RSR bounded in training as at inference; steps=0 has nothing to train
+    ([*F, "--rsr", "layers=0,experts=2,steps=1000000"], "latent_steps must be at most 64"),
+    ([*F, "--rsr", "layers=0,experts=2,rank=1000000"], "rank must be at most 4096"),
+    ([*F, "--rsr", "layers=0,experts=2,rank=100"], "exceeds layer 0's projection width"),
+    ([*F, "--rsr", "layers=0,experts=2,steps=0"], "steps=0"),
+    ([*F, "--rsr", "layers=0,experts=2,tau=inf"], "temperature"),
+    ([*F, "--rsr", "layers=0,experts=2,load_balance_weight=nan"], "load_balance_weight"),
+    ([*T, "model.rsr=layers=0,steps=0"], "steps=0"),
     # generate
     ([*G, "--seed", "-1"], "--seed"),
     ([*G, "--seed", str(2**40)], "--seed"),

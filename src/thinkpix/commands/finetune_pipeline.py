@@ -72,20 +72,16 @@ TOP_LEVEL = ("pretrained", "rsr", "method", "lora_rank", "out")  # config keys b
 
 
 def read_pipeline_config(path) -> dict | None:
-    """The YAML `path` as {flag name: value} if it is a --pretrained config (it has `pretrained`), else None."""
+    """The YAML `path` as {flag name: value} if it is a --pretrained config (it has `pretrained`), else None.
+    Refused like every config file: not UTF-8, not one mapping, empty or comment-only, a key twice."""
     from pathlib import Path
 
-    import yaml
-
-    from ..errors import ThinkpixError
+    from ..training.config import read_config_file
 
     if not path or not Path(path).is_file():
         return None
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ThinkpixError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return data if isinstance(data, dict) and "pretrained" in data else None
+    data = read_config_file(path)
+    return data if "pretrained" in data else None
 
 
 def apply_config(args, data: dict, path) -> None:
@@ -93,10 +89,20 @@ def apply_config(args, data: dict, path) -> None:
     from ..errors import ThinkpixError
 
     defaults = {flag.lstrip("-"): default for flag, _, default, _ in FLAGS}
+    types = {flag.lstrip("-"): typ for flag, typ, _, _ in FLAGS}
     for key, value in data.items():
         if key not in defaults and key not in TOP_LEVEL:
             raise ThinkpixError(f"{path}: unknown key {key!r}; keys are the finetune flags without '--' "
                                 f"({', '.join([*TOP_LEVEL, *defaults][:12])}, ...)")
+        typ = types.get(key, str)
+        if key == "lora_rank":
+            typ = int
+        ok = (isinstance(value, bool) if typ is bool else isinstance(value, str) if typ is str
+              else isinstance(value, int) and not isinstance(value, bool) if typ is int
+              else isinstance(value, (int, float)) and not isinstance(value, bool))
+        if not ok:
+            raise ThinkpixError(f"{path}: key {key!r} must be {'true or false' if typ is bool else typ.__name__}, "
+                                f"got {value!r}")
         if getattr(args, key, None) in (None, defaults.get(key), False):
             setattr(args, key, value)
 

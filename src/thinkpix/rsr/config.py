@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 
 from thinkpix.errors import ThinkpixError
@@ -23,6 +25,18 @@ LOOP_BODIES = ("attention", "block")
 # Fields that may differ between a saved adapter and the module it is loaded into: they change
 # neither the parameters nor what was learned (inference depth, and which kernel computes experts).
 RUNTIME_FIELDS = ("latent_steps", "expert_impl")
+
+# Bounds that protect the machine, the same in training and at inference (`--think-steps`): field -> (maximum,
+# why). A rank above a layer's own width is refused too, when RSR is attached (`RSRModule`).
+BOUNDS = {
+    "latent_steps": (64, "every latent step reruns the block's attention (the paper uses T = 2-4; inference caps "
+                         "--think-steps at 64 too)"),
+    "rank": (4096, "above the widest projection of any supported base (FLUX: 3072), where a rank adds parameters, "
+                   "not expressiveness"),
+    "num_experts": (256, "the gate, the expert weights and the routing statistics grow with M"),
+    "gate_hidden": (65_536, "the gate's hidden width; its memory grows with it"),
+    "seed": (2**32 - 1, "seeds feed torch and NumPy generators"),
+}
 
 # Short names accepted by `RSRConfig.parse` (the CLI's `--rsr layers=4,8,12,experts=2,steps=2`).
 ALIASES = {"experts": "num_experts", "steps": "latent_steps", "k": "top_k", "tau": "temperature"}
@@ -74,6 +88,19 @@ class RSRConfig:
             problems.append("layers must name at least one block")
         if len(set(self.layers)) != len(self.layers) or any(i < 0 for i in self.layers):
             problems.append(f"layers must be distinct non-negative block indices, got {self.layers}")
+        for name, (hi, why) in BOUNDS.items():
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), numbers.Integral):
+                problems.append(f"{name} must be an integer, got {getattr(self, name)!r}")
+            elif getattr(self, name) > hi:
+                problems.append(f"{name} must be at most {hi}, got {getattr(self, name)}: {why}")
+        for name in ("alpha", "temperature", "temperature_end", "load_balance_weight", "z_loss_weight", "init_std",
+                     "gate_init_std"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                      or not math.isfinite(value)):
+                problems.append(f"{name} must be a finite number, got {value!r}")
+        if problems:
+            raise ThinkpixError("invalid RSR config: " + "; ".join(problems))
         if self.num_experts < 1:
             problems.append(f"num_experts must be >= 1, got {self.num_experts}")
         if self.latent_steps < 0:

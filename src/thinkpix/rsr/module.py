@@ -59,6 +59,11 @@ class RSRModule(nn.Module):
         if c.shared_experts and len({(d.d_model, d.d_inner) for d in layers.values()}) > 1:
             raise ThinkpixError("shared_experts needs every RSR layer to have the same widths")
         pools = {"shared": next(iter(layers.values()))} if c.shared_experts else layers
+        for key, d in pools.items():
+            if c.rank > min(d.d_model, d.d_inner):
+                raise ThinkpixError(f"RSR rank {c.rank} exceeds layer {key}'s projection width (min of d_model "
+                                    f"{d.d_model}, q/k/v width {d.d_inner}): a rank above it adds parameters, "
+                                    "not expressiveness")
         self.experts = nn.ModuleDict({
             key: LoRAExperts(c.num_experts, d.d_model, d.d_inner, c.rank, 3, c.scaling, c.init_std, gen,
                              orthogonal=c.expert_init == "orthogonal")

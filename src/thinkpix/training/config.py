@@ -92,6 +92,10 @@ VALID_CHOICES = {
 def _coerce(value, typ, key: str):
     if isinstance(typ, str):
         typ = {"int": int, "float": float, "str": str, "bool": bool}[typ]
+    if typ in (int, float) and isinstance(value, bool):  # YAML `steps: true` is no number
+        raise ThinkpixError(f"config key {key!r}: expected {'an integer' if typ is int else 'a number'}, got {value!r}")
+    if typ is str and (value is None or isinstance(value, (bool, dict, list))):
+        raise ThinkpixError(f"config key {key!r}: expected text, got {value!r}")
     if typ is bool:
         if isinstance(value, bool):
             return value
@@ -154,7 +158,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if cfg.model.rsr:
         from ..rsr.config import RSRConfig
 
-        RSRConfig.parse(cfg.model.rsr)  # a ThinkpixError if malformed
+        if RSRConfig.parse(cfg.model.rsr).latent_steps < 1:  # a ThinkpixError if malformed
+            raise ThinkpixError("config key 'model.rsr': steps=0 is the plain model, with no recursion to train; "
+                                "give latent steps >= 1")
         if cfg.finetune.method != "none":
             raise ThinkpixError("model.rsr (RSR trained in) and finetune.method (an adapter on a frozen base) exclude each other")
         if cfg.model.kind not in ("mmdit", "dit"):
@@ -167,6 +173,13 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         if not cfg.finetune.rsr and not (cfg.finetune.method == "lora" and cfg.finetune.lora_layers and cfg.finetune.lora_rank):
             raise ThinkpixError("config key 'finetune.rsr' is required (e.g. layers=2,3,experts=2,steps=2); "
                                 "a LoRA run without it needs finetune.lora_layers and finetune.lora_rank")
+        if cfg.finetune.rsr:
+            from ..rsr.config import RSRConfig
+
+            spec = RSRConfig.parse(cfg.finetune.rsr)  # a ThinkpixError if malformed, before the base loads
+            if cfg.finetune.method == "rsr" and spec.latent_steps < 1:
+                raise ThinkpixError("--rsr / config key 'finetune.rsr': steps=0 is the base model, with nothing to "
+                                    "train; fine-tuning needs latent steps >= 1")
         return cfg  # the model section comes from the base model
     if cfg.model.kind in ("mmdit", "dit") and cfg.model.space == "latent" and not cfg.model.autoencoder:
         raise ThinkpixError("config key 'model.autoencoder' is required when model.space is 'latent'")
@@ -211,14 +224,33 @@ def read_config_file(path: str | Path | None) -> dict:
     if not path.exists():
         raise ThinkpixError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
     except UnicodeDecodeError:
         raise ThinkpixError(f"{path}: not valid UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise ThinkpixError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except ThinkpixError as exc:  # a duplicate key
+        raise ThinkpixError(f"{path}: {exc}") from None
+    if data is None:  # a 0-byte or comment-only file (or one cut short before its first key)
+        raise ThinkpixError(f"{path}: holds no config keys (empty or only comments); refusing to train the defaults")
     if not isinstance(data, dict):
         raise ThinkpixError(f"{path}: top level must be a mapping of config keys")
+    if not data:
+        raise ThinkpixError(f"{path}: an empty mapping; refusing to train the defaults")
     return data
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """yaml's safe loader that refuses a key given twice in one mapping (plain YAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise ThinkpixError(f"line {key_node.start_mark.line + 1}: key {key!r} given twice")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:

@@ -65,13 +65,19 @@ class PipelineOptions:
             raise ThinkpixError(f"--mixed_precision must be one of {', '.join(MIXED_PRECISION)}")
         if self.report_to not in ("none", "tensorboard"):
             raise ThinkpixError("--report_to must be none or tensorboard")
-        for name in ("gradient_accumulation_steps", "num_validation_images", "validation_inference_steps",
-                     "max_sequence_length"):
-            if getattr(self, name) < 1:
-                raise ThinkpixError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("resolution", "lr_warmup_steps", "validation_steps", "gate_learning_rate"):
-            if getattr(self, name) < 0:
-                raise ThinkpixError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        from ..validation import MAX_IMAGE_SIDE, integer, number
+
+        for name, lo, hi in (("gradient_accumulation_steps", 1, 10**6), ("num_validation_images", 1, 4096),
+                             ("validation_inference_steps", 1, 10_000), ("max_sequence_length", 1, 4096),
+                             ("resolution", 0, MAX_IMAGE_SIDE), ("lr_warmup_steps", 0, 10**9),
+                             ("validation_steps", 0, 10**9)):
+            integer(getattr(self, name), f"--{name}", lo, hi)
+        # numbers that must be finite (NaN would train on a NaN loss or export NaN weights)
+        number(self.gate_learning_rate, "--gate_learning_rate", 0.0, 10.0)  # 0: --learning_rate; at most 10, as it
+        number(self.logit_mean, "--logit_mean", -100.0, 100.0)
+        number(self.logit_std, "--logit_std", 0.0, 100.0, lo_open=True)
+        number(self.mode_scale, "--mode_scale", -100.0, 100.0)
+        number(self.validation_guidance, "--validation_guidance", 0.0, 100.0)  # as generate's --guidance
 
     def to_dict(self) -> dict:
         return asdict(self)
