@@ -58,17 +58,39 @@ def lr_at(step: int, b: Budget) -> float:
     return b.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * p)))
 
 
-def frozen_base(runs: Path, seed: int) -> torch.nn.Module:
-    """The trained `stack-1` transformer of this seed, frozen: the base of the `adapter-*` arms."""
-    folder = run_dir(runs, "stack-1", seed)
+def trained(runs: Path, arm: Arm, seed: int) -> Solver:
+    """The trained model of a finished run (ThinkpixError naming the command that makes it, if none)."""
+    folder = run_dir(runs, arm.name, seed)
     ckpt = latest_checkpoint(folder / "checkpoints")
     if not (folder / "scores.json").is_file() or ckpt is None:
-        raise ThinkpixError(f"adapter arms need the trained base: run `train --arm stack-1 --seed {seed}` first "
-                            f"({folder} has no finished run)")
-    base = Solver(arm_named("stack-1"), seed)
+        raise ThinkpixError(f"{folder} has no finished run: run `train --arm {arm.name} --seed {seed}` first")
+    base = trained(runs, arm_named("stack-1"), seed).transformer if arm.kind == "adapter" else None
+    model = Solver(arm, seed, base)
     tensors, _, _ = load_checkpoint(ckpt)
-    base.load_state_dict({k.removeprefix("param."): v for k, v in tensors.items()})
-    return base.transformer
+    model.load_state_dict({k.removeprefix("param."): v for k, v in tensors.items()})
+    return model.eval()
+
+
+def frozen_base(runs: Path, seed: int) -> torch.nn.Module:
+    """The trained `stack-1` transformer of this seed, frozen: the base of the `adapter-*` arms."""
+    return trained(runs, arm_named("stack-1"), seed).transformer
+
+
+VALIDATION = (task.Split("in-range", task.TRAIN_SIZES, (4, 5, 6), 50),)  # 300 maps drawn with VALIDATION_SEED
+
+
+def validate(runs: Path, log=print) -> list[Path]:
+    """Score every finished run without `validation.json` on the validation maps at T = 1 and 8: what the
+    choice of the best reading reads (never the test splits)."""
+    written = []
+    for scores in sorted(Path(runs).glob("*/seed*/scores.json")):
+        folder = scores.parent
+        if (folder / "validation.json").is_file():
+            continue
+        model = trained(runs, arm_named(folder.parent.name), int(folder.name.removeprefix("seed")))
+        write_json(folder / "validation.json", score(model, (1, 8), task.VALIDATION_SEED, VALIDATION, log=log))
+        written.append(folder / "validation.json")
+    return written
 
 
 def train(arm: Arm, seed: int, runs: Path, budget: Budget = Budget(), log=print, stop_at: int | None = None,
@@ -158,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--runs", type=Path, required=True, help="run folder (outside the repository)")
     t.add_argument("--steps", type=int, default=Budget.steps)
     t.add_argument("--threads", type=int, default=1)
+    v = sub.add_parser("validate", help="score finished runs on the validation maps (for choosing the best reading)")
+    v.add_argument("--runs", type=Path, required=True)
     tab = sub.add_parser("table", help="tabulate finished runs with paired bootstrap intervals")
     tab.add_argument("--runs", type=Path, required=True)
     tab.add_argument("--out", type=Path, required=True, help="results JSON (paths relative to --runs)")
@@ -168,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise ThinkpixError("--steps and --threads must be >= 1")
             torch.set_num_threads(args.threads)
             train(arm_named(args.arm), args.seed, args.runs, Budget(steps=args.steps))
+        elif args.command == "validate":
+            validate(args.runs)
         else:
             from .ladder_table import tabulate
 

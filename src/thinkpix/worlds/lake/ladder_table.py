@@ -11,6 +11,7 @@ is useful if its interval is above zero in all seeds and its gain >= half the co
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,20 @@ def verdict(arm: dict[int, dict], control: dict[int, dict]) -> str:
     return "weak"
 
 
+def best_reading(runs: Path) -> dict:
+    """The from-scratch RSR arm (M = 2) with the largest mean validation gain T=8 - T=1 over its seeds
+    (`validation.json`, written by `ladder validate`; never the test splits)."""
+    gains: dict[str, list[float]] = {}
+    for path in sorted(Path(runs).glob("rsr-*/seed*/validation.json")):
+        arm = path.parent.parent.name
+        if re.search(r"-m\d+$", arm):
+            continue  # routing rungs are variations of the best, not candidates
+        split = json.loads(path.read_text())["in-range"]
+        gains.setdefault(arm, []).append(gain(split, 1, 8)["gain"])
+    means = {a: round(float(np.mean(g)), 4) for a, g in gains.items()}
+    return {"validation_gain": means, "best": max(means, key=means.get) if means else None}
+
+
 def tabulate(runs: Path) -> dict:
     """{"arms": {arm: {seed: rows}}, "summary": {arm: {"gains": [...], "verdict": ...}}, "runs": [relative paths]}."""
     found = load_runs(runs)
@@ -109,6 +124,7 @@ def tabulate(runs: Path) -> dict:
     return {"criterion": {"split": DECIDING[0], "lengths": list(DECIDING[1:]), "from_T": 1, "to_T": 8,
                           "control_min_gain": CONTROL_MIN_GAIN, "inert_band": INERT_BAND, "resamples": RESAMPLES},
             "runs": sorted(f"{a}/seed{s}/scores.json" for a, ss in found.items() for s in ss),
+            "selection": best_reading(runs),
             "summary": summary, "arms": {a: {str(s): r for s, r in v.items()} for a, v in arms.items()}}
 
 

@@ -1,0 +1,95 @@
+"""Decoded latent steps: what a trained ladder arm answers after each latent step, next to the truth.
+
+The paper's FrozenLake analysis reads successive latent steps as successive agent positions. Here every
+arm was trained with random depth, so its answer at depth T is a read-out of T latent steps: the
+`loop` control's head after each pass, an RSR arm's output when run with T latent steps. Each row: the
+map, the read-out (probability that a cell is on a shortest path) at T = 1..8, the truth.
+
+    python -m thinkpix.worlds.lake.ladder_figure --runs RUNS --arms loop rsr-every-step --out FIG.png
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import ladder_task as task
+from .ladder import trained
+from .ladder_models import arm_named
+from .maps import GOAL, HOLE, START
+
+STEPS = tuple(range(1, 9))
+
+
+def pick_maps(count: int, seed: int = task.TEST_SEED) -> list[np.ndarray]:
+    """Held-out in-range maps with the longest training paths (6 moves) and larger, longer ones."""
+    inr = [g for g in task.split_maps(task.SPLITS[0], seed) if task.path_length(g) == 6]
+    longer = task.split_maps(task.SPLITS[2], seed)
+    half = count // 2
+    return inr[:: max(1, len(inr) // half)][:half] + longer[:: max(1, len(longer) // (count - half))][:count - half]
+
+
+@torch.no_grad()
+def readouts(model, grids: list[np.ndarray]) -> np.ndarray:
+    """(T, B, 8, 8) probabilities after T = 1..8 latent steps."""
+    maps, _, _ = task.encode(grids)
+    if model.arm.kind == "loop":
+        outs = model.readouts(maps, max(STEPS))
+    else:
+        outs = [model(maps, T) for T in STEPS]
+    return torch.stack(outs).sigmoid().numpy()
+
+
+def draw(runs: Path, arms: list[str], out: Path, seed: int = 0, count: int = 4) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grids = pick_maps(count)
+    _, target, _ = task.encode(grids)
+    rows = [(a, i) for a in arms for i in range(len(grids))]
+    cols = len(STEPS) + 2
+    fig, axes = plt.subplots(len(rows), cols, figsize=(cols * 0.9, len(rows) * 0.95))
+    probs = {a: readouts(trained(runs, arm_named(a), seed), grids) for a in arms}
+    for r, (arm, i) in enumerate(rows):
+        g, n = grids[i], grids[i].shape[0]
+        panels = [None] + [probs[arm][t, i, :n, :n] for t in range(len(STEPS))] + [target[i, :n, :n].numpy()]
+        for c, p in enumerate(panels):
+            ax = axes[r, c]
+            ax.set_xticks([]), ax.set_yticks([])
+            if p is None:  # the map: ice light, holes dark, start green, goal red
+                rgb = np.ones((n, n, 3)) * 0.85
+                rgb[g == HOLE] = (0.15, 0.2, 0.35)
+                rgb[g == START] = (0.2, 0.7, 0.3)
+                rgb[g == GOAL] = (0.85, 0.2, 0.2)
+                ax.imshow(rgb)
+                ax.set_ylabel(f"{arm}\n{n}x{n}, {task.path_length(g)} mv", fontsize=5)
+            else:
+                ax.imshow(np.where(g == HOLE, np.nan, p), vmin=0, vmax=1, cmap="magma")
+            if r == 0:
+                ax.set_title("map" if c == 0 else "truth" if c == cols - 1 else f"T={STEPS[c - 1]}", fontsize=6)
+    fig.suptitle(f"Decoded latent steps (training seed {seed}): P(cell on a shortest path)", fontsize=7)
+    fig.tight_layout(pad=0.2)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m thinkpix.worlds.lake.ladder_figure", description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=Path, required=True)
+    parser.add_argument("--arms", nargs="+", default=["loop", "rsr-paper"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    print(draw(args.runs, args.arms, args.out, args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
