@@ -28,9 +28,14 @@ def message(text: str) -> str:
     return f"**Error:** {' '.join(str(text).split())}"
 
 
-def guarded(fn, outputs: int):
-    """fn(*inputs) -> outputs; a ThinkpixError (bad input) becomes its message in the last output, any
-    other exception a one-line message (its traceback goes to the server's log), the others unchanged."""
+def guarded(fn, outputs: int, note: int = -1):
+    """fn(*inputs) -> outputs; a ThinkpixError (bad input) becomes its message in output `note` (a
+    Markdown), any other exception a one-line message there (its traceback goes to the server's log);
+    the other outputs are left as they were."""
+    note = note % outputs
+
+    def failed(text: str) -> tuple:
+        return tuple(message(text) if i == note else gr.update() for i in range(outputs))
 
     @functools.wraps(fn)
     def run(*args):
@@ -38,10 +43,10 @@ def guarded(fn, outputs: int):
             result = fn(*args)
             return result if isinstance(result, tuple) else (result,)
         except ThinkpixError as exc:
-            return (*[gr.update()] * (outputs - 1), message(exc))
+            return failed(str(exc))
         except Exception as exc:  # noqa: BLE001 - the page shows a line, the log keeps the traceback
             log.error("request failed:\n%s", traceback.format_exc())
-            return (*[gr.update()] * (outputs - 1), message(f"internal error ({type(exc).__name__}: {exc})"))
+            return failed(f"internal error ({type(exc).__name__}: {exc})")
 
     return run
 
@@ -64,10 +69,10 @@ def _text_tab(service: Service, rsr: list[str]):
         n = gr.Slider(1, MAX_IMAGES, value=2, step=1, label="images")
     go = gr.Button("Generate", variant="primary", elem_id="t2i-generate")
     gallery = gr.Gallery(label="samples (left: base / T=0, right: the chosen adapter and T)", columns=4,
-                         height="auto", elem_id="t2i-gallery")
+                         height=300, format="png", elem_id="t2i-gallery")
     report = gr.Markdown(elem_id="t2i-report")
     gr.Markdown("### Strip over T = 0..8 (one seed, RSR adapters)")
-    strip_gallery = gr.Gallery(label="T = 0..8", columns=9, height="auto", elem_id="t2i-strip")
+    strip_gallery = gr.Gallery(label="T = 0..8", columns=9, height=170, format="png", elem_id="t2i-strip")
     strip_report = gr.Markdown(elem_id="t2i-strip-report")
     args = [prompt, seed, steps, guidance, model]
     t2i = guarded(functools.partial(text_tab.text_to_image, service), 2)
@@ -88,8 +93,8 @@ def _routing_tab(service: Service, rsr: list[str]):
         seed, steps, guidance = _sampler_inputs()
         think = gr.Slider(1, MAX_THINK, value=2, step=1, label="latent steps T")
     go = gr.Button("Show routing", variant="primary", elem_id="routing-go")
-    picture = gr.Image(label="expert per image token: rows = RSR layer x diffusion step, columns = latent step",
-                       type="numpy", interactive=False, elem_id="routing-image")
+    picture = gr.Image(label="expert per image token: rows = diffusion step, columns = RSR layer and latent step t",
+                       type="numpy", interactive=False, format="png", elem_id="routing-image")
     report = gr.Markdown(elem_id="routing-report")
     go.click(guarded(functools.partial(routing_tab.routing, service), 2),
              [prompt, seed, steps, guidance, model, think], [picture, report], api_name="routing", **SAMPLER)
@@ -101,7 +106,7 @@ def _lake_tab(service: Service):
     with gr.Row():
         with gr.Column():
             board = gr.Image(lake_board.board(lake_board.parse(DEFAULT_MAP)), label="map: click a cell",
-                             type="numpy", interactive=False, elem_id="lake-board")
+                             type="numpy", interactive=False, format="png", elem_id="lake-board")
             mode = gr.Radio(list(lake_board.MODES), value=lake_board.MODES[0], label="a click sets")
             text = gr.Textbox(DEFAULT_MAP, label="map rows (S start, G goal, H hole, . ice)", elem_id="lake-map")
             with gr.Row():
@@ -116,10 +121,10 @@ def _lake_tab(service: Service):
                 seed = gr.Number(value=0, label="seed", precision=0, minimum=0)
                 steps = gr.Slider(1, MAX_STEPS, value=20, step=1, label="sampler steps")
             go = gr.Button("Solve", variant="primary", elem_id="lake-solve")
-            route = gr.Image(label="route", type="numpy", interactive=False, elem_id="lake-route")
+            route = gr.Image(label="route", type="numpy", interactive=False, format="png", elem_id="lake-route")
             verdict = gr.Markdown(elem_id="lake-verdict")
-            steps_gallery = gr.Gallery(label="route decoded at each latent step", columns=5, height="auto",
-                                       elem_id="lake-steps")
+            steps_gallery = gr.Gallery(label="route decoded at each latent step", columns=5, height=200,
+                                       format="png", elem_id="lake-steps")
 
     def clicked(current: str, how: str, evt: gr.SelectData):
         new = lake_board.click(current, evt.index[0], evt.index[1], how)
@@ -135,7 +140,7 @@ def _lake_tab(service: Service):
     board.select(guarded(clicked, 3), [text, mode], [text, board, edit_note], api_name="lake_click")
     text.submit(guarded(redraw, 2), [text], [board, edit_note], api_name="lake_redraw")
     shuffle.click(guarded(random_map, 3), [size, length, map_seed], [text, board, edit_note], api_name="lake_random")
-    go.click(guarded(functools.partial(lake_tab.solve, service), 3), [text, think, seed, steps],
+    go.click(guarded(functools.partial(lake_tab.solve, service), 3, note=1), [text, think, seed, steps],
              [route, verdict, steps_gallery], api_name="lake_solve", **SAMPLER)
 
 
@@ -150,7 +155,7 @@ def _class_tab(service: Service):
         think = gr.Slider(0, MAX_THINK, value=0, step=1, label="latent steps T (needs --class-adapter)")
         n = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="images")
     go = gr.Button("Generate", variant="primary", elem_id="class-generate")
-    gallery = gr.Gallery(label="samples", columns=4, height="auto", elem_id="class-gallery")
+    gallery = gr.Gallery(label="samples", columns=4, height=300, format="png", elem_id="class-gallery")
     report = gr.Markdown(elem_id="class-report")
     go.click(guarded(functools.partial(class_tab.class_images, service), 2), [name, seed, steps, guidance, think, n],
              [gallery, report], api_name="class", **SAMPLER)

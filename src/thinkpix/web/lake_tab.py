@@ -11,7 +11,7 @@ from . import drawing, inputs
 from .lake_board import parse
 from .service import Service
 
-SCALE = 8  # the 32 px canvas -> 256 px
+ZOOM = 12  # pixels per canvas pixel: a 4 px cell is shown 48 px wide
 
 NO_MODEL = ("No lake model: start the page with `--lake-model DIR` (a folder from `thinkpix lake train`, "
             "optionally `--lake-adapter DIR` from `thinkpix lake finetune`). The map can still be edited.")
@@ -48,9 +48,9 @@ def solve(service: Service, text, think, seed, steps):
     from ..evaluation.lake import ground_truth_image, judge
     from ..worlds.lake import render, shortest_length
 
+    grid = solvable(text)
     if service.lake is None:
         raise ThinkpixError(NO_MODEL)
-    grid = solvable(text)
     seed, steps, _ = inputs.sampler(seed, steps, 1.0)
     think = inputs.think(think)
     if service.lake.target != "path":
@@ -64,11 +64,11 @@ def solve(service: Service, text, think, seed, steps):
         image = _solve(service, grid, seed, steps, t)
         per_step[t] = (image, judge(image, grid))
         if t is not None:
-            tile = drawing.frame(drawing.enlarge(_crop(image, n), 24), drawing.LAKE_FRAMES[per_step[t][1]["verdict"]])
+            tile = drawing.frame(drawing.enlarge(_crop(image, n), ZOOM), drawing.LAKE_FRAMES[per_step[t][1]["verdict"]])
             gallery.append((tile, f"T={t}: {per_step[t][1]['verdict']}"))
     image, verdict = per_step[think if service.lake_rsr else None]
-    route = drawing.frame(drawing.enlarge(_crop(image, n), 24), drawing.LAKE_FRAMES[verdict["verdict"]])
-    side = [drawing.enlarge(_crop(render(grid), n), 24), route, drawing.enlarge(_crop(ground_truth_image(grid), n), 24)]
+    route = drawing.frame(drawing.enlarge(_crop(image, n), ZOOM), drawing.LAKE_FRAMES[verdict["verdict"]])
+    side = [drawing.enlarge(_crop(render(grid), n), ZOOM), route, drawing.enlarge(_crop(ground_truth_image(grid), n), ZOOM)]
     picture = drawing.labelled_grid([side], [""], ["map", f"model, T={think}", "a shortest path"], label_width=4)
     text = (f"**Verdict: {verdict['verdict']}** ({verdict['reason']}). {verdict['drawn']} cells drawn, "
             f"{verdict.get('on_path', 0)} on a shortest path; a shortest path has {shortest_length(grid)} moves. "

@@ -1,5 +1,5 @@
-"""Routing: the expert each image token goes to, at every latent step (columns) of every RSR layer, at a
-few diffusion steps (rows), traced while one image is drawn; tinted over the finished image."""
+"""Routing: the expert each image token goes to, at every RSR layer and latent step (columns), at a few
+diffusion steps (rows), traced while one image is drawn; tinted over the finished image."""
 
 from __future__ import annotations
 
@@ -40,16 +40,19 @@ def routing(service: Service, prompt, seed, steps, guidance, name, think):
             trace = stop_trace(transformer)  # one RSROutput per layer per forward, in forward order
     layers = list(dict.fromkeys(o.layer for o in trace))
     experts = transformer.rsr.config.num_experts
+    by_layer = [[o for o in trace if o.layer == layer] for layer in layers]  # per layer: one RSROutput per diffusion step
     rows, labels, usage = [], [], np.zeros((think, experts))
-    for layer in layers:
-        forwards = [o for o in trace if o.layer == layer]  # (diffusion steps,); routing (T, B, N, k), B[0] = conditional
-        for j in shown_steps(len(forwards)):
-            chosen = forwards[j].routing[:, 0, :, 0].long().numpy()  # (T, N)
-            rows.append([drawing.routing_map(chosen[t], image, SCALE) for t in range(think)])
-            labels.append(f"block {layer.rsplit('.', 1)[-1]}, step {j + 1}/{len(forwards)}")
+    for j in shown_steps(len(by_layer[0])):
+        row = []
+        for forwards in by_layer:
+            chosen = forwards[j].routing[:, 0, :, 0].long().numpy()  # routing (T, B, N, k), batch 0 = conditional
+            row += [drawing.routing_map(chosen[t], image, SCALE) for t in range(think)]  # T tiles (H*s, W*s, 3)
             for t in range(think):
                 usage[t] += np.bincount(chosen[t], minlength=experts)
-    picture = drawing.labelled_grid(rows, labels, [f"latent step {t + 1}" for t in range(think)])
+        rows.append(row)
+        labels.append(f"diffusion step {j + 1}/{len(by_layer[0])}")
+    columns = [f"block {layer.rsplit('.', 1)[-1]}, t={t + 1}" for layer in layers for t in range(think)]
+    picture = drawing.labelled_grid(rows, labels, columns, label_width=150)
     share = usage / usage.sum(1, keepdims=True)
     text = (f"**{prompt}**, seed {seed}, T={think}: {len(layers)} RSR layer(s), {experts} experts "
             f"({drawing.legend(experts)}), {rows[0][0].shape[0] // SCALE}px image, "

@@ -4,6 +4,8 @@ and a strip over T = 0..8 for one seed."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from ..errors import ThinkpixError
@@ -42,16 +44,22 @@ def text_to_image(service: Service, prompt, seed, steps, guidance, name, think, 
     think, n = inputs.think(think), inputs.images(n)
     metadata = metadata_for(prompt)
     gallery, lines = [], [_header(prompt, metadata), "", "| image | verdict | why | detections |", "|---|---|---|---|"]
+    sampling = judging = 0.0
     for label, model, t in _columns(service, name, think):
+        start = time.perf_counter()
         with service.lock:
             images = sample(model, [prompt] * n, seed, steps, guidance, t)  # (n, 32, 32, 3)
+        sampling += time.perf_counter() - start
         for i, image in enumerate(images):
+            start = time.perf_counter()
             j = judged(image, metadata)
+            judging += time.perf_counter() - start
             caption = f"{label}, seed {seed + i}: {verdict_word(j['correct'])}"
             gallery.append((drawing.detections(image, j["details"], j["threshold"], SCALE, j["correct"]), caption))
             why = " / ".join(j["reason"].splitlines()) or ("all clauses hold" if j["correct"] else "")
             lines.append(f"| {label}, seed {seed + i} | {verdict_word(j['correct'])} | {why} | "
                          f"{detections_text(j['details'], j['threshold'])} |")
+    lines += ["", f"Sampled in {sampling:.2f} s ({steps} sampler steps), judged in {judging:.2f} s."]
     return gallery, "\n".join(lines)
 
 
@@ -73,6 +81,6 @@ def strip(service: Service, prompt, seed, steps, guidance, name):
         gallery.append((drawing.detections(image, j["details"], j["threshold"], SCALE // 2, j["correct"]),
                         f"T={t}: {verdicts[-1]}"))
     changed = sum(int(not np.array_equal(a[0], b[0])) for a, b in zip(gallery, gallery[1:]))
-    return gallery, (f"Seed {seed}, T = 0..{inputs.MAX_THINK}: " + ", ".join(f"T={t} {v}" for t, v in
+    return gallery, (f"**{prompt}**, seed {seed}, T = 0..{inputs.MAX_THINK}: " + ", ".join(f"T={t} {v}" for t, v in
                      enumerate(verdicts)) + f". The picture changes between {changed} of {inputs.MAX_THINK} "
                      "consecutive pairs of T.")
