@@ -5,7 +5,9 @@ cell; one fixed learned text token; timestep 0), with `out_channels=1`: a per-ce
 is how depth is bought:
 
 - `loop`: the positive control. The whole block (attention + MLP) is applied T times, the embedded
-  input re-injected before every step after the first: s_1 = block(h), s_t = block(s_{t-1} + h).
+  input re-injected before every step after the first: s_1 = block(h), s_t = block(LN(s_{t-1}) + h); the
+  state is layer-normalised before re-entry so that the residual stream stays bounded over 16 steps.
+  `loop-plain` re-enters s_{t-1} + h unnormalised (the ladder's first control, which fell short).
 - `rsr`: `thinkpix.rsr` attached to block 0 with `attach_rsr` (its real processors and hooks), T latent
   steps per call through `joint_attention_kwargs={"latent_steps": T}`; the reading is the RSRConfig.
 - `stack`: a plain, non-looped stack of `blocks` blocks (T is ignored): depth or parameters matched.
@@ -89,7 +91,9 @@ class Solver(nn.Module):
         ctx = tr.context_embedder(ctx)  # (B, 1, D)
         block, s, outs = tr.transformer_blocks[0], h, []
         for i in range(steps):
-            _, s = block(hidden_states=s if i == 0 else s + h, encoder_hidden_states=ctx, temb=temb)  # (B, 64, D)
+            if i > 0:  # re-inject the input; the re-entered state normalised unless `loop-plain`   (B, 64, D)
+                s = (s if self.arm.name == "loop-plain" else torch.nn.functional.layer_norm(s, s.shape[-1:])) + h
+            _, s = block(hidden_states=s, encoder_hidden_states=ctx, temb=temb)  # (B, 64, D)
             outs.append(tr.proj_out(tr.norm_out(s, temb)).view(-1, CANVAS, CANVAS))  # (B, 8, 8)
         return outs
 
@@ -100,7 +104,8 @@ class Solver(nn.Module):
 # The arms. RSR readings (RSRConfig switches): final_input = what the final step's W sees, base_every_step =
 # W(u) + experts at every step, loop_body = attention only or the whole block.
 ARMS = {a.name: a for a in (
-    Arm("loop", "loop", note="positive control: whole block looped, input re-injected"),
+    Arm("loop", "loop", note="positive control: whole block looped, normalised state + input re-entered"),
+    Arm("loop-plain", "loop", note="whole block looped, state + input re-entered without normalisation"),
     Arm("rsr-paper", "rsr", note="paper reading: experts alone at intermediate steps, W(x~) at the end"),
     Arm("rsr-every-step", "rsr", rsr={"base_every_step": True}, note="W(u) + experts at every step"),
     Arm("rsr-refined", "rsr", rsr={"final_input": "refined"}, note="final W on the refined state (Figure 1)"),
