@@ -196,3 +196,17 @@ def test_gated_and_x0_readings_start_exactly_at_the_base(reading):
         for T in (1, 2, 4):
             set_latent_steps(model, T)
             torch.testing.assert_close(model(**x)[0], base, atol=0, rtol=0)
+
+
+def test_presets_name_readings_and_explicit_fields_win():
+    from thinkpix.rsr.config import PRESETS
+
+    assert PRESETS["paper"] == {}
+    for name, fields in PRESETS.items():
+        cfg = RSRConfig.parse(f"preset={name},layers=1,2,steps=3")
+        assert cfg.layers == [1, 2] and cfg.latent_steps == 3
+        assert all(getattr(cfg, k) == v for k, v in fields.items())
+        assert RSRConfig.preset(name, [0]).to_dict() == RSRConfig(layers=[0], **fields).to_dict()
+    assert RSRConfig.parse("layers=1,final_input=refined,preset=paper").final_input == "refined"
+    with pytest.raises(ThinkpixError, match="unknown RSR preset"):
+        RSRConfig.parse("preset=clever,layers=1")

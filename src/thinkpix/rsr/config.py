@@ -38,6 +38,12 @@ BOUNDS = {
     "seed": (2**32 - 1, "seeds feed torch and NumPy generators"),
 }
 
+# Named readings of RSR (`RSRConfig.preset`, `--rsr preset=NAME,layers=...`): the RSRConfig fields each sets.
+# What each does on the recursion ladder: docs/lab/recursion_ladder.md and docs/rsr.md.
+PRESETS = {
+    "paper": {},  # the paper's reading: experts alone at intermediate steps, W(x~) at the final step
+}
+
 # Short names accepted by `RSRConfig.parse` (the CLI's `--rsr layers=4,8,12,experts=2,steps=2`).
 ALIASES = {"experts": "num_experts", "steps": "latent_steps", "k": "top_k", "tau": "temperature"}
 
@@ -179,6 +185,11 @@ class RSRConfig:
         return {k: (a[k], b[k]) for k in a if k not in ignore and a[k] != b[k]}
 
     @classmethod
+    def preset(cls, name: str, layers, **fields) -> "RSRConfig":
+        """A named reading (`PRESETS`) on `layers`, any field overridden by `fields`."""
+        return cls(layers=layers, **{**_preset_fields(name), **fields})
+
+    @classmethod
     def parse(cls, spec: str, **defaults) -> "RSRConfig":
         """Parse `"layers=4,8,12,experts=2,steps=2,gate=linear"` (bare values extend the previous list).
 
@@ -187,10 +198,14 @@ class RSRConfig:
         """
         types = {f.name: f.type for f in dataclasses.fields(cls)}
         values: dict = dict(defaults)
-        key = None
+        key, preset = None, {}
         for token in [t.strip() for t in spec.split(",") if t.strip()]:
             if "=" in token:
                 name, raw = (s.strip() for s in token.split("=", 1))
+                if name == "preset":
+                    preset = _preset_fields(raw)
+                    key = None
+                    continue
                 key = ALIASES.get(name, name)
                 if key not in types or key == "extra":
                     raise ThinkpixError(f"--rsr: unknown field {name!r} in {spec!r}; known: {sorted(types)}")
@@ -201,6 +216,7 @@ class RSRConfig:
                 raise ThinkpixError(f"--rsr: {token!r} in {spec!r} has no 'name=' (only layers take a list)")
         if "layers" not in values:
             raise ThinkpixError(f"--rsr: {spec!r} must name layers, e.g. layers=4,8,12")
+        values = {**preset, **values}  # a preset's fields are defaults; fields named in the spec win
         out = {}
         for k, v in values.items():
             if k == "layers" or not isinstance(v, str):
@@ -227,3 +243,9 @@ class RSRConfig:
         except (TypeError, ValueError):
             raise ThinkpixError(f"--rsr: layers must be integers, got {out['layers']}") from None
         return cls(**out)
+
+
+def _preset_fields(name: str) -> dict:
+    if name not in PRESETS:
+        raise ThinkpixError(f"unknown RSR preset {name!r}; known: {sorted(PRESETS)}")
+    return dict(PRESETS[name])
