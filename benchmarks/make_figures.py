@@ -8,8 +8,8 @@
                                                                             # docs/figures/class_failures.png
     python -m benchmarks.make_figures routing --run full=R/rsr_best_s1 --run tokens_only=R/rsr_tokens_s1
                                                                             # docs/figures/routing_usage.png
-    python -m benchmarks.make_figures t-curve --report benchmarks/results/issue12_item5.json
-                                                                            # docs/figures/item5_t_curve.png
+    python -m benchmarks.make_figures t-curve --report benchmarks/results/trained_in_s0.json
+                                                                            # docs/figures/trained_in_t_curve.png
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def routing(runs: list[str], out: str = "docs/figures/routing_usage.png") -> Non
     print(f"wrote {out}")
 
 
-def t_curve(report_file: str, out: str = "docs/figures/item5_t_curve.png", prefix: str = "rsr_T") -> None:
+def t_curve(report_file: str, out: str = "docs/figures/trained_in_t_curve.png", prefix: str = "rsr_T") -> None:
     """Accuracy (GenEval overall, 95% interval) and sampling time per image against the latent steps T
     at inference, from a `compare_adapters` report whose arms PREFIX<T> are one model at several T;
     every other arm is drawn as a horizontal band (its overall and interval) for reference."""
@@ -221,7 +221,7 @@ def main() -> None:
     elif args.figure == "t-curve":
         if not args.report:
             parser.error("t-curve needs --report REPORT.json (a compare_adapters report)")
-        t_curve(args.report, args.out or "docs/figures/item5_t_curve.png")
+        t_curve(args.report, args.out or "docs/figures/trained_in_t_curve.png")
 
 
 if __name__ == "__main__":

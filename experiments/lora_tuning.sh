@@ -4,7 +4,7 @@
 # LoRA's own 8-run screen on the shift pool (300 steps x 8; s7_lora of the routing screen is its
 # untuned run), the pick by the lowest final val_loss, the pick at the shift table's protocol with seeds
 # 1-3, scored paired against the shift table's runs.
-# The record keeps the screen's final validation losses (issue12_lora_screen_val.json) but not the
+# The record keeps the screen's final validation losses (lora_screen_val.json) but not the
 # script that gathered them; `inspect_adapter --run` prints the same values from the runs.
 source "$(dirname "$0")/_common.sh"
 R=$RUNS/shift
@@ -37,4 +37,4 @@ python -m benchmarks.compare_adapters --model shapes-base --arm base --arm lora_
     --pool rsr_best_3seeds=rsr_best,rsr_best_s2,rsr_best_s3 --pool lora_23_3seeds=lora_23,lora_23_s2,lora_23_s3 \
     --pool lora_tuned_3seeds=lora_tuned,lora_tuned_s2,lora_tuned_s3 \
     --prompts data/eval/geneval.jsonl --prompts data/eval/dense.jsonl --images-per-prompt 1 --seed 0 \
-    --work $R/compare --out benchmarks/results/issue12_compare_tuned.json
+    --work $R/compare --out benchmarks/results/lora_tuned_compare.json

@@ -16,16 +16,16 @@ for t in 0 1 2 3 4 6; do T_ARMS="$T_ARMS --arm rsr_T$t=:$t --arm-model rsr_T$t=$
 python -m benchmarks.compare_adapters --model shapes-base --arm base --arm deep $T_ARMS \
     --arm-model base=$R/base/final --arm-model deep=$R/deep/final --versus base --versus rsr_T4 \
     --prompts data/eval/geneval.jsonl --images-per-prompt 2 --seed 0 --work $R/compare \
-    --out benchmarks/results/issue12_item5.json
+    --out benchmarks/results/trained_in_s0.json
 # Training seeds 1 and 2 of the RSR arm.
 $TRAIN out_dir=$R/rsr_in_s1 model.rsr=$RSR seed=1
 $TRAIN out_dir=$R/rsr_in_s2 model.rsr=$RSR seed=2
 T_ARMS=""
 for t in 0 1 2 4; do T_ARMS="$T_ARMS --arm rsr_T$t=:$t --arm-model rsr_T$t=$R/rsr_in_s1/final"; done
 python -m benchmarks.compare_adapters --model shapes-base $T_ARMS --versus rsr_T4 --prompts data/eval/geneval.jsonl \
-    --images-per-prompt 2 --seed 0 --work $R/compare_s1 --out benchmarks/results/issue12_item5_s1.json
+    --images-per-prompt 2 --seed 0 --work $R/compare_s1 --out benchmarks/results/trained_in_s1.json
 python -m benchmarks.compare_adapters --model shapes-base --arm rsr_T1=:1 --arm rsr_T4=:4 \
     --arm-model rsr_T1=$R/rsr_in_s2/final --arm-model rsr_T4=$R/rsr_in_s2/final --versus rsr_T4 \
     --prompts data/eval/geneval.jsonl --images-per-prompt 2 --seed 0 --work $R/compare_s2 \
-    --out benchmarks/results/issue12_item5_s2.json
-python -m benchmarks.make_figures t-curve --report benchmarks/results/issue12_item5.json
+    --out benchmarks/results/trained_in_s2.json
+python -m benchmarks.make_figures t-curve --report benchmarks/results/trained_in_s0.json

@@ -28,7 +28,7 @@ ft rsr_m5t5_s1 --rsr layers=2,3,experts=5,steps=5,rank=8,$BEST,seed=1 seed=1
 ft rsr_tokens_s1 --rsr $L,$BEST,gate=tokens_only,seed=1 seed=1
 python -m benchmarks.inspect_adapter --run $R/rsr_best_s1 $R/rsr_paper_s1 $R/rsr_m1_s1 $R/rsr_noremod_s1 \
     $R/rsr_baseevery_s1 $R/rsr_m5t5_s1 $R/rsr_tokens_s1 $R/lora_twice_s1 $R/lora_23_s1 $R/lora_123_s1 $R/full_s1 \
-    --out benchmarks/results/issue12_instruments.json
+    --out benchmarks/results/shift_instruments.json
 EVAL="--prompts data/eval/geneval.jsonl --prompts data/eval/dense.jsonl --images-per-prompt 1 --seed 0 --work $R/compare"
 python -m benchmarks.compare_adapters --model shapes-base --arm base --arm base_21steps --arm base_24steps --arm full= \
     --arm lora_23=$R/lora_23_s1/adapter --arm lora_123=$R/lora_123_s1/adapter --arm lora_twice=$R/lora_twice_s1/adapter \
@@ -36,7 +36,7 @@ python -m benchmarks.compare_adapters --model shapes-base --arm base --arm base_
     --arm rsr_noremod=$R/rsr_noremod_s1/adapter --arm rsr_baseevery=$R/rsr_baseevery_s1/adapter \
     --arm rsr_m5t5=$R/rsr_m5t5_s1/adapter --arm-model full=$R/full_s1/model \
     --arm-steps base_21steps=21 --arm-steps base_24steps=24 --versus base --versus lora_23 --versus lora_123 \
-    $EVAL --out benchmarks/results/issue12_compare_s1.json
+    $EVAL --out benchmarks/results/shift_compare_s1.json
 python -m benchmarks.compare_adapters --model shapes-base --arm base --arm lora_23=$R/lora_23_s1/adapter \
     --arm lora_123=$R/lora_123_s1/adapter --arm rsr_best=$R/rsr_best_s1/adapter --arm lora_twice=$R/lora_twice_s1/adapter \
     --arm lora_23_s2=$R/lora_23_s2/adapter --arm lora_23_s3=$R/lora_23_s3/adapter \
@@ -45,4 +45,4 @@ python -m benchmarks.compare_adapters --model shapes-base --arm base --arm lora_
     --versus base --versus lora_23 --versus lora_123 --versus lora_23_3seeds \
     --pool rsr_best_3seeds=rsr_best,rsr_best_s2,rsr_best_s3 --pool lora_23_3seeds=lora_23,lora_23_s2,lora_23_s3 \
     --pool lora_twice_3seeds=lora_twice,lora_twice_s2,lora_twice_s3 \
-    $EVAL --out benchmarks/results/issue12_compare_seeds.json
+    $EVAL --out benchmarks/results/shift_compare_seeds.json

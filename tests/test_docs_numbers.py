@@ -95,11 +95,11 @@ def class_row(doc, label, arm, *lead):
     """A class-table row; `lead`: the sources of the numbers in `label` and the parameter column."""
     a = f"arms.{arm}."
     if arm == "base":
-        return Quote(doc, f"| {label} | 0 | **{{}}** ({{}}-{{}}) | | **{{}}** ({{}}-{{}}) | |", "class_table_before_issue9.json",
+        return Quote(doc, f"| {label} | 0 | **{{}}** ({{}}-{{}}) | | **{{}}** ({{}}-{{}}) | |", "class_table_old_evaluator.json",
                      (a + "accuracy", a + "accuracy_ci95.0", a + "accuracy_ci95.1", a + "fd", a + "fd_ci95.0",
                       a + "fd_ci95.1"))
     return Quote(doc, f"| {label} | {{}} | {{}} ({{}}-{{}}) | {{}} ({{}} to {{}}) | {{}} ({{}}-{{}}) | {{}} ({{}} to {{}}) |",
-                 "class_table_before_issue9.json",
+                 "class_table_old_evaluator.json",
                  (*lead, a + "accuracy", a + "accuracy_ci95.0", a + "accuracy_ci95.1", a + "accuracy_minus_base.0",
                   a + "accuracy_minus_base.1", a + "accuracy_minus_base.2", a + "fd", a + "fd_ci95.0", a + "fd_ci95.1",
                   a + "fd_minus_base.0", a + "fd_minus_base.1", a + "fd_minus_base.2"))
@@ -151,7 +151,7 @@ QUOTES = [
     class_row("lab/class_track.md", "RSR, soft routing (ablation) (old evaluator)", "rsr_soft", "=rsr_params_dit"),
     class_row("lab/class_track.md", "LoRA SFT, circle-weighted data (old evaluator)", "lora_circle", "=lora_params_dit"),
     class_row("lab/class_track.md", "RSR, circle-weighted data (old evaluator)", "rsr_circle", "=rsr_params_dit"),
-    Quote("lab/class_track.md", "the Fréchet distance's floor (two held-out sets of 5,040) is {}.", "class_table_before_issue9.json",
+    Quote("lab/class_track.md", "the Fréchet distance's floor (two held-out sets of 5,040) is {}.", "class_table_old_evaluator.json",
           ("heldout_vs_heldout_fd",)),
     # docs/class_track.md: the same table, with longer labels
     class_row("class_track.md", "base `shapes-dit` (all rows from here: old evaluator, not re-measured with the fixed one)",
@@ -164,7 +164,7 @@ QUOTES = [
     class_row("class_track.md", "LoRA SFT on circle-weighted data (`data_mix=circle=4`)", "lora_circle",
               "=lora_params_dit"),
     class_row("class_track.md", "RSR on circle-weighted data (`data_mix=circle=4`)", "rsr_circle", "=rsr_params_dit"),
-    Quote("class_track.md", "| two held-out render sets (the FD floor) | | 1.000 | | {} | |", "class_table_before_issue9.json",
+    Quote("class_track.md", "| two held-out render sets (the FD floor) | | 1.000 | | {} | |", "class_table_old_evaluator.json",
           ("heldout_vs_heldout_fd",)),
     # docs/model_card.md: the two bundled bases
     Quote("model_card.md", "`src/thinkpix/bundled/shapes-base/` ({} MB: transformer {} MB + its autoencoder {} MB, fp16)",
@@ -188,11 +188,11 @@ QUOTES = [
           (("matmul_peak_flop_rate", 1e-9), "mfu_vs_measured_matmul")),
     Quote("model_card.md", "(40 transformer calls per image) + decode | **{} images/s** |", "training.json",
           ("sampling_images_per_s_20_euler_cfg",)),
-    Quote("model_card.md", "the old evaluator gave {} on those and {}\n(95% CI {}-{}) on all 5,040", "class_table_before_issue9.json",
+    Quote("model_card.md", "the old evaluator gave {} on those and {}\n(95% CI {}-{}) on all 5,040", "class_table_old_evaluator.json",
           ("rescore_class_base_480.json:before.accuracy", "arms.base.accuracy", "arms.base.accuracy_ci95.0",
            "arms.base.accuracy_ci95.1")),
     Quote("model_card.md", "feature network\n{} (CI {}-{}) against held-out renders, where two held-out sets are {}",
-          "class_table_before_issue9.json", ("arms.base.fd", "arms.base.fd_ci95.0", "arms.base.fd_ci95.1", "heldout_vs_heldout_fd")),
+          "class_table_old_evaluator.json", ("arms.base.fd", "arms.base.fd_ci95.0", "arms.base.fd_ci95.1", "heldout_vs_heldout_fd")),
     # docs/rsr.md: RSR's time and FLOP overhead
     *[overhead_row(T, i) for i, T in enumerate((1, 2, 3, 5))],
     Quote("rsr.md", "Base forwards: SD3 {} ms median ({} GFLOP), DiT {} ms ({} GFLOP), FLUX {} ms ({} GFLOP).",
@@ -276,7 +276,7 @@ def test_run_class_track_makes_every_arm_of_the_table_in_its_run_folder(tmp_path
     calls = log.read_text().splitlines()
     table = [c for c in calls if "benchmarks.class_table" in c and "--sample-only" not in c]
     assert len(table) == 1
-    arms = json.loads((RESULTS / "class_table_before_issue9.json").read_text())["arms"]
+    arms = json.loads((RESULTS / "class_table_old_evaluator.json").read_text())["arms"]
     made = dict(re.findall(r"--arm (\w+)=(\S+)", table[0]))
     assert set(arms) <= set(made) | {"base"} and "--arm base" in table[0]
     for arm, adapter in made.items():  # each adapter is fine-tuned into the run folder, then sampled
@@ -299,14 +299,14 @@ def _benchmark(name: str):
 
 
 @pytest.mark.parametrize("script, render, json_name, page", [
-    ("compare_adapters", "markdown", "issue12_compare_s1.json", "shift_table.md"),
-    ("compare_adapters", "markdown", "issue12_compare_seeds.json", "shift_table.md"),
-    ("compare_adapters", "markdown", "issue12_compare_tuned.json", "lora_tuning.md"),
-    ("compare_adapters", "markdown", "issue12_item5.json", "recursion_trained_in.md"),
-    ("compare_adapters", "markdown", "issue12_item5_s1.json", "recursion_trained_in.md"),
-    ("compare_adapters", "markdown", "issue12_item5_s2.json", "recursion_trained_in.md"),
+    ("compare_adapters", "markdown", "shift_compare_s1.json", "shift_table.md"),
+    ("compare_adapters", "markdown", "shift_compare_seeds.json", "shift_table.md"),
+    ("compare_adapters", "markdown", "lora_tuned_compare.json", "lora_tuning.md"),
+    ("compare_adapters", "markdown", "trained_in_s0.json", "recursion_trained_in.md"),
+    ("compare_adapters", "markdown", "trained_in_s1.json", "recursion_trained_in.md"),
+    ("compare_adapters", "markdown", "trained_in_s2.json", "recursion_trained_in.md"),
     ("class_table", "markdown", "class_table.json", "class_track.md"),
-    ("inspect_adapter", "runs_table", "issue12_instruments.json", "shift_table.md"),
+    ("inspect_adapter", "runs_table", "shift_instruments.json", "shift_table.md"),
 ])
 def test_generated_tables_appear_verbatim(script, render, json_name, page):
     """Tables the lab pages paste from a script's `--table` are that script's rendering of the cited JSON."""
