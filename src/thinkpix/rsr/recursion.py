@@ -1,4 +1,4 @@
-"""The RSR forward pass of one block (PAPER.md, Figure 1), independent of any backbone.
+"""The RSR forward pass of one block (docs/paper.md; the paper's Figure 1), independent of any backbone.
 
 The backbone integration (e.g. `thinkpix.integrations.sd3`) hands over a `BlockOps`: closures over
 the block's frozen modules. The text q/k/v are computed once by the integration, before the loop,
