@@ -1,7 +1,8 @@
 """`RSRConfig`: one dataclass threaded through the whole mechanism.
 
-Every default follows the paper (Sun et al. 2026, "The Thinking Pixel", summarised in docs/paper.md); every place where the
-paper is silent is a field, so each of our choices can be ablated. See docs/rsr.md for the mapping.
+Every default follows the paper (Sun et al. 2026, "The Thinking Pixel", summarised in docs/paper.md);
+every place where the paper is silent is a field, so each of our choices can be ablated. See docs/rsr.md
+for the mapping.
 """
 
 from __future__ import annotations
