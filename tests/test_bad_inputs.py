@@ -133,6 +133,18 @@ CASES = [
     ([*P, "--logit_mean", "inf"], "--logit_mean"),
     ([*P, "--validation_guidance", "inf"], "--validation_guidance"),
     ([*P, "--resolution", "100000"], "--resolution"),
+    # outputs never clobber; flags a bundled model would ignore
+    ([*G, "--out", "afile.txt"], "exists"),
+    ([*G, "--out", "g_new.png", "--trace", "afile.txt", "--adapter", "ft/adapter"], "exists"),
+    (["world", "prompts", "--out", "afile.txt"], "exists"),
+    ([*T, "--export", "run/final"], "did not write"),
+    ([*F, "--export", "ft/adapter"], "did not write"),
+    ([*G, "--resolution", "-1"], "--resolution"),
+    ([*G, "--resolution", "7"], "--pretrained"),
+    ([*G, "--resolution", "100000"], "--resolution"),
+    ([*G, "--device", "bogus"], "--device"),
+    ([*G, "--device", "cuda"], "--pretrained"),
+    ([*G, "--dtype", "bogus"], "--dtype"),
     # RSR bounded in training as at inference; steps=0 has nothing to train
     ([*F, "--rsr", "layers=0,experts=2,steps=1000000"], "latent_steps must be at most 64"),
     ([*F, "--rsr", "layers=0,experts=2,rank=1000000"], "rank must be at most 4096"),

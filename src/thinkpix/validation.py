@@ -98,6 +98,9 @@ def output_path(path, name: str, kind: str) -> Path:
         raise ThinkpixError(f"{name} {p}: is a folder, expected a file name")
     if kind == "dir" and p.exists() and not p.is_dir():
         raise ThinkpixError(f"{name} {p}: exists and is not a folder")
+    if kind == "file" and (p.exists() or p.is_symlink()) and not p.is_file():
+        raise ThinkpixError(f"{name} {p}: not a regular file (a device, FIFO, socket or broken link); thinkpix "
+                            "writes only regular files")
     if kind == "file" and p.exists() and not os.access(p, os.W_OK):
         raise ThinkpixError(f"{name} {p}: file is not writable")
     anchor = p if p.is_dir() else p.parent
@@ -168,7 +171,13 @@ OPTION_CHECKS = {
     "prompt": lambda v, n: text(v, n, allow_empty=False),
     "class_name": lambda v, n: text(v, n, allow_empty=False),
     "rsr": lambda v, n: text(v, n),
+    "resolution": _non_negative(MAX_IMAGE_SIDE),
+    "device": lambda v, n: _device(v, n),
+    "dtype": lambda v, n: _choice(v, n, ("auto", "fp32", "bf16", "fp16")),
 }
+# (command, dest): files a command writes that must not exist unless --overwrite (never another's file)
+NO_CLOBBER = {("generate", "out"), ("generate", "trace"), ("world", "out")}
+PRETRAINED_ONLY = {"resolution": 0, "device": "auto", "dtype": "auto"}  # sampling flags of a --pretrained base
 SAMPLER_CHECKS = {"steps": _positive(10_000)}  # generate / sample: sampler steps, tighter than training steps
 SAMPLER_COMMANDS = ("generate", "sample")
 FLAG_NAMES = {"num_images": "-n", "class_name": "--class", "prompt": "PROMPT", "config": "CONFIG", "dir": "DIR"}
@@ -184,6 +193,18 @@ OUTPUT_OVERRIDES = {("world", "render", "out"): "dir"}
 # (command, dest): input files that must exist and be readable.
 INPUTS = {("sample", "prompts"), ("demo", "prompts"), ("world", "prompts"), ("train", "config"),
           ("finetune", "config")}
+
+
+def _device(value, name: str) -> str:
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(value)):
+        raise ThinkpixError(f"{name} must be auto, cpu or cuda[:N], got {value!r}")
+    return value
+
+
+def _choice(value, name: str, choices: tuple) -> str:
+    if value not in choices:
+        raise ThinkpixError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def flag(dest: str) -> str:
@@ -207,6 +228,15 @@ def check_args(args) -> None:
         if cmd == command and value is not None:
             kind = OUTPUT_OVERRIDES.get((cmd, getattr(args, "world_command", None), dest), kind)
             output_path(value, flag(dest), kind)
+            p = Path(value)
+            if (cmd, dest) in NO_CLOBBER and kind == "file" and (p.exists() or p.is_symlink()) \
+                    and not getattr(args, "overwrite", False):
+                raise ThinkpixError(f"{flag(dest)} {p}: exists; pass --overwrite to replace it (nothing was written)")
+    if command in SAMPLER_COMMANDS and not getattr(args, "pretrained", None):
+        for dest, default in PRETRAINED_ONLY.items():
+            if getattr(args, dest, default) != default:
+                raise ThinkpixError(f"{flag(dest)} {getattr(args, dest)}: applies to a --pretrained base; a bundled "
+                                    "--model samples on the CPU at its own size")
     for cmd, dest in INPUTS:
         value = getattr(args, dest, None)
         if cmd == command and value is not None:

@@ -122,6 +122,28 @@ def precision_override(args) -> list[str]:
     return [f"precision={args.precision}"] if getattr(args, "precision", None) else []
 
 
+RUN_MARK = ".thinkpix-run"  # in an exported folder: the run folder that wrote it (hidden: not in checksums.json)
+
+
+def check_export(export, out_dir, overwrite: bool) -> None:
+    """Before a run trains: refuse an --export folder that holds files another run (or the user) wrote,
+    unless --overwrite. Its own run folder's exports (inside OUT, or marked as this run's) may be rewritten."""
+    from pathlib import Path
+
+    from ..errors import ThinkpixError
+
+    if not export or overwrite:
+        return
+    target, run = Path(export), Path(out_dir).resolve()
+    if not target.is_dir() or not any(target.iterdir()) or run in target.resolve().parents:
+        return
+    mark = target / RUN_MARK
+    if mark.is_file() and mark.read_text(encoding="utf-8", errors="replace").strip() == str(run):
+        return
+    raise ThinkpixError(f"--export {target}: holds files this run did not write (another model or adapter?); "
+                        "choose a new folder, or pass --overwrite to replace it (--overwrite also starts the run over)")
+
+
 def run_flags(args) -> dict:
     return dict(resume=not args.no_resume, resume_from=args.resume_from, overwrite=args.overwrite)
 
@@ -131,6 +153,9 @@ def finish_run(trainer, last: dict, out, what: str) -> int:
     from ..training import distributed
 
     if trainer.dist.is_main:
+        from pathlib import Path
+
+        (Path(out) / RUN_MARK).write_text(str(trainer.out.resolve()) + "\n")  # a rerun may rewrite its own export
         done = f"final loss {last['loss']:.4f}; " if last else "no steps left to run; "
         print(f"{done}{what} written to {out}")
     distributed.teardown()

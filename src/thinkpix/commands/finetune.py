@@ -10,7 +10,7 @@ train_dreambooth_lora_sd3.py instead of a config file: see `thinkpix.commands.fi
 
 from __future__ import annotations
 
-from ._common import add_run_flags, finish_run, precision_override, run_flags
+from ._common import add_run_flags, check_export, finish_run, precision_override, run_flags
 
 DEFAULT_CONFIG = "configs/finetune_rsr.yaml"  # shipped with the package (thinkpix.resources)
 
@@ -60,6 +60,7 @@ def run(args) -> int:
     cfg = load_config(config, [*args.overrides, *flags, *precision_override(args)])
     if cfg.finetune.method == "none":
         raise ThinkpixError("choose --method rsr or --method lora (or set finetune.method in the config)")
+    check_export(args.export, cfg.out_dir, args.overwrite)  # before the base loads
     objective = build_objective(cfg)
     trainer = Trainer(cfg, objective)
     full = cfg.finetune.method == "full"

@@ -145,9 +145,10 @@ def run(args) -> int:
     from ..training import distributed
     from ..training.pipeline_objective import PipelineFinetune
     from ..training.pipeline_trainer import PipelineTrainer
-    from ._common import finish_run, run_flags
+    from ._common import check_export, finish_run, run_flags
 
     cfg, opts = build(args)
+    check_export(args.export, cfg.out_dir, args.overwrite)  # before the base loads
     dist = distributed.setup()
     device = resolve_device(opts.device) if opts.device != "auto" else dist.device
     if device.type == "cuda" and device.index is None and dist.device.type == "cuda":

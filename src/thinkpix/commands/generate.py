@@ -14,7 +14,9 @@ def register(sub) -> None:
     p.add_argument("--class", dest="class_name", default=None, metavar="NAME",
                    help='a class of a class-conditional model, e.g. "red circle" (instead of a prompt)')
     p.add_argument("-n", "--num-images", type=int, default=4)
-    p.add_argument("--out", default="grid.png", help="PNG file for the grid (default grid.png)")
+    p.add_argument("--out", default="grid.png", help="PNG file for the grid (default grid.png; an existing file is "
+                   "refused unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (and --trace) file")
     p.add_argument("--upscale", type=int, default=4, help="nearest-neighbour upscale of the grid")
     p.add_argument("--trace", default=None, metavar="FILE",
                    help="save RSR routing decisions (expert per token, layer, latent step, diffusion step) "

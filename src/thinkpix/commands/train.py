@@ -4,7 +4,7 @@ text-to-image MMDiT). Resumes from the run folder's latest checkpoint. Under
 
 from __future__ import annotations
 
-from ._common import add_run_flags, finish_run, precision_override, run_flags
+from ._common import add_run_flags, check_export, finish_run, precision_override, run_flags
 
 
 def register(sub) -> None:
@@ -24,6 +24,7 @@ def run(args) -> int:
     from ..training.objectives import build_objective
 
     cfg = load_config(args.config, [*args.overrides, *precision_override(args)])
+    check_export(args.export, cfg.out_dir, args.overwrite)  # before anything trains
     trainer = Trainer(cfg, build_objective(cfg))
     last = trainer.fit(stop_after=args.stop_after, **run_flags(args))
     out = trainer.export(args.export or f"{cfg.out_dir}/final")

@@ -19,7 +19,8 @@ def register(sub) -> None:
     world = p.add_subparsers(dest="world_command", required=True, metavar="ACTION")
 
     pr = world.add_parser("prompts", help="write a prompt set (metadata JSONL)")
-    pr.add_argument("--out", required=True, help="JSONL file to write")
+    pr.add_argument("--out", required=True, help="JSONL file to write (an existing file is refused unless --overwrite)")
+    pr.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     pr.add_argument("--set", dest="which", choices=("geneval", "dense"), default="geneval",
                     help="geneval: the six GenEval tasks; dense: multi-object prompts with DPG-style questions")
     pr.add_argument("--per-task", type=int, default=100,

@@ -225,14 +225,24 @@ class Trainer:
             if not resume:
                 distributed.barrier()
                 if earlier and self.dist.is_main:
-                    shutil.rmtree(self.ckpt_dir, ignore_errors=True)
-                    (self.out / "metrics.jsonl").unlink(missing_ok=True)
+                    self.remove_run()
             elif self.resume(target) and self.dist.is_main:
                 print(f"resumed from step {self.step}")
                 self.trim_metrics()
         except BaseException:
             self.close()
             raise
+
+    def remove_run(self) -> None:
+        """--overwrite: remove what a run wrote (its checkpoint folders, their temporaries, `latest`, the
+        metrics), never another file kept in checkpoints/; a symlink is removed, not followed."""
+        for path in list_checkpoints(self.ckpt_dir) + sorted(self.ckpt_dir.glob(".tmp_step_*")):
+            if path.is_symlink() or not path.is_dir():
+                path.unlink()
+            else:
+                shutil.rmtree(path)
+        (self.ckpt_dir / "latest").unlink(missing_ok=True)
+        (self.out / "metrics.jsonl").unlink(missing_ok=True)
 
     def trim_metrics(self) -> None:
         """Drop metric lines logged after the checkpoint a run resumes from (a crash leaves them)."""
