@@ -49,6 +49,8 @@ def draw(runs: Path, arms: list[str], out: Path, seed: int = 0, count: int = 4) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    cmap = matplotlib.colormaps["magma"].copy()
+    cmap.set_bad((0.15, 0.2, 0.35))  # holes: the map's hole colour
     grids = pick_maps(count)
     _, target, _ = task.encode(grids)
     rows = [(a, i) for a in arms for i in range(len(grids))]
@@ -69,10 +71,11 @@ def draw(runs: Path, arms: list[str], out: Path, seed: int = 0, count: int = 4) 
                 ax.imshow(rgb)
                 ax.set_ylabel(f"{arm}\n{n}x{n}, {task.path_length(g)} mv", fontsize=5)
             else:
-                ax.imshow(np.where(g == HOLE, np.nan, p), vmin=0, vmax=1, cmap="magma")
+                ax.imshow(np.where(g == HOLE, np.nan, p), vmin=0, vmax=1, cmap=cmap)
             if r == 0:
                 ax.set_title("map" if c == 0 else "truth" if c == cols - 1 else f"T={STEPS[c - 1]}", fontsize=6)
-    fig.suptitle(f"Decoded latent steps (training seed {seed}): P(cell on a shortest path)", fontsize=7)
+    fig.suptitle(f"Decoded latent steps (training seed {seed}): P(cell on a shortest path), bright = 1, "
+                 "holes blue", fontsize=7)
     fig.tight_layout(pad=0.2)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
