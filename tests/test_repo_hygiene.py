@@ -144,3 +144,45 @@ def test_the_package_reaches_no_repository_file_and_ships_its_defaults():
     assert "resources/configs/*.yaml" in data and "resources/eval/*.jsonl" in data
     with pytest.raises(Exception, match="not shipped"):
         resource("configs/no_such.yaml")
+
+
+# A `thinkpix SUB [SUBSUB] ...` command in a doc (code block or inline code, continuation lines included).
+COMMAND = re.compile(r"(?:^|`|\s)thinkpix ([a-z]+(?: [a-z]+)?)((?:[^`\n]|\\\n)*)")
+
+
+def _unknown_flags(text: str) -> tuple[int, list[str]]:
+    """(flags checked, `thinkpix` command flags in `text` that the command's parser does not define)."""
+    import argparse
+
+    from thinkpix.cli import build_parser
+
+    def subcommands(parser):
+        return next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {})
+
+    top, checked, unknown = subcommands(build_parser()), 0, []
+    for m in COMMAND.finditer(text):
+        words = m.group(1).split()
+        if words[0] not in top:
+            continue  # prose ("thinkpix lets ...")
+        parser = top[words[0]]
+        if len(words) > 1 and words[1] in subcommands(parser):
+            parser = subcommands(parser)[words[1]]
+        options = {o for a in parser._actions for o in a.option_strings}
+        for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9_-]*)", m.group(2)):
+            checked += 1
+            if flag not in options:
+                unknown.append(f"thinkpix {' '.join(words)} {flag}")
+    return checked, unknown
+
+
+def test_every_flag_a_doc_command_uses_exists():
+    assert _unknown_flags("run `thinkpix generate --no-such-flag x`")[1] == ["thinkpix generate --no-such-flag"]
+    assert _unknown_flags("thinkpix lake train configs/lake_base.yaml \\\n    --no-resume")[1] == []
+    found, total = {}, 0
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        checked, unknown = _unknown_flags(doc.read_text(encoding="utf-8"))
+        total += checked
+        if unknown:
+            found[doc.relative_to(ROOT).as_posix()] = sorted(set(unknown))
+    assert total > 50  # the docs' commands were found
+    assert not found, f"doc commands use flags their command does not have: {found}"
