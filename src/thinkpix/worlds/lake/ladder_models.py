@@ -47,12 +47,12 @@ class Arm:
         return RSRConfig(layers=[0], seed=seed, **fields)
 
 
-def transformer(blocks: int) -> nn.Module:
-    """A tiny SD3 MMDiT over the 8 x 8 cell canvas: one token per cell, one logit per cell out."""
+def transformer(blocks: int, in_channels: int = KINDS) -> nn.Module:
+    """A tiny SD3 MMDiT over the 8 x 8 cell canvas: one token per cell, one value per cell out."""
     from diffusers import SD3Transformer2DModel
 
     return SD3Transformer2DModel(
-        sample_size=CANVAS, patch_size=1, in_channels=KINDS, num_layers=blocks, attention_head_dim=HEAD_DIM,
+        sample_size=CANVAS, patch_size=1, in_channels=in_channels, num_layers=blocks, attention_head_dim=HEAD_DIM,
         num_attention_heads=WIDTH // HEAD_DIM, joint_attention_dim=CONTEXT_DIM, caption_projection_dim=WIDTH,
         pooled_projection_dim=CONTEXT_DIM, out_channels=1, pos_embed_max_size=CANVAS)
 
@@ -60,11 +60,11 @@ def transformer(blocks: int) -> nn.Module:
 class Solver(nn.Module):
     """maps (B, 5, 8, 8) -> per-cell logits (B, 8, 8) after T latent steps (or T loop passes)."""
 
-    def __init__(self, arm: Arm, seed: int, base: nn.Module | None = None):
+    def __init__(self, arm: Arm, seed: int, base: nn.Module | None = None, in_channels: int = KINDS):
         super().__init__()
         self.arm = arm
         torch.manual_seed(seed)
-        self.transformer = base if base is not None else transformer(arm.blocks)
+        self.transformer = base if base is not None else transformer(arm.blocks, in_channels)
         if arm.kind in ("rsr", "adapter"):
             attach_rsr(self.transformer, arm.rsr_config(seed), freeze_base=arm.kind == "adapter")
 
@@ -74,12 +74,14 @@ class Solver(nn.Module):
         ctx = p.new_zeros(B, 1, CONTEXT_DIM)
         return ctx, p.new_zeros(B, CONTEXT_DIM), p.new_zeros(B)
 
-    def forward(self, maps: torch.Tensor, steps: int) -> torch.Tensor:
-        return self.readouts(maps, steps)[-1]
+    def forward(self, maps: torch.Tensor, steps: int, timestep: torch.Tensor | None = None) -> torch.Tensor:
+        return self.readouts(maps, steps, timestep)[-1]
 
-    def readouts(self, maps: torch.Tensor, steps: int) -> list[torch.Tensor]:
-        """Logits (B, 8, 8) after each loop pass 1..steps for `loop`, else the one output at `steps`."""
+    def readouts(self, maps: torch.Tensor, steps: int, timestep: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Outputs (B, 8, 8) after each loop pass 1..steps for `loop`, else the one output at `steps`.
+        `timestep` (B,) in SD3's 0..1000 scale (the diffusion models); the ladder's solvers use 0."""
         ctx, pooled, t = self.conditions(maps.shape[0])
+        t = t if timestep is None else timestep
         tr = self.transformer
         if self.arm.kind != "loop":
             kwargs = {"latent_steps": steps} if self.arm.kind in ("rsr", "adapter") else None

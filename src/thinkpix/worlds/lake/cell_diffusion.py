@@ -1,0 +1,181 @@
+"""Lake diffusion with one token per cell: a rectified-flow model that draws a shortest path.
+
+The generated "image" is the path layer at one latent value per cell on the 8 x 8 canvas: x0 = +1 on
+the cells of one shortest start -> goal path (start and goal included; a random one of the shortest
+paths per training example), -1 elsewhere. The map enters as five input channels (one-hot cell kind,
+`ladder_task.encode`) beside the noisy path channel, so map and latent share a token per cell and the
+model spends nothing on copying the map. The transformer is the ladder's (`ladder_models.Solver`, any
+arm: a plain stack, the looped control, an RSR reading), here with the diffusion timestep.
+
+A sample is judged exactly: the cells above 0 must be one shortest path (start and goal in, no hole,
+connected, exactly L + 1 cells for a shortest length L). Any shortest path counts.
+
+    python -m thinkpix.worlds.lake.cell_diffusion train --arm stack-2 --seed 0 --runs RUNS
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from thinkpix import flow
+from thinkpix.errors import ThinkpixError
+from thinkpix.files import write_json
+from thinkpix.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+
+from . import ladder_task as task
+from .ladder import Budget, lr_at, run_dir
+from .ladder_models import Arm, Solver, arm_named
+from .maps import GOAL, HOLE, START, find, neighbours, shortest_path
+
+SAMPLER_STEPS = 10
+
+
+def path_layer(grids: list[np.ndarray], rng: np.random.Generator) -> torch.Tensor:
+    """(B, 1, 8, 8): +1 on one random shortest path per map (start and goal included), -1 elsewhere."""
+    x0 = -np.ones((len(grids), 1, task.CANVAS, task.CANVAS), dtype=np.float32)
+    for i, grid in enumerate(grids):
+        for cell in shortest_path(grid, rng):
+            x0[i, 0][cell] = 1.0
+    return torch.from_numpy(x0)
+
+
+def is_shortest_path(drawn: np.ndarray, grid: np.ndarray) -> bool:
+    """`drawn` (n, n) bool is exactly one shortest start -> goal path of `grid`."""
+    start, goal, n = find(grid, START), find(grid, GOAL), grid.shape[0]
+    if not (drawn[start] and drawn[goal]) or (drawn & (grid == HOLE)).any():
+        return False
+    if drawn.sum() != task.path_length(grid) + 1:
+        return False
+    seen, frontier = {start}, [start]
+    while frontier:
+        cell = frontier.pop()
+        for nb in neighbours(cell, n):
+            if drawn[nb] and nb not in seen:
+                seen.add(nb)
+                frontier.append(nb)
+    return goal in seen
+
+
+class CellDiffusion(torch.nn.Module):
+    """velocity(x_t (B, 1, 8, 8), t (B,), maps (B, 5, 8, 8), T latent steps) -> (B, 1, 8, 8)."""
+
+    def __init__(self, arm: Arm, seed: int):
+        super().__init__()
+        self.solver = Solver(arm, seed, in_channels=task.KINDS + 1)
+
+    def velocity(self, x_t: torch.Tensor, t: torch.Tensor, maps: torch.Tensor, steps: int) -> torch.Tensor:
+        return self.solver(torch.cat([maps, x_t], 1), steps, timestep=t * 1000)[:, None]  # (B, 1, 8, 8)
+
+    @torch.no_grad()
+    def sample(self, maps: torch.Tensor, seeds: list[int], steps: int, sampler_steps: int = SAMPLER_STEPS):
+        noise = flow.seeded_noise((1, task.CANVAS, task.CANVAS), seeds)
+        return flow.sample(lambda x, t: self.velocity(x, t, maps, steps), noise, sampler_steps)
+
+
+def loss(model: CellDiffusion, grids: list[np.ndarray], depth: int, rng: np.random.Generator,
+         gen: torch.Generator) -> torch.Tensor:
+    maps, _, mask = task.encode(grids)
+    x0 = path_layer(grids, rng)
+    noise = torch.randn(x0.shape, generator=gen)
+    t = flow.sample_timesteps(len(grids), gen)
+    return flow.flow_loss(lambda x, s: model.velocity(x, s, maps, depth), x0, noise, t, weight=mask[:, None].float())
+
+
+def train(arm: Arm, seed: int, runs: Path, budget: Budget = Budget(), log=print, splits=task.SPLITS) -> Path:
+    """Train a cell-diffusion model of `arm` into RUNS/diffusion-<arm>/seed<seed>/ (resumes), then score it."""
+    folder = run_dir(runs, f"diffusion-{arm.name}", seed)
+    if (folder / "scores.json").is_file():
+        return folder
+    torch.manual_seed(seed)
+    model = CellDiffusion(arm, seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=budget.lr, betas=(0.9, 0.99), weight_decay=0.01)
+    data_rng, depth_rng = np.random.default_rng([seed, 1]), np.random.default_rng([seed, 2])
+    gen = torch.Generator().manual_seed(seed)
+    curve, start, seconds = [], 0, 0.0
+    ckpt = latest_checkpoint(folder / "checkpoints")
+    if ckpt is not None:
+        tensors, opt_state, state = load_checkpoint(ckpt)
+        model.load_state_dict({k.removeprefix("param."): v for k, v in tensors.items()})
+        opt.load_state_dict(opt_state)
+        data_rng.bit_generator.state, depth_rng.bit_generator.state = state["data_rng"], state["depth_rng"]
+        gen.set_state(torch.tensor(state["noise_rng"], dtype=torch.uint8))
+        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+        curve, start, seconds = state["curve"], state["step"], state["seconds"]
+    tick = time.perf_counter()
+    for step in range(start, budget.steps):
+        grids = task.training_maps(data_rng, budget.batch)
+        depth = int(depth_rng.integers(1, budget.max_depth + 1))
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, budget)
+        value = loss(model, grids, depth, data_rng, gen)
+        opt.zero_grad(set_to_none=True)
+        value.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        curve.append(round(value.item(), 5))
+        done = step + 1
+        if done % budget.checkpoint_every == 0 or done == budget.steps:
+            seconds += time.perf_counter() - tick
+            tick = time.perf_counter()
+            state = {"arm": asdict(arm), "seed": seed, "curve": curve, "seconds": seconds,
+                     "data_rng": data_rng.bit_generator.state, "depth_rng": depth_rng.bit_generator.state,
+                     "noise_rng": gen.get_state().tolist(), "torch_rng": torch.get_rng_state().tolist()}
+            save_checkpoint(folder / "checkpoints", done, {f"param.{k}": v for k, v in model.state_dict().items()},
+                            opt, state, keep=1)
+            log(f"diffusion {arm.name} seed {seed}: step {done}/{budget.steps} loss {np.mean(curve[-100:]):.4f} "
+                f"({seconds:.0f} s)")
+    write_json(folder / "train.json", {"arm": asdict(arm), "seed": seed, "budget": asdict(budget),
+                                       "seconds": round(seconds, 1), "loss_every_50": curve[::50]})
+    write_json(folder / "scores.json", score(model, splits=splits, log=log))
+    return folder
+
+
+@torch.no_grad()
+def score(model: CellDiffusion, steps=(1, 2, 4, 8), splits=task.SPLITS, seed: int = task.TEST_SEED, log=print) -> dict:
+    """{split: {"lengths", "sizes", "T": {T: [0/1 per map]}}}: one sample per map (noise seed = map index)."""
+    model.eval()
+    out = {}
+    for split in splits:
+        grids = task.split_maps(split, seed)
+        maps, _, _ = task.encode(grids)
+        rows = {}
+        for T in steps:
+            x = model.sample(maps, list(range(len(grids))), T)[:, 0].numpy()  # (B, 8, 8)
+            rows[str(T)] = [int(is_shortest_path(x[i, :g.shape[0], :g.shape[0]] > 0, g)) for i, g in enumerate(grids)]
+        out[split.name] = {"lengths": [task.path_length(g) for g in grids], "sizes": [g.shape[0] for g in grids],
+                           "T": rows}
+        log(f"  {split.name}: " + " ".join(f"T{T}={np.mean(rows[str(T)]):.3f}" for T in steps))
+    model.train()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m thinkpix.worlds.lake.cell_diffusion", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train and score one arm and seed (resumes)")
+    t.add_argument("--arm", required=True)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--runs", type=Path, required=True)
+    t.add_argument("--steps", type=int, default=Budget.steps)
+    args = parser.parse_args(argv)
+    try:
+        if args.steps < 1:
+            raise ThinkpixError("--steps must be >= 1")
+        torch.set_num_threads(1)
+        train(arm_named(args.arm), args.seed, args.runs, Budget(steps=args.steps))
+    except ThinkpixError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
