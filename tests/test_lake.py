@@ -228,3 +228,13 @@ def test_position_target_set_and_verdicts(tmp_path, capsys):
     capsys.readouterr()
     assert main(["lake", "evaluate", str(tmp_path / "gt"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["overall"] == 1.0
+
+
+def test_size_ranges_are_closed_and_ordered():
+    from thinkpix.errors import ThinkpixError
+    from thinkpix.worlds.lake.sets import parse_range
+
+    assert parse_range("4-6,8") == [4, 5, 6, 8] and parse_range("5") == [5]
+    for bad in ("8-4", "4-", "-4", "", "4-x"):
+        with pytest.raises(ThinkpixError):
+            parse_range(bad)

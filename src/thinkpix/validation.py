@@ -166,6 +166,8 @@ OPTION_CHECKS = {
     "stop_after": _positive(10**9),
     "think_steps": _non_negative(64),
     "lora_rank": _positive(4096),
+    "images_per_map": _positive(10_000),
+    "per_cell": _positive(10_000),
     "distractors": _non_negative(16),
     "canvas": _positive(MAX_IMAGE_SIDE),
     "prompt": lambda v, n: text(v, n, allow_empty=False),
@@ -176,7 +178,7 @@ OPTION_CHECKS = {
     "dtype": lambda v, n: _choice(v, n, ("auto", "fp32", "bf16", "fp16")),
 }
 # (command, dest): files a command writes that must not exist unless --overwrite (never another's file)
-NO_CLOBBER = {("generate", "out"), ("generate", "trace"), ("world", "out")}
+NO_CLOBBER = {("generate", "out"), ("generate", "trace"), ("world", "out"), ("lake", "out")}
 PRETRAINED_ONLY = {"resolution": 0, "device": "auto", "dtype": "auto"}  # sampling flags of a --pretrained base
 SAMPLER_CHECKS = {"steps": _positive(10_000)}  # generate / sample: sampler steps, tighter than training steps
 SAMPLER_COMMANDS = ("generate", "sample")
@@ -188,8 +190,10 @@ OUTPUTS = {
     ("sample", "out"): "dir", ("demo", "out"): "dir",
     ("world", "out"): "file",  # `world prompts`; `world render` is overridden below
     ("train", "export"): "dir", ("finetune", "export"): "dir", ("finetune", "out"): "dir",
+    ("lake", "out"): "file",  # `lake prompts` and `lake generate`; render, sample and finetune below
 }
-OUTPUT_OVERRIDES = {("world", "render", "out"): "dir"}
+OUTPUT_OVERRIDES = {("world", "render", "out"): "dir", ("lake", "render", "out"): "dir",
+                    ("lake", "sample", "out"): "dir", ("lake", "finetune", "out"): "dir"}
 # (command, dest): input files that must exist and be readable.
 INPUTS = {("sample", "prompts"), ("demo", "prompts"), ("world", "prompts"), ("train", "config"),
           ("finetune", "config")}
@@ -226,7 +230,8 @@ def check_args(args) -> None:
     for (cmd, dest), kind in OUTPUTS.items():
         value = getattr(args, dest, None)
         if cmd == command and value is not None:
-            kind = OUTPUT_OVERRIDES.get((cmd, getattr(args, "world_command", None), dest), kind)
+            action = getattr(args, "world_command", None) or getattr(args, "lake_command", None)
+            kind = OUTPUT_OVERRIDES.get((cmd, action, dest), kind)
             output_path(value, flag(dest), kind)
             p = Path(value)
             if (cmd, dest) in NO_CLOBBER and kind == "file" and (p.exists() or p.is_symlink()) \

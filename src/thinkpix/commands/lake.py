@@ -24,7 +24,8 @@ def register(sub) -> None:
     lake = p.add_subparsers(dest="lake_command", required=True, metavar="ACTION")
 
     pr = lake.add_parser("prompts", help="write an evaluation set of maps (metadata JSONL)")
-    pr.add_argument("--out", required=True)
+    pr.add_argument("--out", required=True, help="JSONL file to write (an existing file is refused unless --overwrite)")
+    pr.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     pr.add_argument("--per-cell", type=int, default=8, help="maps per (grid size, path length) pair (default 8)")
     pr.add_argument("--sizes", default="4-8", help="grid sizes, e.g. 4-8 (lengths 1..2N each)")
     pr.add_argument("--target", choices=("path", "position"), default="path",
@@ -87,6 +88,7 @@ def register(sub) -> None:
     ge.add_argument("--length", type=int, default=5, help="shortest-path length of a random map (default 5)")
     ge.add_argument("-k", type=int, default=None, help="position-target models: moves after which to draw the agent")
     ge.add_argument("-n", "--num-images", type=int, default=4)
+    ge.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     ge.set_defaults(func=run_generate)
 
 
@@ -94,9 +96,14 @@ def _metas(path) -> list[dict]:
     from ..evaluation.metadata import read_jsonl
     from ..worlds.lake.sets import map_of
 
+    from ..errors import ThinkpixError
+
     lines = read_jsonl(Path(path))
-    for _, meta in lines:
-        map_of(meta)  # validated up front
+    for number, meta in lines:
+        try:
+            map_of(meta)  # validated up front
+        except ThinkpixError as exc:
+            raise ThinkpixError(f"{path}:{number}: {exc}") from None
     return [meta for _, meta in lines]
 
 
@@ -104,9 +111,17 @@ def run_prompts(args) -> int:
     from ..errors import ThinkpixError
     from ..worlds.lake.sets import eval_set, parse_range
 
+    from ..worlds.lake.maps import MAX_SIZE, MIN_SIZE
+
     if args.per_cell < 1:
         raise ThinkpixError(f"--per-cell must be >= 1, got {args.per_cell}")
-    metas = eval_set(args.per_cell, args.seed, parse_range(args.sizes), args.target)
+    try:
+        sizes = parse_range(args.sizes)
+    except ThinkpixError as exc:
+        raise ThinkpixError(f"--sizes: {exc}") from None
+    if not all(MIN_SIZE <= s <= MAX_SIZE for s in sizes):
+        raise ThinkpixError(f"--sizes {args.sizes}: lake sizes are {MIN_SIZE}..{MAX_SIZE}")
+    metas = eval_set(args.per_cell, args.seed, sizes, args.target)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(m) + "\n" for m in metas), encoding="utf-8")
@@ -119,8 +134,8 @@ def run_render(args) -> int:
     from .world import clear_prompt_folders
 
     out = Path(args.out)
+    metas = _metas(args.prompts)  # every line checked before anything in OUT is replaced
     clear_prompt_folders(out, args.overwrite)
-    metas = _metas(args.prompts)
     write_ground_truth(metas, out, args.canvas)
     print(f"wrote {len(metas)} ground-truth solutions to {out}; score them with: thinkpix lake evaluate {out}")
     return 0
@@ -216,7 +231,7 @@ def run_generate(args) -> int:
     from ..evaluation.lake import judge
     from ..imaging import grid, save_png
     from ..lake_sampling import generate_lake_images
-    from ..worlds.lake.maps import from_text, random_map, to_text
+    from ..worlds.lake.maps import from_text, random_map, shortest_length, to_text
     from ..worlds.lake.render import render
 
     if args.num_images < 1:
@@ -227,6 +242,9 @@ def run_generate(args) -> int:
     size, length = getattr(args, "size", 5), getattr(args, "length", 5)
     grid_map = (random_map(np.random.default_rng(int(spec)), size, length) if spec.isdigit()
                 else from_text([r.strip() for r in spec.split(",")]))
+    if shortest_length(grid_map) < 1:
+        raise ThinkpixError(f"--map {spec}: the goal cannot be reached from the start (holes block every path); "
+                            "an unsolvable map has no right answer to draw")
     model = _model(args)
     k = getattr(args, "k", None)
     ks = [k] * args.num_images if k is not None else None

@@ -51,7 +51,11 @@ def metadata(grid: np.ndarray, k: int | None = None) -> dict:
 
 def map_of(meta: dict) -> np.ndarray:
     """A metadata line's map, checked: square, one start, one goal, solvable in `length` moves."""
-    grid = from_text(meta["map"])
+    rows = meta.get("map") if isinstance(meta, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, str) for r in rows):
+        raise ThinkpixError("not a lake map line: needs a 'map' key with a list of rows like ['S.', '.G'] "
+                            f"(got keys {sorted(meta) if isinstance(meta, dict) else type(meta).__name__})")
+    grid = from_text(rows)
     length = shortest_length(grid)
     if length < 1:
         raise ThinkpixError(f"map {meta['map']} has no path from start to goal")
@@ -85,14 +89,20 @@ def eval_set(per_cell: int = 8, seed: int = 0, sizes=EVAL_SIZES, target: str = "
 
 
 def parse_range(spec: str) -> list[int]:
-    """'4,5' or '4-6' or '4-5,7' -> sorted distinct ints."""
+    """'4,5' or '4-6' or '4-5,7' -> sorted distinct ints; a reversed ('8-4') or open ('4-', '-4') range
+    and an empty one are refused."""
     values: set[int] = set()
-    try:
-        for part in str(spec).split(","):
-            lo, _, hi = part.strip().partition("-")
-            values.update(range(int(lo), int(hi or lo) + 1))
-    except ValueError:
-        raise ThinkpixError(f"expected integers like '4,5' or '4-6', got {spec!r}") from None
+    for part in str(spec).split(","):
+        lo, dash, hi = part.strip().partition("-")
+        try:
+            lo_i, hi_i = int(lo), int(hi if dash else lo)
+        except ValueError:
+            raise ThinkpixError(f"expected integers like '4,5' or '4-6', got {spec!r} (an open range such as "
+                                "'4-' names no end)") from None
+        if lo_i > hi_i:
+            raise ThinkpixError(f"range {part.strip()!r} in {spec!r} is reversed; write it low-high, e.g. "
+                                f"'{hi_i}-{lo_i}'")
+        values.update(range(lo_i, hi_i + 1))
     return sorted(values)
 
 
