@@ -6,8 +6,9 @@ this machine's measured matmul rates (same thread count).
 
 The first form measures the demo size in fp32 (the numbers of docs/model_card.md). The second compares
 precisions (`thinkpix.precision`) per model size: the settings run alternated, round by round, in one
-process (so a machine shared with other work slows them alike: read the ratios, not the times) and
-it writes per size and precision train images/s, sampling images/s (the fastest round of each), `train_speedup` and
+process, timed in CPU seconds of the process (a machine shared with other work, even at a higher
+priority, then changes little: read the ratios, not the times), and it writes per size and precision
+train images/s, sampling images/s (per CPU second; the fastest round of each), `train_speedup` and
 `sample_speedup` over fp32, where a training step's time goes (matmuls, attention, convolutions, the
 rest; torch.profiler self time) and the step's FLOP rate against measured fp32 and bf16 matmul rates.
 
@@ -44,9 +45,11 @@ def timed(fn, repeats: int) -> float:
 
 
 def seconds(fn) -> float:
-    start = time.perf_counter()
+    """CPU seconds of this process running fn(): on a machine shared with other work (even at a higher
+    priority) this counts this process's own work, where wall time would count the others' too."""
+    start = time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def training_parts(model, batch_size: int, precision: str = "fp32"):
@@ -135,25 +138,27 @@ def time_shares(fn) -> dict:
             shares[kind] += e.self_cpu_time_total / total
     optimiser = sum(e.cpu_time_total for e in events if e.key.startswith("Optimizer.step"))
     shares["optimizer_step"] = optimiser / total
-    shares["other"] = 1.0 - sum(v for k, v in shares.items() if k in KINDS) - shares["optimizer_step"]
+    shares["other"] = 1.0 - sum(shares[k] for k in KINDS) - shares["optimizer_step"]
+    top = sorted(events, key=lambda e: -e.self_cpu_time_total)[:12]
+    shares["top_ops"] = [[e.key, e.self_cpu_time_total / total, e.count] for e in top]  # name, share, calls
     return shares
 
 
 def peaks(widths: list[int], seconds_each: float) -> dict:
-    """Measured matmul FLOP/s, fp32 and bf16: square 1024 and each model width's (4096 x W) @ (W x W)."""
-    from thinkpix.models.flops import matmul_peak
+    """Measured matmul FLOP per CPU second, fp32 and bf16: square 1024 and each model width's
+    (4096 x W) @ (W x W) (the shape of the transformer's linear layers at batch 64)."""
 
     def rate(m, k, n, dtype):
         a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
         for _ in range(3):
             a @ b
-        count, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds_each:
+        count, start = 0, time.process_time()
+        while time.process_time() - start < seconds_each:
             a @ b
             count += 1
-        return 2 * m * k * n * count / (time.perf_counter() - start)
+        return 2 * m * k * n * count / (time.process_time() - start)
 
-    out = {"square_1024": {"fp32": matmul_peak(1024, seconds_each), "bf16": matmul_peak(1024, seconds_each, torch.bfloat16)}}
+    out = {"square_1024": {"fp32": rate(1024, 1024, 1024, torch.float32), "bf16": rate(1024, 1024, 1024, torch.bfloat16)}}
     for w in widths:
         out[f"4096x{w}@{w}x{w}"] = {"fp32": rate(4096, w, w, torch.float32), "bf16": rate(4096, w, w, torch.bfloat16)}
     return out
@@ -181,7 +186,7 @@ def compare(args) -> None:
         "command": (f"python -m benchmarks.bench_training --precision {args.precision} --size {args.size} "
                     f"--rounds {args.rounds} --threads {args.threads} --batch-size {args.batch_size}"),
         "machine": platform.processor() or platform.machine(), "threads": args.threads,
-        "batch_size": args.batch_size, "space": args.space, "cpu_bf16_flags": list(cpu_bf16_flags()),
+        "batch_size": args.batch_size, "space": args.space, "clock": "process CPU time (time.process_time)", "cpu_bf16_flags": list(cpu_bf16_flags()),
         "auto_resolves_to": resolve("auto", "cpu"), "rounds": args.rounds,
         "sampling": {"images": len(prompts), "steps": args.sample_steps, "guidance": 3.0, "sampler": "euler"},
         "matmul_peaks_flop_per_s": peaks(sorted(set(widths.values())), 1.0), "sizes": {},
@@ -247,7 +252,7 @@ def main() -> None:
     parser.add_argument("--space", choices=("latent", "pixel"), default="latent")
     parser.add_argument("--precision", default=None, help="compare settings, e.g. fp32,bf16,auto (fp32 always runs)")
     parser.add_argument("--size", default="demo", help="model sizes to compare (with --precision), e.g. demo,w256,w384")
-    parser.add_argument("--rounds", type=int, default=4, help="alternated rounds (with --precision)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds (with --precision)")
     parser.add_argument("--sample-steps", type=int, default=10, help="sampler steps (with --precision)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -157,3 +157,21 @@ def test_bad_precision_flag_exits_2(tiny_model, tmp_path):
         main(["generate", "a red circle", "--model", str(tiny_model), "--out", str(tmp_path / "g.png"),
               "--precision", "fp16"])
     assert exc.value.code == 2
+
+
+def test_bf16_training_attention_runs_in_fp32_and_sampling_attention_in_bf16():
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 11, 16, generator=g).bfloat16().requires_grad_(True) for _ in range(3))
+    with precision.autocast("bf16", "cpu"):
+        trained = F.scaled_dot_product_attention(q, k, v)  # will be differentiated: fp32 inside
+        with torch.no_grad():
+            sampled = F.scaled_dot_product_attention(q, k, v)  # inference: bf16 attention
+    fp32 = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = F.scaled_dot_product_attention(q, k, v)
+    assert trained.dtype == sampled.dtype == torch.bfloat16
+    assert torch.equal(trained, fp32.bfloat16()) and torch.equal(sampled, bf16)
+    trained.float().sum().backward()
+    assert q.grad is not None and q.grad.dtype == torch.bfloat16
