@@ -242,6 +242,30 @@ def compare(args) -> None:
                   f"{e['flop_rate_vs_bf16_matmul_peak']:.2f} of bf16")
 
 
+def precision_table(result: dict) -> str:
+    """The Markdown table of docs/training.md (Precision) from a `--precision` result (tested verbatim)."""
+    rows = ["| size (width) | setting | train img/s | train speed-up | sample img/s | sample speed-up | matmul "
+            "| attention | conv | AdamW | rest | FLOP rate / fp32 peak | / bf16 peak |", "|" + "---|" * 13]
+    for size, entry in result["sizes"].items():
+        for p, e in entry["precisions"].items():
+            s = e["time_shares"]
+            shares = " | ".join(f"{s[k]:.0%}" for k in ("matmul", "attention", "convolution", "optimizer_step", "other"))
+            rows.append(f"| {size} ({entry['width']}) | {p} | {e['train_images_per_s']:.1f} | {e['train_speedup']:.2f}x "
+                        f"| {e['sample_images_per_s']:.2f} | {e['sample_speedup']:.2f}x | {shares} "
+                        f"| {e['flop_rate_vs_fp32_matmul_peak']:.2f} | {e['flop_rate_vs_bf16_matmul_peak']:.2f} |")
+    return "\n".join(rows)
+
+
+def profile_table(result: dict, size: str, settings=("fp32", "bf16"), n: int = 8) -> str:
+    """The heaviest ops of one training step of `size` (profiled self time share), side by side."""
+    tops = {p: result["sizes"][size]["precisions"][p]["time_shares"]["top_ops"][:n] for p in settings}
+    rows = ["| rank | " + " | ".join(f"{p} op | share" for p in settings) + " |", "|" + "---|" * (1 + 2 * len(settings))]
+    for i in range(n):
+        cells = " | ".join(f"`{tops[p][i][0].replace('aten::', '')}` | {tops[p][i][1]:.0%}" for p in settings)
+        rows.append(f"| {i + 1} | {cells} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=None, help="JSON file (default benchmarks/results/training.json, "

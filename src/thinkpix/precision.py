@@ -64,9 +64,9 @@ def resolve(precision: str, device: torch.device | str = "cpu") -> str:
 
 class Fp32TrainingAttention(TorchFunctionMode):
     """Under CPU bf16 autocast, attention that will be differentiated runs in fp32: torch's CPU flash
-    attention backward is 2-3x slower in bf16 than in fp32 at this project's shapes (88 tokens, heads of
-    64; `python -m benchmarks.bench_training --precision ...` profiles it). Inputs and output stay bf16;
-    sampling (no gradient) keeps bf16 attention, which is the faster forward."""
+    attention backward is slower in bf16 than in fp32 at this project's shapes (88 tokens, heads of 64;
+    docs/training.md, Precision). Inputs and output stay bf16; sampling (no gradient) keeps bf16
+    attention."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}

@@ -42,9 +42,9 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
 
 
 def adamw(groups: list[dict], cfg: TrainConfig, precision: str) -> torch.optim.AdamW:
-    """AdamW of the config. The bf16 fast path takes torch's fused kernel (one pass over all tensors:
-    4x faster than the per-tensor loop at width 384, fp32 state all the same); fp32 keeps the per-tensor
-    loop, whose numbers earlier fp32 runs were made with (the two differ in the last bits)."""
+    """AdamW of the config. The bf16 fast path takes torch's fused kernel (one pass over all tensors,
+    much faster than the per-tensor loop at width 384; fp32 state all the same); fp32 keeps the
+    per-tensor loop, whose numbers earlier fp32 runs were made with (the two differ in the last bits)."""
     return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
                              weight_decay=cfg.optim.weight_decay, fused=True if precision == "bf16" else None)
 
