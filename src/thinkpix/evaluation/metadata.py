@@ -9,12 +9,15 @@ import json
 from pathlib import Path
 
 from ..errors import ThinkpixError, located
-from ..worlds.dense import QUESTION_KINDS
+from ..validation import MAX_PROMPT_CHARS
+from ..worlds.dense import DENSE_TAG, QUESTION_KINDS
 from ..worlds.geometry import RELATIONS
 from ..worlds.palette import COLOR_NAMES
+from ..worlds.prompts import TASKS
 from ..worlds.shapes import SHAPES
 
 MAX_COUNT = 64  # objects of one kind; far above what a canvas holds, low enough to refuse absurd counts
+TAGS = (*TASKS, DENSE_TAG)  # GenEval's six tasks and the dense prompts; another tag would become a row of its own
 
 
 def read_jsonl(path: Path) -> list[tuple[int, dict]]:
@@ -62,6 +65,10 @@ def validate_metadata(meta: dict, path, line: int | None) -> dict:
     for key in ("tag", "prompt"):
         if not isinstance(meta[key], str) or not meta[key].strip():
             raise located(path, line, f"{key!r} must be a non-empty string, got {meta[key]!r}")
+    if meta["tag"] not in TAGS:
+        raise located(path, line, f"unknown task tag {meta['tag']!r} (known: {', '.join(TAGS)})")
+    if len(meta["prompt"]) > MAX_PROMPT_CHARS:  # the command line's limit too (`validation.text`)
+        raise located(path, line, f"'prompt' is {len(meta['prompt'])} characters long (at most {MAX_PROMPT_CHARS})")
     include = meta["include"]
     if not isinstance(include, list) or not include:
         raise located(path, line, "'include' must be a non-empty list")

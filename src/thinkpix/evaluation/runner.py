@@ -24,6 +24,7 @@ from ..sample_record import prompt_folder_complete, read_record
 from ..validation import image_size
 from ..worlds.dense import is_dense
 from ..worlds.prompts import TASKS
+from ..worlds.scene import DEFAULT_CANVAS as MIN_SIDE  # the world's smallest canvas (32; 64 is the other)
 from .bootstrap import percentile_interval, stratified_bootstrap_means
 from .dense import score_dense
 from .detect import COUNTING_THRESHOLD, THRESHOLD, detect_all, group
@@ -50,12 +51,35 @@ def score_image(image: np.ndarray, metadata: dict) -> dict:
 
 def check_image_header(path: Path, canvas: int | None) -> int:
     """The image's side from its header alone (nothing decoded); a `ThinkpixError` if unreadable,
-    too large, or not canvas x canvas (not square when `canvas` is None)."""
+    too large, smaller than the world's smallest canvas, or not canvas x canvas (not square when
+    `canvas` is None)."""
     w, h = image_size(path)
     side = canvas or w
     if (h, w) != (side, side):
         raise located(path, None, f"image is {w}x{h}, expected {side}x{side}")
+    if side < MIN_SIDE:  # at 1x1 a single pixel is a whole "object" to the detector
+        raise located(path, None, f"image is {w}x{h}, smaller than the shapes world's smallest canvas "
+                                  f"({MIN_SIDE}x{MIN_SIDE}); nothing that small can be scored")
     return side
+
+
+def to_rgb8(im: Image.Image, path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 of any 8- or 16-bit image: palettes through their palette, 16-bit grey scaled to
+    8 bits (not clipped to white), transparency and floating-point pixels refused."""
+    if im.mode.startswith("I"):  # 16-bit (I;16*) or 32-bit integer grey
+        grey = np.asarray(im).astype(np.int64)
+        if grey.size and (grey.min() < 0 or grey.max() > 65535):
+            raise located(path, None, f"{im.mode} image with values outside 0..65535; save it as 8-bit RGB")
+        grey = ((grey * 255 + 32767) // 65535).astype(np.uint8)  # 0..65535 -> 0..255, rounded
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if im.mode == "F":
+        raise located(path, None, "floating-point image; save it as 8-bit RGB")
+    if "A" in im.mode or (im.mode == "P" and "transparency" in im.info):
+        rgba = np.asarray(im.convert("RGBA"))
+        if (rgba[..., 3] < 255).any():
+            raise located(path, None, "image has transparent pixels; the evaluator scores opaque RGB images")
+        return np.ascontiguousarray(rgba[..., :3])
+    return np.asarray(im.convert("RGB"))
 
 
 def load_image(path: Path, canvas: int | None) -> np.ndarray:
@@ -63,7 +87,7 @@ def load_image(path: Path, canvas: int | None) -> np.ndarray:
     check_image_header(path, canvas)
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return to_rgb8(im, path)
     except (OSError, ValueError) as exc:
         raise located(path, None, f"cannot read image ({exc})") from None
 
