@@ -25,7 +25,8 @@ test: $(STAMP)
 	$(PY) -m pytest tests
 
 # The web page's browser test: the `web` extra in the venv, Debian's chromium (no browser download),
-# then tests/web with THINKPIX_WEB_REQUIRED=1 so that a missing piece fails instead of skipping.
+# then tests/web with THINKPIX_WEB_REQUIRED=1 so that a missing piece fails instead of skipping; it
+# rewrites the README's screenshots, docs/figures/web_*.png.
 WEB_STAMP := $(VENV)/.web-installed
 $(WEB_STAMP): $(STAMP) pyproject.toml
 	$(PIP) install -q -e '.[test,web]'
@@ -33,7 +34,7 @@ $(WEB_STAMP): $(STAMP) pyproject.toml
 
 test-web: $(WEB_STAMP)
 	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium)
-	THINKPIX_WEB_REQUIRED=1 GRADIO_ANALYTICS_ENABLED=False $(PY) -m pytest tests/web -rs
+	THINKPIX_WEB_REQUIRED=1 THINKPIX_WEB_FIGURES=docs/figures GRADIO_ANALYTICS_ENABLED=False $(PY) -m pytest tests/web -rs
 
 bench: $(STAMP)   # writes benchmarks/results/*.json
 	$(PY) -m benchmarks.bench_evaluator --out benchmarks/results/evaluator.json

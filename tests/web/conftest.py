@@ -2,7 +2,6 @@
 
 import os
 import socket
-import sys
 
 import pytest
 
@@ -35,8 +34,7 @@ def one_thread():
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
     """{'adapter': an RSR adapter on the bundled base, 'lake': a lake model with RSR trained in}."""
-    sys.path.insert(0, os.path.dirname(__file__))
-    import tiny_models
+    from . import tiny_models
 
     out = tmp_path_factory.mktemp("web_models")
     return {"adapter": tiny_models.rsr_adapter(out), "lake": tiny_models.lake_model(out)}
@@ -48,10 +46,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(service):
+def serve(service, generate_on_load: bool = True):
     """Launch the page for `service` in this process -> (url, demo)."""
     from thinkpix.web import app
 
-    demo = app.build(service)
+    demo = app.build(service, generate_on_load)
     url = app.launch(demo, "127.0.0.1", free_port(), block=False)
     return url, demo
+
+
+def stop(demo, service) -> None:
+    """Close the server, then wait for a sampler still running in it (a test that timed out leaves one),
+    so that no thread is inside torch when the interpreter exits."""
+    demo.close()
+    if service.lock.acquire(timeout=600):
+        service.lock.release()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say in the plain `make test` output why the browser test was skipped, without -rs."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "test_browser" in r.nodeid]
+    if skipped and missing_for_browser():
+        terminalreporter.write_line(f"tests/web/test_browser.py: {len(skipped)} browser test(s) skipped, this machine "
+                                    f"lacks {', '.join(missing_for_browser())}; run `make test-web`", yellow=True)
