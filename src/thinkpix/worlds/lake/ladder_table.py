@@ -111,6 +111,12 @@ def best_reading(runs: Path) -> dict:
     return {"validation_gain": means, "best": max(means, key=means.get) if means else None}
 
 
+def _seed_mean(seeds: dict[int, dict], curve_name: str, T: str) -> list[float]:
+    """[mean, min, max] over seeds of one curve's accuracy at depth T."""
+    v = [r[curve_name][T] for r in seeds.values()]
+    return [round(float(np.mean(v)), 4), min(v), max(v)]
+
+
 def tabulate(runs: Path) -> dict:
     """{"arms": {arm: {seed: rows}}, "summary": {arm: {"gains": [...], "verdict": ...}}, "runs": [relative paths]}."""
     found = load_runs(runs)
@@ -119,8 +125,11 @@ def tabulate(runs: Path) -> dict:
     summary = {}
     for arm, seeds in arms.items():
         g = {str(s): [r["deciding"]["gain"], r["deciding"]["lo"], r["deciding"]["hi"]] for s, r in sorted(seeds.items())}
+        looped = arm.startswith(("rsr-", "adapter-"))
         summary[arm] = {"T8_minus_T1_4to6_moves": g,
-                        "verdict": "control" if arm == CONTROL else verdict(seeds, control)}
+                        "verdict": "control" if arm == CONTROL else verdict(seeds, control) if looped else "reference",
+                        "accuracy_4to6_moves": {T: _seed_mean(seeds, "curve_deciding", T) for T in ("1", "8", "16")},
+                        "accuracy_longer": {T: _seed_mean(seeds, "curve_longer", T) for T in ("1", "8", "16")}}
     return {"criterion": {"split": DECIDING[0], "lengths": list(DECIDING[1:]), "from_T": 1, "to_T": 8,
                           "control_min_gain": CONTROL_MIN_GAIN, "inert_band": INERT_BAND, "resamples": RESAMPLES},
             "runs": sorted(f"{a}/seed{s}/scores.json" for a, ss in found.items() for s in ss),
@@ -138,4 +147,17 @@ def markdown(result: dict, arms: list[str] | None = None) -> str:
         g = result["summary"][a]["T8_minus_T1_4to6_moves"]
         cells = [f"{g[s][0]:+.3f} ({g[s][1]:+.3f} to {g[s][2]:+.3f})" if s in g else "-" for s in seeds]
         lines.append(f"| `{a}` | " + " | ".join(cells) + f" | {result['summary'][a]['verdict']} |")
+    return "\n".join(lines)
+
+
+def markdown_accuracy(result: dict, arms: list[str] | None = None) -> str:
+    """Exact-map accuracy at T = 1, 8, 16 (mean over seeds, [min, max]) on the deciding maps and on `longer`."""
+    names = arms or sorted(result["summary"])
+    head = ["4-6 moves T=1", "4-6 moves T=8", "4-6 moves T=16", "longer T=8", "longer T=16"]
+    lines = ["| arm | seeds | " + " | ".join(head) + " |", "|---|---|" + "---|" * len(head)]
+    for a in names:
+        s = result["summary"][a]
+        cells = [s["accuracy_4to6_moves"][T] for T in ("1", "8", "16")] + [s["accuracy_longer"][T] for T in ("8", "16")]
+        n = len(s["T8_minus_T1_4to6_moves"])
+        lines.append(f"| `{a}` | {n} | " + " | ".join(f"{m:.3f} [{lo:.2f}, {hi:.2f}]" for m, lo, hi in cells) + " |")
     return "\n".join(lines)
