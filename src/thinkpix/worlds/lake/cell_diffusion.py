@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,10 +26,9 @@ import torch
 from thinkpix import flow
 from thinkpix.errors import ThinkpixError
 from thinkpix.files import write_json
-from thinkpix.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
 from . import ladder_task as task
-from .ladder import Budget, lr_at, run_dir
+from .ladder import Budget, fit, run_dir
 from .ladder_models import Arm, Solver, arm_named
 from .maps import GOAL, HOLE, START, find, neighbours, shortest_path
 
@@ -79,12 +77,12 @@ class CellDiffusion(torch.nn.Module):
         return flow.sample(lambda x, t: self.velocity(x, t, maps, steps), noise, sampler_steps)
 
 
-def loss(model: CellDiffusion, grids: list[np.ndarray], depth: int, rng: np.random.Generator,
-         gen: torch.Generator) -> torch.Tensor:
+def loss(model: CellDiffusion, grids: list[np.ndarray], depth: int, rng: np.random.Generator) -> torch.Tensor:
+    """Rectified-flow loss on the cells inside each map; the path is a random shortest one (from `rng`),
+    noise and timesteps from torch's global generator (which the checkpoints hold)."""
     maps, _, mask = task.encode(grids)
-    x0 = path_layer(grids, rng)
-    noise = torch.randn(x0.shape, generator=gen)
-    t = flow.sample_timesteps(len(grids), gen)
+    x0 = path_layer(grids, rng)  # (B, 1, 8, 8)
+    noise, t = torch.randn(x0.shape), flow.sample_timesteps(len(grids))
     return flow.flow_loss(lambda x, s: model.velocity(x, s, maps, depth), x0, noise, t, weight=mask[:, None].float())
 
 
@@ -95,45 +93,8 @@ def train(arm: Arm, seed: int, runs: Path, budget: Budget = Budget(), log=print,
         return folder
     torch.manual_seed(seed)
     model = CellDiffusion(arm, seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=budget.lr, betas=(0.9, 0.99), weight_decay=0.01)
-    data_rng, depth_rng = np.random.default_rng([seed, 1]), np.random.default_rng([seed, 2])
-    gen = torch.Generator().manual_seed(seed)
-    curve, start, seconds = [], 0, 0.0
-    ckpt = latest_checkpoint(folder / "checkpoints")
-    if ckpt is not None:
-        tensors, opt_state, state = load_checkpoint(ckpt)
-        model.load_state_dict({k.removeprefix("param."): v for k, v in tensors.items()})
-        opt.load_state_dict(opt_state)
-        data_rng.bit_generator.state, depth_rng.bit_generator.state = state["data_rng"], state["depth_rng"]
-        gen.set_state(torch.tensor(state["noise_rng"], dtype=torch.uint8))
-        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
-        curve, start, seconds = state["curve"], state["step"], state["seconds"]
-    tick = time.perf_counter()
-    for step in range(start, budget.steps):
-        grids = task.training_maps(data_rng, budget.batch)
-        depth = int(depth_rng.integers(1, budget.max_depth + 1))
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, budget)
-        value = loss(model, grids, depth, data_rng, gen)
-        opt.zero_grad(set_to_none=True)
-        value.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        curve.append(round(value.item(), 5))
-        done = step + 1
-        if done % budget.checkpoint_every == 0 or done == budget.steps:
-            seconds += time.perf_counter() - tick
-            tick = time.perf_counter()
-            state = {"arm": asdict(arm), "seed": seed, "curve": curve, "seconds": seconds,
-                     "data_rng": data_rng.bit_generator.state, "depth_rng": depth_rng.bit_generator.state,
-                     "noise_rng": gen.get_state().tolist(), "torch_rng": torch.get_rng_state().tolist()}
-            save_checkpoint(folder / "checkpoints", done, {f"param.{k}": v for k, v in model.state_dict().items()},
-                            opt, state, keep=1)
-            log(f"diffusion {arm.name} seed {seed}: step {done}/{budget.steps} loss {np.mean(curve[-100:]):.4f} "
-                f"({seconds:.0f} s)")
-    write_json(folder / "train.json", {"arm": asdict(arm), "seed": seed, "budget": asdict(budget),
-                                       "seconds": round(seconds, 1), "loss_every_50": curve[::50]})
+    record = fit(model, folder, seed, budget, lambda grids, depth, rng: loss(model, grids, depth, rng), log)
+    write_json(folder / "train.json", {"arm": asdict(arm), **record})
     write_json(folder / "scores.json", score(model, splits=splits, log=log))
     return folder
 

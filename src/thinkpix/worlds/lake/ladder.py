@@ -93,6 +93,57 @@ def validate(runs: Path, log=print) -> list[Path]:
     return written
 
 
+def fit(model: torch.nn.Module, folder: Path, seed: int, budget: Budget, batch_loss, log=print,
+        stop_at: int | None = None) -> dict | None:
+    """The ladder's training loop, shared by its solvers and the cell-diffusion models.
+
+    `batch_loss(grids, depth, data_rng) -> loss` for fresh training maps and a depth T ~ U{1..T_max}.
+    Checkpoints (weights, optimizer, the data and depth generators, torch's global generator, the loss curve)
+    go to FOLDER/checkpoints and a rerun resumes from the newest one, exactly. Returns the training record,
+    or None when stopped early at `stop_at` (a later call resumes)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=budget.lr, betas=(0.9, 0.99), weight_decay=0.01)
+    data_rng, depth_rng = np.random.default_rng([seed, 1]), np.random.default_rng([seed, 2])
+    curve, start, seconds = [], 0, 0.0
+    ckpt = latest_checkpoint(folder / "checkpoints")
+    if ckpt is not None:  # resume exactly: weights, optimizer, every generator, the curve so far
+        tensors, opt_state, state = load_checkpoint(ckpt)
+        model.load_state_dict({k.removeprefix("param."): v for k, v in tensors.items()})
+        opt.load_state_dict(opt_state)
+        data_rng.bit_generator.state, depth_rng.bit_generator.state = state["data_rng"], state["depth_rng"]
+        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+        curve, start, seconds = state["curve"], state["step"], state["seconds"]
+        log(f"{folder}: resumed at step {start}")
+    model.train()
+    tick = time.perf_counter()
+    for step in range(start, budget.steps):
+        grids = task.training_maps(data_rng, budget.batch)
+        depth = int(depth_rng.integers(1, budget.max_depth + 1))
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, budget)
+        loss = batch_loss(grids, depth, data_rng)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        curve.append(round(loss.item(), 5))
+        done = step + 1
+        if done % budget.checkpoint_every == 0 or done == budget.steps:
+            seconds += time.perf_counter() - tick
+            tick = time.perf_counter()
+            state = {"seed": seed, "budget": asdict(budget), "curve": curve, "seconds": seconds,
+                     "data_rng": data_rng.bit_generator.state, "depth_rng": depth_rng.bit_generator.state,
+                     "torch_rng": torch.get_rng_state().tolist()}
+            trained_now = {f"param.{k}": v for k, v in model.state_dict().items()}
+            save_checkpoint(folder / "checkpoints", done, trained_now, opt, state, keep=1)
+            log(f"{folder.parent.name} seed {seed}: step {done}/{budget.steps} loss {np.mean(curve[-100:]):.4f} "
+                f"({seconds:.0f} s)")
+            if stop_at is not None and done >= stop_at and done < budget.steps:
+                return None
+    return {"seed": seed, "budget": asdict(budget), "parameters": sum(p.numel() for p in params),
+            "seconds": round(seconds, 1), "loss_every_50": curve[::50]}
+
+
 def train(arm: Arm, seed: int, runs: Path, budget: Budget = Budget(), log=print, stop_at: int | None = None,
           splits=task.SPLITS, eval_steps=EVAL_STEPS) -> Path:
     """Train `arm` with `seed` into RUNS/<arm>/seed<seed>/ (resuming from its newest checkpoint); score it.
@@ -105,48 +156,15 @@ def train(arm: Arm, seed: int, runs: Path, budget: Budget = Budget(), log=print,
     torch.manual_seed(seed)
     base = frozen_base(runs, seed) if arm.kind == "adapter" else None
     model = Solver(arm, seed, base)
-    params = model.trainable_parameters()
-    opt = torch.optim.AdamW(params, lr=budget.lr, betas=(0.9, 0.99), weight_decay=0.01)
-    data_rng, depth_rng = np.random.default_rng([seed, 1]), np.random.default_rng([seed, 2])
-    curve, start, seconds = [], 0, 0.0
-    ckpt = latest_checkpoint(folder / "checkpoints")
-    if ckpt is not None:  # resume exactly: weights, optimizer, both generators, the curve so far
-        tensors, opt_state, state = load_checkpoint(ckpt)
-        model.load_state_dict({k.removeprefix("param."): v for k, v in tensors.items()})
-        opt.load_state_dict(opt_state)
-        data_rng.bit_generator.state, depth_rng.bit_generator.state = state["data_rng"], state["depth_rng"]
-        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
-        curve, start, seconds = state["curve"], state["step"], state["seconds"]
-        log(f"{folder}: resumed at step {start}")
-    model.train()
-    tick = time.perf_counter()
-    for step in range(start, budget.steps):
-        maps, target, mask = task.encode(task.training_maps(data_rng, budget.batch))
-        depth = int(depth_rng.integers(1, budget.max_depth + 1))
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, budget)
-        loss = task.cell_loss(model(maps, depth), target, mask)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        curve.append(round(loss.item(), 5))
-        done = step + 1
-        if done % budget.checkpoint_every == 0 or done == budget.steps:
-            seconds += time.perf_counter() - tick
-            tick = time.perf_counter()
-            state = {"arm": asdict(arm), "seed": seed, "budget": asdict(budget), "curve": curve, "seconds": seconds,
-                     "data_rng": data_rng.bit_generator.state, "depth_rng": depth_rng.bit_generator.state,
-                     "torch_rng": torch.get_rng_state().tolist()}
-            trained = {f"param.{k}": v for k, v in model.state_dict().items()}
-            save_checkpoint(folder / "checkpoints", done, trained, opt, state, keep=1)
-            log(f"{arm.name} seed {seed}: step {done}/{budget.steps} loss {np.mean(curve[-100:]):.4f} "
-                f"({seconds:.0f} s)")
-            if stop_at is not None and done >= stop_at and done < budget.steps:
-                return folder
-    write_json(folder / "train.json", {"arm": asdict(arm), "seed": seed, "budget": asdict(budget),
-                                       "parameters": sum(p.numel() for p in params), "seconds": round(seconds, 1),
-                                       "loss_every_50": curve[::50]})
+
+    def batch_loss(grids, depth, _rng):
+        maps, target, mask = task.encode(grids)
+        return task.cell_loss(model(maps, depth), target, mask)
+
+    record = fit(model, folder, seed, budget, batch_loss, log, stop_at)
+    if record is None:
+        return folder
+    write_json(folder / "train.json", {"arm": asdict(arm), **record})
     write_json(folder / "scores.json", score(model, eval_steps, splits=splits, log=log))
     return folder
 
