@@ -10,13 +10,11 @@ arm: a plain stack, the looped control, an RSR reading), here with the diffusion
 A sample is judged exactly: the cells above 0 must be one shortest path (start and goal in, no hole,
 connected, exactly L + 1 cells for a shortest length L). Any shortest path counts.
 
-    python -m thinkpix.worlds.lake.cell_diffusion train --arm stack-2 --seed 0 --runs RUNS
+    python -m thinkpix.worlds.lake.ladder train --task diffusion --arm stack-2 --seed 0 --runs RUNS
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,12 +22,11 @@ import numpy as np
 import torch
 
 from thinkpix import flow
-from thinkpix.errors import ThinkpixError
 from thinkpix.files import write_json
 
 from . import ladder_task as task
 from .ladder import Budget, fit, run_dir
-from .ladder_models import Arm, Solver, arm_named
+from .ladder_models import Arm, Solver
 from .maps import GOAL, HOLE, START, find, neighbours, shortest_path
 
 SAMPLER_STEPS = 10
@@ -116,27 +113,3 @@ def score(model: CellDiffusion, steps=(1, 2, 4, 8), splits=task.SPLITS, seed: in
         log(f"  {split.name}: " + " ".join(f"T{T}={np.mean(rows[str(T)]):.3f}" for T in steps))
     model.train()
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m thinkpix.worlds.lake.cell_diffusion", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train and score one arm and seed (resumes)")
-    t.add_argument("--arm", required=True)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--runs", type=Path, required=True)
-    t.add_argument("--steps", type=int, default=Budget.steps)
-    args = parser.parse_args(argv)
-    try:
-        if args.steps < 1:
-            raise ThinkpixError("--steps must be >= 1")
-        torch.set_num_threads(1)
-        train(arm_named(args.arm), args.seed, args.runs, Budget(steps=args.steps))
-    except ThinkpixError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

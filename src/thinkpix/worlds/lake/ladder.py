@@ -198,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--runs", type=Path, required=True, help="run folder (outside the repository)")
     t.add_argument("--steps", type=int, default=Budget.steps)
     t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--task", choices=("solve", "diffusion"), default="solve",
+                   help="solve: the supervised per-cell task; diffusion: draw the path with rectified flow "
+                        "(cell_diffusion, into RUNS/diffusion-<arm>/)")
     v = sub.add_parser("validate", help="score finished runs on the validation maps (for choosing the best reading)")
     v.add_argument("--runs", type=Path, required=True)
     tab = sub.add_parser("table", help="tabulate finished runs with paired bootstrap intervals")
@@ -209,7 +212,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.steps < 1 or args.threads < 1:
                 raise ThinkpixError("--steps and --threads must be >= 1")
             torch.set_num_threads(args.threads)
-            train(arm_named(args.arm), args.seed, args.runs, Budget(steps=args.steps))
+            if args.task == "diffusion":
+                from .cell_diffusion import train as train_diffusion
+
+                train_diffusion(arm_named(args.arm), args.seed, args.runs, Budget(steps=args.steps))
+            else:
+                train(arm_named(args.arm), args.seed, args.runs, Budget(steps=args.steps))
         elif args.command == "validate":
             validate(args.runs)
         else:
