@@ -175,3 +175,18 @@ def test_bf16_training_attention_runs_in_fp32_and_sampling_attention_in_bf16():
     assert torch.equal(trained, fp32.bfloat16()) and torch.equal(sampled, bf16)
     trained.float().sum().backward()
     assert q.grad is not None and q.grad.dtype == torch.bfloat16
+
+
+def test_docs_precision_tables_are_the_committed_benchmark_verbatim():
+    from benchmarks.bench_training import precision_table, profile_table
+
+    result = json.loads((ROOT / "benchmarks" / "results" / "precision.json").read_text())
+    doc = (ROOT / "docs" / "training.md").read_text()
+    assert precision_table(result) in doc
+    assert result["command"] in doc
+    for size in result["sizes"]:
+        assert profile_table(result, size) in doc
+    for entry in result["sizes"].values():  # speed-ups are of the same process's fp32 rounds
+        fp32 = entry["precisions"]["fp32"]
+        for e in entry["precisions"].values():
+            assert e["train_speedup"] == pytest.approx(e["train_images_per_s"] / fp32["train_images_per_s"])
