@@ -76,7 +76,7 @@ def draw(runs: Path, arms: list[str], out: Path, seed: int = 0, count: int = 4) 
                 ax.set_title("map" if c == 0 else "truth" if c == cols - 1 else f"T={STEPS[c - 1]}", fontsize=6)
     fig.suptitle(f"Decoded latent steps (training seed {seed}): P(cell on a shortest path), bright = 1, "
                  "holes blue", fontsize=7)
-    fig.tight_layout(pad=0.2)
+    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - 0.25 / len(rows)))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
