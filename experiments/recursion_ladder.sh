@@ -8,11 +8,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:?usage: experiments/recursion_ladder.sh RUNS [ARM ...]}
 shift || true
-ARMS=${*:-loop rsr-paper rsr-every-step rsr-refined rsr-refined-every-step rsr-gated rsr-gated-every-step rsr-block rsr-block-every-step stack-1 stack-2 stack-8}
+ARMS=${*:-loop rsr-paper rsr-every-step rsr-refined rsr-refined-every-step rsr-gated rsr-gated-every-step rsr-block rsr-block-every-step stack-1 stack-2 stack-8 rsr-refined-every-step-m1 rsr-refined-every-step-m4 adapter-paper adapter-refined-every-step}
 PY=${PYTHON:-.venv/bin/python}
 for seed in ${SEEDS:-0 1 2}; do
   for arm in $ARMS; do
     "$PY" -m thinkpix.worlds.lake.ladder train --arm "$arm" --seed "$seed" --runs "$RUNS"
   done
 done
+"$PY" -m thinkpix.worlds.lake.ladder validate --runs "$RUNS"   # validation maps: the choice of the best reading
 "$PY" -m thinkpix.worlds.lake.ladder table --runs "$RUNS" --out experiments/results/recursion_ladder.json
+if [ -z "${*:-}" ]; then   # the full ladder: the figure of the control, the best reading and the paper's
+  "$PY" -m thinkpix.worlds.lake.ladder_figure --runs "$RUNS" --arms loop rsr-refined-every-step rsr-paper --seed 0 \
+    --out docs/figures/ladder_decoded_steps.png
+fi
