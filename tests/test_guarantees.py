@@ -320,3 +320,14 @@ def test_adapter_survives_a_model_card_edit_but_not_a_weights_edit(reference, ad
     (adapter / "extra.pt").write_bytes(b"\x80\x04K\x00.")  # a pickle file is still refused
     assert main([*argv, "--out", str(tmp_path / "pickle.png")]) == 2
     assert "pickle" in capsys.readouterr().err
+
+
+def test_an_unreadable_metrics_line_does_not_stop_a_resume(reference, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(reference / "a", run)
+    log = run / "metrics.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:3]) + "not json\n" + "".join(lines[3:]) + '{"step": 7, "loss": 1.')  # cut short
+    assert train(run, "steps=8") == 0
+    assert "dropped 2 unreadable line(s)" in capsys.readouterr().out
+    assert [json.loads(x)["step"] for x in open(log)] == list(range(1, 9))

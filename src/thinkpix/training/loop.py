@@ -31,6 +31,18 @@ from .request import check_request, recorded_request, request_in_folder, run_req
 from .seeding import restore_rng, rng_state
 
 
+def _metric_step(line: str) -> int | None:
+    """The step of a metrics.jsonl line (a line without one counts as step 0); None if it is not a JSON object."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    step = record.get("step", 0)
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
 def learning_rate(cfg: TrainConfig, step: int) -> float:
     o = cfg.optim
     if step < o.warmup_steps:
@@ -248,10 +260,14 @@ class Trainer:
         """Drop metric lines logged after the checkpoint a run resumes from (a crash leaves them)."""
         log = self.out / "metrics.jsonl"
         if log.exists():
-            lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
-            kept = [x for x in lines if x.strip() and json.loads(x).get("step", 0) <= self.step]
+            lines = log.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+            records = [_metric_step(x) for x in lines]
+            kept = [x for x, step in zip(lines, records) if step is not None and step <= self.step]
+            unreadable = sum(1 for x, step in zip(lines, records) if x.strip() and step is None)
+            if unreadable:  # a line cut short by a crash, or edited: dropped, said once
+                print(f"{log}: dropped {unreadable} unreadable line(s) (not a JSON object with a step)")
             if len(kept) != len(lines):
-                write_atomic(log, "".join(kept))
+                write_atomic(log, "".join(x if x.endswith("\n") else x + "\n" for x in kept))
 
     def close(self) -> None:
         """Release out_dir's lock (a crashed process releases it with its death)."""
