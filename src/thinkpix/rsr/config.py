@@ -43,6 +43,12 @@ BOUNDS = {
 # What each does on the recursion ladder: docs/lab/recursion_ladder.md and docs/rsr.md.
 PRESETS = {
     "paper": {},  # the paper's reading: experts alone at intermediate steps, W(x~) at the final step
+    # W(u) + experts at every step and the final W on the refined state: the reading whose loop carried the
+    # most work on the ladder (trained in from scratch); it does not start exactly at a base model
+    "refined-every-step": {"base_every_step": True, "final_input": "refined"},
+    # W(u) + experts at every step, the final W on x~ + g (u_T - x~) with g = 0 at init: starts exactly at
+    # the base (for adapters on a frozen base) while the loop can reach the output through the full-rank W
+    "gated-every-step": {"base_every_step": True, "final_input": "gated"},
 }
 
 # Short names accepted by `RSRConfig.parse` (the CLI's `--rsr layers=4,8,12,experts=2,steps=2`).
