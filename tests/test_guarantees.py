@@ -305,6 +305,9 @@ def test_adapter_survives_a_model_card_edit_but_not_a_weights_edit(reference, ad
     (adapter / "notes" / "eval.md").write_text("scores\n")
     assert main([*argv, "--out", str(tmp_path / "after.png")]) == 0
     assert Image.open(tmp_path / "after.png").tobytes() == Image.open(tmp_path / "before.png").tobytes()
+    from thinkpix.files import _main as files_cli
+
+    assert files_cli(["verify", str(adapter)]) == 0  # `python -m thinkpix.files verify` agrees with the loader
     card.unlink()  # a removed card
     assert main([*argv, "--out", str(tmp_path / "nocard.png")]) == 0
     capsys.readouterr()

@@ -86,6 +86,8 @@ def verify_manifest(folder, what: str, sealed: tuple[str, ...] | None = None) ->
         files = None
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         raise ThinkpixError(f"{manifest}: corrupted checksum list")
+    if sealed is None and isinstance(record.get("listed"), dict):  # written with `sealed` (an adapter): the same
+        sealed = tuple(files)
     for name in sealed or ():
         if name not in files:
             raise ThinkpixError(f"{d / name}: not sealed in {MANIFEST}; corrupted or edited {what}")
