@@ -103,7 +103,10 @@ def test_bases_share_one_interface_and_train(pipes):
         images = base.generate(PROMPTS[kind], seed=0, steps=2, guidance=2.0, resolution=32)
         assert images.shape == (2, 32, 32, 3) and images.dtype == torch.uint8
         one = base.generate(PROMPTS[kind][1:], seed=1, steps=2, guidance=2.0, resolution=32)
-        assert torch.equal(one[0], images[1])  # image i depends on seed + i only
+        # image i depends on seed + i only; batched matmuls may round a float differently across batch sizes,
+        # which can move a pixel by one uint8 level (seen: 1 of 3,072 values on the DiT pipeline)
+        diff = (one[0].int() - images[1].int()).abs()
+        assert diff.max() <= 1 and (diff > 0).float().mean() < 1e-3, (kind, diff.max(), (diff > 0).sum())
 
 
 
