@@ -16,7 +16,8 @@ for seed in ${SEEDS:-0 1 2}; do
   done
 done
 "$PY" -m thinkpix.worlds.lake.ladder validate --runs "$RUNS"   # validation maps: the choice of the best reading
-"$PY" -m thinkpix.worlds.lake.ladder table --runs "$RUNS" --out experiments/results/recursion_ladder.json
+"$PY" -m thinkpix.worlds.lake.ladder table --runs "$RUNS" --out experiments/results/recursion_ladder.json \
+  --doc docs/lab/recursion_ladder.md
 if [ -z "${*:-}" ]; then   # the full ladder: the figure of the control, the best reading and the paper's
   "$PY" -m thinkpix.worlds.lake.ladder_figure --runs "$RUNS" --arms loop rsr-refined-every-step rsr-paper --seed 0 \
     --out docs/figures/ladder_decoded_steps.png

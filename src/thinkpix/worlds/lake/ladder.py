@@ -206,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     tab = sub.add_parser("table", help="tabulate finished runs with paired bootstrap intervals")
     tab.add_argument("--runs", type=Path, required=True)
     tab.add_argument("--out", type=Path, required=True, help="results JSON (paths relative to --runs)")
+    tab.add_argument("--doc", type=Path, help="a docs page whose ladder tables to rewrite from the results")
     args = parser.parse_args(argv)
     try:
         if args.command == "train":
@@ -225,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
 
             result = tabulate(args.runs)
             write_json(args.out, result)
+            if args.doc is not None:
+                from .ladder_table import fill_doc
+
+                args.doc.write_text(fill_doc(args.doc.read_text(encoding="utf-8"), result), encoding="utf-8")
             print(json.dumps(result["summary"], indent=1))
     except ThinkpixError as exc:
         print(f"error: {exc}", file=sys.stderr)

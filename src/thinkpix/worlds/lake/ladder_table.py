@@ -161,3 +161,14 @@ def markdown_accuracy(result: dict, arms: list[str] | None = None) -> str:
         n = len(s["T8_minus_T1_4to6_moves"])
         lines.append(f"| `{a}` | {n} | " + " | ".join(f"{m:.3f} [{lo:.2f}, {hi:.2f}]" for m, lo, hi in cells) + " |")
     return "\n".join(lines)
+
+
+def fill_doc(text: str, result: dict) -> str:
+    """Put the two tables between their markers (`<!-- ladder-gains -->` ... `<!-- /ladder-gains -->`, the same
+    for `ladder-accuracy`) in a docs page; a bare opening marker gets its closing one."""
+    for name, table in (("ladder-gains", markdown(result)), ("ladder-accuracy", markdown_accuracy(result))):
+        start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+        head, _, rest = text.partition(start)
+        tail = rest.partition(end)[2] if end in rest else rest
+        text = f"{head}{start}\n{table}\n{end}{tail}"
+    return text
