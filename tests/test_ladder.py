@@ -151,6 +151,10 @@ def test_verdicts_follow_the_preregistered_rules(tmp_path):
     assert verdicts == {"loop": "control", "rsr-a": "useful", "rsr-b": "inert", "rsr-c": "weak"}
     assert all(not p.startswith("/") for p in result["runs"])
     assert "| `rsr-a` |" in ladder_table.markdown(result)
+    page = "intro\n<!-- ladder-gains -->\n\ntext\n<!-- ladder-accuracy -->\nend\n"
+    once = ladder_table.fill_doc(page, result)
+    assert ladder_table.markdown(result) in once and ladder_table.markdown_accuracy(result) in once
+    assert ladder_table.fill_doc(once, result) == once and once.startswith("intro") and "text" in once
 
 
 def test_verdict_waits_for_three_seeds_and_a_working_control(tmp_path):
@@ -210,3 +214,15 @@ def test_presets_name_readings_and_explicit_fields_win():
     assert RSRConfig.parse("layers=1,final_input=refined,preset=paper").final_input == "refined"
     with pytest.raises(ThinkpixError, match="unknown RSR preset"):
         RSRConfig.parse("preset=clever,layers=1")
+
+
+def test_the_docs_tables_are_the_committed_results_verbatim():
+    """docs/lab/recursion_ladder.md shows the tables `ladder_table.markdown*` make of the committed results."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    result = json.loads((root / "experiments/results/recursion_ladder.json").read_text())
+    doc = (root / "docs/lab/recursion_ladder.md").read_text()
+    assert ladder_table.markdown(result) in doc
+    assert ladder_table.markdown_accuracy(result) in doc
+    assert all(not p.startswith("/") and "~" not in p for p in result["runs"])
