@@ -148,15 +148,10 @@ def peaks(widths: list[int], seconds_each: float) -> dict:
     """Measured matmul FLOP per CPU second, fp32 and bf16: square 1024 and each model width's
     (4096 x W) @ (W x W) (the shape of the transformer's linear layers at batch 64)."""
 
+    from thinkpix.models.flops import matmul_rate
+
     def rate(m, k, n, dtype):
-        a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
-        for _ in range(3):
-            a @ b
-        count, start = 0, time.process_time()
-        while time.process_time() - start < seconds_each:
-            a @ b
-            count += 1
-        return 2 * m * k * n * count / (time.process_time() - start)
+        return matmul_rate(m, k, n, dtype, seconds_each, clock=time.process_time)
 
     out = {"square_1024": {"fp32": rate(1024, 1024, 1024, torch.float32), "bf16": rate(1024, 1024, 1024, torch.bfloat16)}}
     for w in widths:

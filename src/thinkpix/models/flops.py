@@ -17,13 +17,20 @@ def count_flops(fn: Callable[[], object]) -> int:
     return int(counter.get_total_flops())
 
 
-def matmul_peak(size: int = 1024, seconds: float = 2.0, dtype=torch.float32) -> float:
-    """Measured FLOP/s of a square fp32 matmul on this machine with torch's current threads."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+def matmul_rate(m: int, k: int, n: int, dtype=torch.float32, seconds: float = 2.0,
+                clock: Callable[[], float] = time.perf_counter) -> float:
+    """Measured FLOP/s of an (m x k) @ (k x n) matmul with torch's current threads, timed by `clock`
+    (wall time by default; `time.process_time` for CPU time on a shared machine)."""
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
     for _ in range(3):
         a @ b
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    count, start = 0, clock()
+    while clock() - start < seconds:
         a @ b
-        n += 1
-    return 2 * size**3 * n / (time.perf_counter() - start)
+        count += 1
+    return 2 * m * k * n * count / (clock() - start)
+
+
+def matmul_peak(size: int = 1024, seconds: float = 2.0, dtype=torch.float32) -> float:
+    """Measured FLOP/s of a square matmul on this machine with torch's current threads."""
+    return matmul_rate(size, size, size, dtype, seconds)
