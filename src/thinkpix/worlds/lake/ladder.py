@@ -153,8 +153,8 @@ def train(arm: Arm, seed: int, runs: Path, budget: Budget = Budget(), log=print,
     if (folder / "scores.json").is_file():
         log(f"{folder}: already finished")
         return folder
-    torch.manual_seed(seed)
     base = frozen_base(runs, seed) if arm.kind == "adapter" else None
+    torch.manual_seed(seed)  # the new weights' init, then the run's Gumbel noise
     model = Solver(arm, seed, base)
 
     def batch_loss(grids, depth, _rng):

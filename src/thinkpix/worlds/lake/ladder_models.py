@@ -62,8 +62,7 @@ class Solver(nn.Module):
 
     def __init__(self, arm: Arm, seed: int, base: nn.Module | None = None, in_channels: int = KINDS):
         super().__init__()
-        self.arm = arm
-        torch.manual_seed(seed)
+        self.arm = arm  # the base's initial weights come from torch's global generator (seeded by the trainer)
         self.transformer = base if base is not None else transformer(arm.blocks, in_channels)
         if arm.kind in ("rsr", "adapter"):
             attach_rsr(self.transformer, arm.rsr_config(seed), freeze_base=arm.kind == "adapter")
