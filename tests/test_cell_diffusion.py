@@ -56,3 +56,18 @@ def test_training_runs_resumes_and_scores(tmp_path):
     a = model.sample(maps, [0, 1], 2, sampler_steps=3)
     b = torch.cat([model.sample(maps[:1], [0], 2, sampler_steps=3), model.sample(maps[1:], [1], 2, sampler_steps=3)])
     torch.testing.assert_close(a, b)  # a sample does not depend on its batch-mates
+
+
+def test_a_finished_run_reloads_and_validates_and_a_stack_is_sampled_once(tmp_path, monkeypatch):
+    tiny = task.Split("in-range", (4,), (2, 3), 1)
+    monkeypatch.setattr(cd, "VALIDATION", (tiny,))
+    budget = Budget(steps=2, batch=4, checkpoint_every=1, warmup=1)
+    cd.train(arm_named("stack-1"), 0, tmp_path, budget, log=lambda *_: None, splits=(tiny,))
+    scores = __import__("json").loads((tmp_path / "diffusion-stack-1/seed0/scores.json").read_text())
+    rows = scores["in-range"]["T"]
+    assert set(rows) == {str(T) for T in cd.SCORE_STEPS if T >= 1}  # a stack has no T = 0 (no RSR to remove)
+    assert len({tuple(r) for r in rows.values()}) == 1  # and ignores T: one sampling, repeated
+    [written] = cd.validate(tmp_path, log=lambda *_: None)
+    assert written.name == "validation.json" and cd.validate(tmp_path, log=lambda *_: None) == []
+    model = cd.trained(tmp_path, arm_named("stack-1"), 0)
+    assert not model.training

@@ -25,11 +25,15 @@ from thinkpix import flow
 from thinkpix.files import write_json
 
 from . import ladder_task as task
-from .ladder import Budget, fit, run_dir
-from .ladder_models import Arm, Solver
+from .ladder import Budget, fit, load_finished, run_dir
+from .ladder_models import Arm, Solver, arm_named
 from .maps import GOAL, HOLE, START, find, neighbours, shortest_path
 
 SAMPLER_STEPS = 10
+SCORE_STEPS = (0, 1, 2, 4, 8, 16)  # latent steps T at test time (0 = the base without RSR; loops start at 1)
+# Validation maps (drawn with VALIDATION_SEED, never the test maps): the whole training range, 300 maps, so
+# that the base rule (in-range accuracy >= 0.50) and the choice of T can be read without the test splits.
+VALIDATION = (task.Split("in-range", task.TRAIN_SIZES, task.TRAIN_LENGTHS, 25),)
 
 
 def path_layer(grids: list[np.ndarray], rng: np.random.Generator) -> torch.Tensor:
@@ -96,9 +100,33 @@ def train(arm: Arm, seed: int, runs: Path, budget: Budget = Budget(), log=print,
     return folder
 
 
+def trained(runs: Path, arm: Arm, seed: int) -> CellDiffusion:
+    """The cell-diffusion model of a finished run (ThinkpixError naming the command that makes it, if none)."""
+    return load_finished(CellDiffusion(arm, seed), run_dir(runs, f"diffusion-{arm.name}", seed),
+                         f"train --task diffusion --arm {arm.name} --seed {seed}")
+
+
+def validate(runs: Path, log=print) -> list[Path]:
+    """Score every finished diffusion run without `validation.json` on the validation maps at T = 1 and 8:
+    what choices (the base's recipe, the best T) read, never the test maps."""
+    written = []
+    for scores in sorted(Path(runs).glob("diffusion-*/seed*/scores.json")):
+        folder = scores.parent
+        if (folder / "validation.json").is_file():
+            continue
+        arm = arm_named(folder.parent.name.removeprefix("diffusion-"))
+        model = trained(runs, arm, int(folder.name.removeprefix("seed")))
+        write_json(folder / "validation.json", score(model, (1, 8), VALIDATION, task.VALIDATION_SEED, log))
+        written.append(folder / "validation.json")
+    return written
+
+
 @torch.no_grad()
-def score(model: CellDiffusion, steps=(1, 2, 4, 8), splits=task.SPLITS, seed: int = task.TEST_SEED, log=print) -> dict:
-    """{split: {"lengths", "sizes", "T": {T: [0/1 per map]}}}: one sample per map (noise seed = map index)."""
+def score(model: CellDiffusion, steps=SCORE_STEPS, splits=task.SPLITS, seed: int = task.TEST_SEED, log=print) -> dict:
+    """{split: {"lengths", "sizes", "T": {T: [0/1 per map]}}}: one sample per map (noise seed = map index).
+    A plain stack ignores T: it is sampled once and its row repeated; a loop has no T = 0."""
+    kind = model.solver.arm.kind
+    steps = [T for T in steps if T >= 1 or kind in ("rsr", "adapter")]
     model.eval()
     out = {}
     for split in splits:
@@ -106,6 +134,9 @@ def score(model: CellDiffusion, steps=(1, 2, 4, 8), splits=task.SPLITS, seed: in
         maps, _, _ = task.encode(grids)
         rows = {}
         for T in steps:
+            if kind == "stack" and rows:
+                rows[str(T)] = next(iter(rows.values()))
+                continue
             x = model.sample(maps, list(range(len(grids))), T)[:, 0].numpy()  # (B, 8, 8)
             rows[str(T)] = [int(is_shortest_path(x[i, :g.shape[0], :g.shape[0]] > 0, g)) for i, g in enumerate(grids)]
         out[split.name] = {"lengths": [task.path_length(g) for g in grids], "sizes": [g.shape[0] for g in grids],

@@ -60,12 +60,15 @@ def lr_at(step: int, b: Budget) -> float:
 
 def trained(runs: Path, arm: Arm, seed: int) -> Solver:
     """The trained model of a finished run (ThinkpixError naming the command that makes it, if none)."""
-    folder = run_dir(runs, arm.name, seed)
+    base = trained(runs, arm_named("stack-1"), seed).transformer if arm.kind == "adapter" else None
+    return load_finished(Solver(arm, seed, base), run_dir(runs, arm.name, seed), f"train --arm {arm.name} --seed {seed}")
+
+
+def load_finished(model: torch.nn.Module, folder: Path, command: str) -> torch.nn.Module:
+    """`model` with the weights of the finished run in `folder`, in eval mode (ThinkpixError naming `command`)."""
     ckpt = latest_checkpoint(folder / "checkpoints")
     if not (folder / "scores.json").is_file() or ckpt is None:
-        raise ThinkpixError(f"{folder} has no finished run: run `train --arm {arm.name} --seed {seed}` first")
-    base = trained(runs, arm_named("stack-1"), seed).transformer if arm.kind == "adapter" else None
-    model = Solver(arm, seed, base)
+        raise ThinkpixError(f"{folder} has no finished run: run `{command}` first")
     tensors, _, _ = load_checkpoint(ckpt)
     model.load_state_dict({k.removeprefix("param."): v for k, v in tensors.items()})
     return model.eval()
@@ -203,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                         "(cell_diffusion, into RUNS/diffusion-<arm>/)")
     v = sub.add_parser("validate", help="score finished runs on the validation maps (for choosing the best reading)")
     v.add_argument("--runs", type=Path, required=True)
+    v.add_argument("--task", choices=("solve", "diffusion"), default="solve")
     tab = sub.add_parser("table", help="tabulate finished runs with paired bootstrap intervals")
     tab.add_argument("--runs", type=Path, required=True)
     tab.add_argument("--out", type=Path, required=True, help="results JSON (paths relative to --runs)")
@@ -220,7 +224,12 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 train(arm_named(args.arm), args.seed, args.runs, Budget(steps=args.steps))
         elif args.command == "validate":
-            validate(args.runs)
+            if args.task == "diffusion":
+                from .cell_diffusion import validate as validate_diffusion
+
+                validate_diffusion(args.runs)
+            else:
+                validate(args.runs)
         else:
             from .ladder_table import tabulate
 

@@ -43,8 +43,8 @@ class Arm:
     note: str = ""
 
     def rsr_config(self, seed: int) -> RSRConfig:
-        fields = {"num_experts": 2, "rank": 16, "latent_steps": 8, **self.rsr}
-        return RSRConfig(layers=[0], seed=seed, **fields)
+        fields = {"layers": [0], "num_experts": 2, "rank": 16, "latent_steps": 8, **self.rsr}
+        return RSRConfig(seed=seed, **fields)
 
 
 def transformer(blocks: int, in_channels: int = KINDS) -> nn.Module:
