@@ -91,6 +91,19 @@ def test_unknown_arm_is_refused():
         arm_named("rsr-nothing")
     assert arm_named("adapter-every-step").kind == "adapter"
     assert arm_named("rsr-gated-m4").rsr_config(0).num_experts == 4
+    for bad in ("stack-0", "stack-x", "rsr-paper-b0", "loop-b2", "rsr-paper-q2"):
+        with pytest.raises(ThinkpixError, match="unknown ladder arm"):
+            arm_named(bad)
+
+
+def test_deeper_arms_by_name_build_the_blocks_they_say():
+    assert len(Solver(arm_named("stack-3"), 0).transformer.transformer_blocks) == 3
+    model = Solver(arm_named("rsr-paper-b2"), 0)
+    blocks = model.transformer.transformer_blocks
+    assert len(blocks) == 2 and model.arm.rsr_config(0).layers == [0]
+    from thinkpix.integrations.attach import get_rsr
+
+    assert get_rsr(model.transformer) is not None
 
 
 def test_resume_equals_the_uninterrupted_run(tmp_path):
@@ -207,7 +220,7 @@ def test_presets_name_readings_and_explicit_fields_win():
 
     assert PRESETS["paper"] == {}
     for name, fields in PRESETS.items():
-        cfg = RSRConfig.parse(f"preset={name},layers=1,2,steps=3")
+        cfg = RSRConfig.parse(f"preset={name},layers=1,2,latent_steps=3")
         assert cfg.layers == [1, 2] and cfg.latent_steps == 3
         assert all(getattr(cfg, k) == v for k, v in fields.items())
         assert RSRConfig.preset(name, [0]).to_dict() == RSRConfig(layers=[0], **fields).to_dict()

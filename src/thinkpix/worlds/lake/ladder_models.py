@@ -135,15 +135,25 @@ def as_adapter(arm: Arm) -> Arm:
     return Arm(f"adapter-{arm.name.removeprefix('rsr-')}", "adapter", 1, arm.rsr, f"{arm.note}; frozen base")
 
 
+def on_blocks(arm: Arm, blocks: int) -> Arm:
+    """The same RSR reading attached to block 0 of a `blocks`-block model (the diffusion arms' deeper bases)."""
+    return Arm(f"{arm.name}-b{blocks}", arm.kind, blocks, arm.rsr, f"{arm.note}; on block 0 of {blocks}")
+
+
 def arm_named(name: str) -> Arm:
-    """An arm by name: the table above, `<rsr arm>-m<M>` or `adapter-<reading>`."""
+    """An arm by name: the table above, `stack-<N>`, `<rsr arm>-m<M>`, `<rsr arm>-b<N>` (on block 0 of an
+    N-block model) or `adapter-<reading>`."""
     from thinkpix.errors import ThinkpixError
 
     if name in ARMS:
         return ARMS[name]
     if name.startswith("adapter-") and f"rsr-{name.removeprefix('adapter-')}" in ARMS:
         return as_adapter(ARMS[f"rsr-{name.removeprefix('adapter-')}"])
-    head, _, m = name.rpartition("-m")
-    if head in ARMS and ARMS[head].kind == "rsr" and m.isdigit() and int(m) >= 1:
-        return with_experts(ARMS[head], int(m))
-    raise ThinkpixError(f"unknown ladder arm {name!r}; known: {sorted(ARMS)}, <rsr arm>-m<M>, adapter-<reading>")
+    head, _, n = name.rpartition("-")
+    count = int(n[1:]) if n[:1] in ("m", "b") and n[1:].isdigit() and int(n[1:]) >= 1 else None
+    if head == "stack" and n.isdigit() and int(n) >= 1:
+        return Arm(name, "stack", blocks=int(n), note=f"{n} blocks, no loop")
+    if count is not None and head in ARMS and ARMS[head].kind == "rsr":
+        return with_experts(ARMS[head], count) if n[0] == "m" else on_blocks(ARMS[head], count)
+    raise ThinkpixError(f"unknown ladder arm {name!r}; known: {sorted(ARMS)}, stack-<N>, <rsr arm>-m<M>, "
+                        "<rsr arm>-b<N>, adapter-<reading>")
