@@ -200,7 +200,7 @@ def main(argv=None) -> int:
         write_json(args.out, portable(report), indent=1)
         at_zero = None  # per-map correct at T = 0, the reference of the sweep's differences
         for t in sweeps.get(name, []):
-            model = load_lake(model_path, adapter or None, think_steps=t)
+            model = load_lake(model_path, adapter or None, latent_steps=t)
             s, c, per_image = score_arm(model, metas, Path(args.work) / f"{name}_T{t}", args.seed, args.steps)
             at_zero = c if t == 0 else at_zero
             report["sweeps"].setdefault(name, {})[str(t)] = {

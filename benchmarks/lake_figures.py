@@ -111,12 +111,12 @@ def think_steps(model_path: str, adapter: str | None, out: str, maps: int = 4, s
     for g in grids:
         pred_row, sample_row = [render(g)], [ground_truth_image(g)]
         for t in range(max_t + 1):
-            model = load_lake(model_path, adapter, think_steps=t)
+            model = load_lake(model_path, adapter, latent_steps=t)
             pred_row.append(first_prediction(model, [g], seed)[0].numpy())
             image = generate_lake_images(model, [g], seed=seed, steps=20)[0].numpy()
             sample_row.append(framed(image, judge(image, g)["verdict"]))
         rows += [pred_row, sample_row]
-    model = load_lake(model_path, adapter, think_steps=max_t)
+    model = load_lake(model_path, adapter, latent_steps=max_t)
     for g, steps in zip(grids, routing_row(model, grids, seed, max_t)):
         rows.append([render(g), np.zeros_like(render(g))] + list(steps))
     save_png(grid(np.stack([im for row in rows for im in row]), cols=max_t + 2, upscale=3), out)

@@ -29,9 +29,9 @@ PY
 fi
 T="python -m benchmarks.class_table --model $BASE --per-class ${PER_CLASS:-210} --work $R/class_table"
 FT="thinkpix finetune --config configs/finetune_dit.yaml --base $BASE"
-L=layers=4,5,experts=2,steps=2,rank=8
+L=layers=4,5,experts=2,latent_steps=2,rank=8
 BEST=$L,gate_init_std=0.5,tau=1,load_balance_weight=0.01  # the routing screen (docs/lab/routing_levers.md, rsr_best)
-TWICE=layers=4,5,experts=1,steps=2,rank=8,base_every_step=true  # the shift table's lora_twice (docs/lab/shift_table.md)
+TWICE=layers=4,5,experts=1,latent_steps=2,rank=8,base_every_step=true  # the shift table's lora_twice (docs/lab/shift_table.md)
 # Each arm's fine-tune arguments (600 steps x 64 each; configs/finetune_dit.yaml's RSR spec unless --rsr).
 declare -A FT_ARGS=([lora]="--method lora" [rsr]="" [rsr_soft]="--rsr $L,routing=soft"
   [lora_circle]="--method lora data_mix=circle=4" [rsr_circle]="data_mix=circle=4"

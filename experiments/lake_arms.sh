@@ -6,7 +6,7 @@
 # reused when present). About 20 minutes per seed on two cores.
 source "$(dirname "$0")/_common.sh"
 R=$RUNS/lake
-SPEC=layers=1,2,experts=2,steps=4,rank=8
+SPEC=layers=1,2,experts=2,latent_steps=4,rank=8
 for S in 0 1 2; do
   thinkpix lake train configs/lake_base.yaml out_dir=$R/base_pc1_s$S lake.patch_context=1 seed=$S
   thinkpix lake train configs/lake_rsr.yaml out_dir=$R/rsr_pc1_s$S lake.patch_context=1 seed=$S

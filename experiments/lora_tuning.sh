@@ -9,7 +9,7 @@
 source "$(dirname "$0")/_common.sh"
 R=$RUNS/shift
 S=$RUNS/lora_screen
-L=layers=2,3,experts=2,steps=2,rank=8
+L=layers=2,3,experts=2,latent_steps=2,rank=8
 COMMON="steps=300 batch_size=8 data_pool=1000 data_mix=two_object=1,counting=1,position=1,color_attr=1
         validate_every=100 log_every=25 ckpt_every=100 threads=2 optim.warmup_steps=50"
 screen() { local name=$1; shift; thinkpix finetune --out $S/$name --method lora --rsr $L "$@" $COMMON; }

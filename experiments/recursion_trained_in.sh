@@ -7,7 +7,7 @@
 source "$(dirname "$0")/_common.sh"
 R=$RUNS/recursion_trained_in
 TRAIN="$DDP train configs/base_demo.yaml steps=2000 optim.warmup_steps=100"
-RSR=layers=2,3,experts=2,steps=4,rank=8,random_depth=true,gate_init_std=0.5,tau=1,load_balance_weight=0.01
+RSR=layers=2,3,experts=2,latent_steps=4,rank=8,random_depth=true,gate_init_std=0.5,tau=1,load_balance_weight=0.01
 $TRAIN out_dir=$R/rsr_in model.rsr=$RSR
 $TRAIN out_dir=$R/base
 $TRAIN out_dir=$R/deep model.size=demo7

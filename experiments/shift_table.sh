@@ -8,7 +8,7 @@
 # arm but not its spec.
 source "$(dirname "$0")/_common.sh"
 R=$RUNS/shift
-L=layers=2,3,experts=2,steps=2,rank=8
+L=layers=2,3,experts=2,latent_steps=2,rank=8
 BEST=gate_init_std=0.5,tau=1,load_balance_weight=0.01
 P="steps=1200 batch_size=8 data_pool=1000 data_mix=two_object=1,counting=1,position=1,color_attr=1
    validate_every=300 log_every=50 ckpt_every=300 threads=2 optim.warmup_steps=50"
@@ -17,14 +17,14 @@ ft full_s1 --method full steps=700 optim.lr=1e-4 seed=1
 for S in 1 2 3; do
   ft lora_23_s$S --method lora --rsr $L seed=$S
   ft rsr_best_s$S --rsr $L,$BEST,seed=$S seed=$S
-  ft lora_twice_s$S --rsr layers=2,3,experts=1,steps=2,rank=8,base_every_step=true,seed=$S seed=$S
+  ft lora_twice_s$S --rsr layers=2,3,experts=1,latent_steps=2,rank=8,base_every_step=true,seed=$S seed=$S
 done
 ft lora_123_s1 --method lora --rsr $L finetune.lora_layers=1,2,3 seed=1
 ft rsr_paper_s1 --rsr $L,seed=1 seed=1
-ft rsr_m1_s1 --rsr layers=2,3,experts=1,steps=2,rank=8,seed=1 seed=1
+ft rsr_m1_s1 --rsr layers=2,3,experts=1,latent_steps=2,rank=8,seed=1 seed=1
 ft rsr_noremod_s1 --rsr $L,$BEST,remodulate=false,seed=1 seed=1
 ft rsr_baseevery_s1 --rsr $L,$BEST,base_every_step=true,seed=1 seed=1
-ft rsr_m5t5_s1 --rsr layers=2,3,experts=5,steps=5,rank=8,$BEST,seed=1 seed=1
+ft rsr_m5t5_s1 --rsr layers=2,3,experts=5,latent_steps=5,rank=8,$BEST,seed=1 seed=1
 ft rsr_tokens_s1 --rsr $L,$BEST,gate=tokens_only,seed=1 seed=1
 python -m benchmarks.inspect_adapter --run $R/rsr_best_s1 $R/rsr_paper_s1 $R/rsr_m1_s1 $R/rsr_noremod_s1 \
     $R/rsr_baseevery_s1 $R/rsr_m5t5_s1 $R/rsr_tokens_s1 $R/lora_twice_s1 $R/lora_23_s1 $R/lora_123_s1 $R/full_s1 \

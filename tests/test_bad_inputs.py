@@ -37,7 +37,7 @@ def sandbox(tmp_path_factory):
     box = tmp_path_factory.mktemp("sandbox")
     assert main(["train", TINY, f"out_dir={box / 'run'}", "steps=2", "ckpt_every=1", "batch_size=2"]) == 0
     model = box / "run" / "final"
-    assert main(["finetune", "--base", str(model), "--rsr", "layers=0,experts=2,steps=1,rank=1", "--out",
+    assert main(["finetune", "--base", str(model), "--rsr", "layers=0,experts=2,latent_steps=1,rank=1", "--out",
                  str(box / "ft"), "steps=1", "batch_size=2", "ckpt_every=1"]) == 0
     (box / "good.jsonl").write_text(lines(GOOD_LINE))
     (box / "afile.txt").write_text("x")
@@ -106,10 +106,10 @@ M = "run/final"  # the tiny model, relative to the sandbox
 G = ["generate", "a red circle", "--model", M, "--steps", "1"]
 S = ["sample", "--prompts", "good.jsonl", "--model", M, "--steps", "1", "--out", "s_out"]
 T = ["train", TINY, "steps=2", "batch_size=2", "out_dir=t_out"]
-F = ["finetune", "--base", M, "--rsr", "layers=0,experts=2,steps=1,rank=1", "--out", "f_out", "steps=1",
+F = ["finetune", "--base", M, "--rsr", "layers=0,experts=2,latent_steps=1,rank=1", "--out", "f_out", "steps=1",
      "batch_size=2"]
 
-P = ["finetune", "--pretrained", M, "--rsr", "layers=0,experts=2,steps=1,rank=1", "--out", "p_out",
+P = ["finetune", "--pretrained", M, "--rsr", "layers=0,experts=2,latent_steps=1,rank=1", "--out", "p_out",
      "--max_train_steps", "1"]
 
 CASES = [
@@ -159,13 +159,13 @@ CASES = [
     (["lake", "sample", "--model", M, "--prompts", "good.jsonl", "--out", "ls_out", "--images-per-map", "0"],
      "--images-per-map"),
     # RSR bounded in training as at inference; steps=0 has nothing to train
-    ([*F, "--rsr", "layers=0,experts=2,steps=1000000"], "latent_steps must be at most 64"),
+    ([*F, "--rsr", "layers=0,experts=2,latent_steps=1000000"], "latent_steps must be at most 64"),
     ([*F, "--rsr", "layers=0,experts=2,rank=1000000"], "rank must be at most 4096"),
     ([*F, "--rsr", "layers=0,experts=2,rank=100"], "exceeds layer 0's projection width"),
-    ([*F, "--rsr", "layers=0,experts=2,steps=0"], "steps=0"),
+    ([*F, "--rsr", "layers=0,experts=2,latent_steps=0"], "steps=0"),
     ([*F, "--rsr", "layers=0,experts=2,tau=inf"], "temperature"),
     ([*F, "--rsr", "layers=0,experts=2,load_balance_weight=nan"], "load_balance_weight"),
-    ([*T, "model.rsr=layers=0,steps=0"], "steps=0"),
+    ([*T, "model.rsr=layers=0,latent_steps=0"], "steps=0"),
     # generate
     ([*G, "--seed", "-1"], "--seed"),
     ([*G, "--seed", str(2**40)], "--seed"),
@@ -179,7 +179,7 @@ CASES = [
     ([*G, "-n", "0"], "-n"),
     ([*G, "-n", "100000"], "-n"),
     ([*G, "--upscale", "0"], "--upscale"),
-    ([*G, "--think-steps", "-1"], "--think-steps"),
+    ([*G, "--latent-steps", "-1"], "--latent-steps"),
     ([*G, "--out", "/proc/grid.png"], "--out"),
     ([*G, "--out", "adir"], "--out"),
     ([*G, "--out", "afile.txt/grid.png"], "afile.txt"),
@@ -253,12 +253,12 @@ CASES = [
     (["train", TINY, "out_dir=run", "--overwrite", "--resume-from", "run/checkpoints/step_0000001"], "contradict"),
     (["train", TINY, "out_dir=run", "--resume-from", "run/checkpoints/nope"], "nope"),
     (["train", TINY, "out_dir=run", "seed=3", "steps=3"], "another request"),
-    (["finetune", "--base", "run/final", "--rsr", "layers=0,experts=2,steps=1,rank=2", "--out", "ft", "steps=2",
+    (["finetune", "--base", "run/final", "--rsr", "layers=0,experts=2,latent_steps=1,rank=2", "--out", "ft", "steps=2",
       "batch_size=2"], "another request"),
     (["train", TINY, "out_dir=run", "steps=\udcff"], "override"),
     # finetune
     (["finetune", "--base", "/no/base", "steps=1"], "no bundled model"),
-    (["finetune", "--base", "no_manifest", "--rsr", "layers=0,experts=2,steps=1,rank=1", "steps=1"], "checksums"),
+    (["finetune", "--base", "no_manifest", "--rsr", "layers=0,experts=2,latent_steps=1,rank=1", "steps=1"], "checksums"),
     ([*F, "--lora-rank", "0"], "--lora-rank"),
     ([*F, "--out", "/proc/ft"], "out"),
     ([*F, "--export", "afile.txt"], "--export"),

@@ -244,9 +244,9 @@ def test_generate_class_with_adapters(tiny_dit, dit_adapters, tmp_path):
     rsr, lora = dit_adapters
     base = ["generate", "--class", "green triangle", "-n", "2", "--model", str(tiny_dit), "--steps", "2"]
     assert main([*base, "--out", str(tmp_path / "base.png")]) == 0
-    assert main([*base, "--adapter", str(rsr), "--think-steps", "0", "--out", str(tmp_path / "t0.png")]) == 0
+    assert main([*base, "--adapter", str(rsr), "--latent-steps", "0", "--out", str(tmp_path / "t0.png")]) == 0
     assert Image.open(tmp_path / "t0.png").tobytes() == Image.open(tmp_path / "base.png").tobytes()
-    assert main([*base, "--adapter", str(rsr), "--think-steps", "3", "--out", str(tmp_path / "t3.png")]) == 0
+    assert main([*base, "--adapter", str(rsr), "--latent-steps", "3", "--out", str(tmp_path / "t3.png")]) == 0
     assert main([*base, "--adapter", str(lora), "--out", str(tmp_path / "lora.png")]) == 0
     # (that adapters change the images is checked on the text-to-image model, test_cli_model.py: this
     # 3-step DiT's adaLN-Zero attention gates are still ~0 and its images saturated, so they cannot show it)

@@ -105,12 +105,12 @@ def test_generate_with_adapter_any_think_steps_and_trace(tiny_model, tiny_adapte
     rsr, lora = tiny_adapters
     base = ["generate", "a photo of a red circle", "-n", "2", "--model", str(tiny_model), "--steps", "2"]
     for t in range(4):
-        assert main([*base, "--adapter", str(rsr), "--think-steps", str(t), "--out", str(tmp_path / f"t{t}.png")]) == 0
+        assert main([*base, "--adapter", str(rsr), "--latent-steps", str(t), "--out", str(tmp_path / f"t{t}.png")]) == 0
     # zero think steps is the base model exactly
     assert main([*base, "--out", str(tmp_path / "base.png")]) == 0
     assert (Image.open(tmp_path / "t0.png").tobytes() == Image.open(tmp_path / "base.png").tobytes())
     trace = tmp_path / "trace.safetensors"
-    assert main([*base, "--adapter", str(rsr), "--think-steps", "3", "--trace", str(trace),
+    assert main([*base, "--adapter", str(rsr), "--latent-steps", "3", "--trace", str(trace),
                  "--out", str(tmp_path / "x.png")]) == 0
     with safe_open(str(trace), "pt") as f:
         routing = f.get_tensor("routing")
@@ -119,7 +119,7 @@ def test_generate_with_adapter_any_think_steps_and_trace(tiny_model, tiny_adapte
     assert routing.shape == (2, 2, 3, 4, 64, 1) and len(layers) == 2
     assert int(routing.min()) >= 0 and int(routing.max()) <= 1
     assert main([*base, "--adapter", str(lora), "--out", str(tmp_path / "lora.png")]) == 0
-    assert main([*base, "--adapter", str(lora), "--think-steps", "3", "--out", str(tmp_path / "l.png")]) == 2
+    assert main([*base, "--adapter", str(lora), "--latent-steps", "3", "--out", str(tmp_path / "l.png")]) == 2
 
 
 def test_generation_with_an_adapter_differs_from_the_base(tiny_model, tiny_adapters, tmp_path):
@@ -129,7 +129,7 @@ def test_generation_with_an_adapter_differs_from_the_base(tiny_model, tiny_adapt
     base = ["generate", "a photo of a red circle", "-n", "2", "--model", str(tiny_model), "--steps", "2"]
     images = {}
     for name, extra in [("base", []), ("lora", ["--adapter", str(lora)])] + [
-            (f"t{t}", ["--adapter", str(rsr), "--think-steps", str(t)]) for t in range(4)]:
+            (f"t{t}", ["--adapter", str(rsr), "--latent-steps", str(t)]) for t in range(4)]:
         assert main([*base, *extra, "--out", str(tmp_path / f"{name}.png")]) == 0
         images[name] = Image.open(tmp_path / f"{name}.png").tobytes()
     assert images["t0"] == images["base"]
@@ -146,7 +146,7 @@ def test_finetune_leaves_the_base_weights_unchanged(tiny_model, tmp_path):
 
     for method in ("rsr", "lora"):
         cfg = load_config(ROOT / "configs" / "finetune_rsr.yaml", [
-            f"finetune.base={tiny_model}", "finetune.rsr=layers=0,1,experts=2,steps=2,rank=2", f"finetune.method={method}",
+            f"finetune.base={tiny_model}", "finetune.rsr=layers=0,1,experts=2,latent_steps=2,rank=2", f"finetune.method={method}",
             "steps=3", "batch_size=4", "ckpt_every=3", "log_every=1", "optim.warmup_steps=1", "optim.lr=1e-2",
             f"out_dir={tmp_path / method}"])
         objective = build_objective(cfg)

@@ -50,7 +50,7 @@ def _adapter_counts(bundle: str, layers: str) -> tuple[int, int, int]:
 
     folder = ROOT / "src" / "thinkpix" / "bundled" / bundle / "transformer"
     cls = DiTTransformer2DModel if read_meta(folder.parent).get("kind") == "c2i" else SD3Transformer2DModel
-    spec = f"layers={layers},experts=2,steps=2,rank=8"
+    spec = f"layers={layers},experts=2,latent_steps=2,rank=8"
     counts = []
     for method in ("rsr", "lora"):
         transformer = cls.from_config(cls.load_config(folder))
@@ -116,7 +116,7 @@ def overhead_row(T, i):
 
 QUOTES = [
     # docs/lab/finetune_bundled_base.md: the text-to-image adapters in three settings
-    Quote("lab/finetune_bundled_base.md", "all paper defaults (`--rsr layers=2,3,experts=2,steps=2,rank=8`):\n  {} trainable parameters",
+    Quote("lab/finetune_bundled_base.md", "all paper defaults (`--rsr layers=2,3,experts=2,latent_steps=2,rank=8`):\n  {} trainable parameters",
           "", ("=rsr_params_t2i",)),
     Quote("lab/finetune_bundled_base.md", "matched to the RSR parameter count (rank {}: {} parameters)", "",
           ("=lora_rank_t2i", "=lora_params_t2i")),

@@ -57,7 +57,7 @@ def test_same_seed_gives_identical_weights_from_scratch(reference, tmp_path):
 def test_same_seed_gives_identical_adapters(reference, tmp_path, method):
     def finetune(out, seed=0):
         return main(["finetune", "--base", str(reference / "a" / "final"), "--method", method,
-                     "--rsr", "layers=0,1,experts=2,steps=2,rank=2", "--out", str(out), "steps=3",
+                     "--rsr", "layers=0,1,experts=2,latent_steps=2,rank=2", "--out", str(out), "steps=3",
                      "batch_size=4", "ckpt_every=3", "threads=1", f"seed={seed}"])
 
     def tensors(out):
@@ -239,7 +239,7 @@ def test_class_names_from_a_model_folder_never_escape_the_output_folder(tmp_path
     assert [f.name for f in folders] == ["00_evil", "01_etc_passwd", "02__", "03_red_circle"]
 
 
-RSR_RESUME = ["--rsr", "layers=0,1,experts=2,steps=3,rank=2,random_depth=true,temperature_end=1.0", "steps=6",
+RSR_RESUME = ["--rsr", "layers=0,1,experts=2,latent_steps=3,rank=2,random_depth=true,temperature_end=1.0", "steps=6",
               "batch_size=4", "ckpt_every=2", "log_every=1", "threads=1"]
 
 

@@ -17,7 +17,7 @@ from thinkpix.worlds.lake import PATH, random_map, read_cells
 TINY = ["model.size=tiny", "steps=4", "batch_size=4", "log_every=2", "ckpt_every=2", "sample_every=1000",
         "optim.warmup_steps=2", "threads=1"]
 ROOT = Path(__file__).resolve().parents[1]
-RSR_IN = "lake.rsr=layers=0,1,experts=2,steps=3,rank=2,random_depth=true"
+RSR_IN = "lake.rsr=layers=0,1,experts=2,latent_steps=3,rank=2,random_depth=true"
 
 
 def test_the_map_enters_as_channels_and_tokens():
@@ -127,9 +127,9 @@ def test_tiny_train_sample_evaluate_end_to_end(tmp_path, capsys):
     assert (rsr_in / "final" / "rsr" / "rsr_config.json").is_file()
     for method in ("rsr", "lora"):
         assert main(["lake", "finetune", "--base", str(base / "final"), "--method", method, "--out",
-                     str(tmp_path / method), "--rsr", "layers=0,1,experts=2,steps=2,rank=2", *TINY]) == 0
+                     str(tmp_path / method), "--rsr", "layers=0,1,experts=2,latent_steps=2,rank=2", *TINY]) == 0
     runs = {"base": ["--model", str(base / "final")],
-            "rsr_in_T5": ["--model", str(rsr_in / "final"), "--think-steps", "5"],
+            "rsr_in_T5": ["--model", str(rsr_in / "final"), "--latent-steps", "5"],
             "rsr_ft": ["--model", str(base / "final"), "--adapter", str(tmp_path / "rsr" / "adapter")],
             "lora": ["--model", str(base / "final"), "--adapter", str(tmp_path / "lora" / "adapter")]}
     for name, flags in runs.items():
@@ -141,13 +141,13 @@ def test_tiny_train_sample_evaluate_end_to_end(tmp_path, capsys):
         assert summary["images"] == 8 and set(summary["by_length"]) == {str(L) for L in range(1, 9)}
         assert abs(sum(summary["verdicts"].values()) - 1) < 1e-9
     assert main(["lake", "generate", "--model", str(rsr_in / "final"), "--map", "S.H.,..H.,....,H..G",
-                 "--think-steps", "2", "-n", "2", "--steps", "2", "--out", str(tmp_path / "g.png")]) == 0
+                 "--latent-steps", "2", "-n", "2", "--steps", "2", "--out", str(tmp_path / "g.png")]) == 0
     assert (tmp_path / "g.png").is_file()
-    assert main(["generate", "--lake", "7", "--model", str(rsr_in / "final"), "--think-steps", "4", "-n", "1",
+    assert main(["generate", "--lake", "7", "--model", str(rsr_in / "final"), "--latent-steps", "4", "-n", "1",
                  "--steps", "2", "--out", str(tmp_path / "h.png")]) == 0  # `thinkpix generate --lake`
     assert (tmp_path / "h.png").is_file()
     assert main(["generate", "--lake", "7", "--out", str(tmp_path / "y.png")]) == 2  # no lake --model
-    assert main(["lake", "generate", "--model", str(base / "final"), "--map", "3", "--think-steps", "2",
+    assert main(["lake", "generate", "--model", str(base / "final"), "--map", "3", "--latent-steps", "2",
                  "--out", str(tmp_path / "x.png")]) == 2  # no RSR to think with
 
     # a killed `lake sample` resumes: rerunning the same command redoes only the incomplete map folders,
@@ -232,11 +232,11 @@ def test_exported_rsr_model_samples_like_the_trained_one(tmp_path):
     trainer.fit()
     trainer.export(tmp_path / "final")
     live = trainer.objective.model.eval()
-    loaded = load_lake(tmp_path / "final", think_steps=3)
+    loaded = load_lake(tmp_path / "final", latent_steps=3)
     live.transformer.rsr.set_latent_steps(3)
     maps = [random_map(np.random.default_rng(s), 4, 3) for s in range(3)]
     a = generate_lake_images(live, maps, seed=5, steps=2)
     b = generate_lake_images(loaded, maps, seed=5, steps=2)
     assert torch.equal(a, b)
-    c = generate_lake_images(load_lake(tmp_path / "final", think_steps=0), maps, seed=5, steps=2)
+    c = generate_lake_images(load_lake(tmp_path / "final", latent_steps=0), maps, seed=5, steps=2)
     assert not torch.equal(a, c)  # T changes the network

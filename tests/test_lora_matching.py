@@ -28,7 +28,7 @@ def rsr_count_by_hand(model, bb, layers, M, r, hidden=64):
 def test_lora_rank_and_count_match_rsr_exactly(name, M, r):
     bb = BACKBONES[name]
     layers = bb.layers[:2]
-    spec = f"layers={','.join(map(str, layers))},experts={M},steps=2,rank={r}"
+    spec = f"layers={','.join(map(str, layers))},experts={M},latent_steps=2,rank={r}"
     rsr_model, lora_model = bb.make(), bb.make()
     rsr = attach_adapter(rsr_model, FinetuneConfig(method="rsr", rsr=spec))
     assert rsr.num_parameters == rsr_count_by_hand(rsr_model, bb, layers, M, r) == rsr_model.rsr.num_parameters()

@@ -13,7 +13,7 @@ from thinkpix.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "tiny_pixel.yaml")
 RUN = ["steps=2", "ckpt_every=2", "batch_size=4", "threads=1"]
-RSR = ["--rsr", "layers=0,experts=2,steps=1,rank=1", "steps=1", "batch_size=2", "ckpt_every=1", "threads=1"]
+RSR = ["--rsr", "layers=0,experts=2,latent_steps=1,rank=1", "steps=1", "batch_size=2", "ckpt_every=1", "threads=1"]
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from thinkpix.models.pipeline_base import load_base
 KINDS = ["sd3", "sd35", "flux", "dit"]
 PROMPTS = {"sd3": ["a red bench", "two cats"], "flux": ["a red bench", "two cats"], "dit": ["bench", "red circle"]}
 PROMPTS["sd35"] = PROMPTS["sd3"]
-RSR = "layers=0,1,experts=2,steps=2,rank=4"
+RSR = "layers=0,1,experts=2,latent_steps=2,rank=4"
 
 
 @pytest.fixture(scope="session")
@@ -112,7 +112,7 @@ def test_bases_share_one_interface_and_train(pipes):
 
 def test_bundled_base_through_the_same_path(tmp_path):
     """--pretrained also takes a bundled model: same trainer, data stream, validation and adapter."""
-    argv = ["finetune", "--pretrained", "shapes-base", "--rsr", "layers=2,3,experts=2,steps=2,rank=2", "--out",
+    argv = ["finetune", "--pretrained", "shapes-base", "--rsr", "layers=2,3,experts=2,latent_steps=2,rank=2", "--out",
             str(tmp_path), "--max_train_steps", "1", "--train_batch_size", "2", "--validation_prompt", "a red circle",
             "--num_validation_images", "2", "--validation_inference_steps", "2", "--weighting_scheme", "none"]
     assert main(argv) == 0
@@ -219,7 +219,7 @@ def test_wrong_base_is_refused_unless_forced(trained, pipes, tmp_path):
 
 def test_generate_with_adapter_and_think_steps(trained, pipes, tmp_path):
     argv = ["generate", "a red bench", "--pretrained", str(pipes["sd3"]), "--adapter", str(trained / "adapter"),
-            "--think-steps", "2", "--steps", "2", "-n", "2", "--resolution", "32", "--device", "cpu",
+            "--latent-steps", "2", "--steps", "2", "-n", "2", "--resolution", "32", "--device", "cpu",
             "--out", str(tmp_path / "grid.png")]
     assert main(argv) == 0 and (tmp_path / "grid.png").is_file()
 
@@ -302,7 +302,7 @@ def test_config_file_of_flag_names(pipes, images, tmp_path):
     assert json.loads((tmp_path / "run" / "pipeline_options.json").read_text())["cache_text_embeddings"] is True
     paper = Path(__file__).resolve().parents[1] / "configs" / "sd3_medium_rsr.yaml"
     train_cfg, opts = build(build_parser().parse_args(["finetune", "--config", str(paper), "--max_train_steps", "7"]))
-    assert train_cfg.finetune.rsr == "layers=4,8,12,experts=2,steps=2,rank=128,tau=5"
+    assert train_cfg.finetune.rsr == "layers=4,8,12,experts=2,latent_steps=2,rank=128,tau=5"
     assert (opts.mixed_precision, opts.resolution, train_cfg.steps) == ("bf16", 1024, 7)  # the command line wins
     cfg.write_text(f"pretrained: {pipes['sd3']}\nlearning_rat: 1\n")
     assert main(["finetune", "--config", str(cfg)]) == 2

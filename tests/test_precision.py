@@ -15,7 +15,7 @@ from thinkpix.training.loop import Trainer
 from thinkpix.training.objectives import build_objective
 
 ROOT = Path(__file__).resolve().parents[1]
-RSR_IN = "layers=0,1,experts=2,steps=2,rank=2"
+RSR_IN = "layers=0,1,experts=2,latent_steps=2,rank=2"
 
 
 @pytest.fixture

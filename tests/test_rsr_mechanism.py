@@ -65,9 +65,9 @@ def test_config_parse_types_aliases_and_booleans():
         assert RSRConfig.parse(f"layers=0,reinject={word}").reinject is value
     assert RSRConfig.parse("layers=0,alpha=none").alpha is None
     assert RSRConfig.parse("layers=0", latent_steps=4).latent_steps == 4  # keyword defaults
-    assert RSRConfig.parse(" layers = 5 , 6 ,steps=3").layers == [5, 6]
-    for bad in ("layers=0,extra=1", "layers=0,steps=two", "layers=0,tau=x", "layers=0,bogus=1", "steps=2,3",
-                "layers=0,tau=1=2"):
+    assert RSRConfig.parse(" layers = 5 , 6 ,latent_steps=3").layers == [5, 6]
+    for bad in ("layers=0,extra=1", "layers=0,latent_steps=two", "layers=0,tau=x", "layers=0,bogus=1",
+                "latent_steps=2,3", "layers=0,tau=1=2"):
         with pytest.raises(ThinkpixError):
             RSRConfig.parse(bad)
 
@@ -84,7 +84,7 @@ def test_config_round_trips_and_reports_differences():
 
 
 def test_config_parse_cli_spec():
-    c = RSRConfig.parse("layers=4,8,12,experts=5,steps=5,gate=tokens_only,remodulate=false,grad_steps=none")
+    c = RSRConfig.parse("layers=4,8,12,experts=5,latent_steps=5,gate=tokens_only,remodulate=false,grad_steps=none")
     assert c.layers == [4, 8, 12] and c.num_experts == 5 and c.latent_steps == 5
     assert c.gate == "tokens_only" and c.remodulate is False and c.grad_steps is None
     for bad in ("experts=2", "layers=1,foo=2", "layers=1,remodulate=maybe", "layers=x"):

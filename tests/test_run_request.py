@@ -13,7 +13,7 @@ from thinkpix.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "tiny_pixel.yaml")
-RSR = "layers=0,1,experts=2,steps=2,rank=2"
+RSR = "layers=0,1,experts=2,latent_steps=2,rank=2"
 RUN = ["steps=2", "batch_size=4", "ckpt_every=2", "log_every=1", "threads=1"]
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .deprecation import deprecated
 from .errors import ThinkpixError
 from .integrations import lora
 from .integrations.adapters import load_rsr, save_rsr
@@ -60,36 +61,49 @@ def attach_adapter(transformer: nn.Module, ft) -> AttachedAdapter:
     raise ThinkpixError(f"unknown fine-tuning method {ft.method!r}; known: rsr, lora")
 
 
-def prepare_for_sampling(model, where, adapter=None, think_steps: int | None = None):
+def prepare_for_sampling(model, where, adapter=None, latent_steps: int | None = None, **old):
     """A loaded model (a `models.bundle.ImageBundle`) ready to sample. A model trained with RSR in it
-    (`meta["rsr"]`, already attached by its loader) takes `think_steps` but no further adapter; any other
-    takes an RSR or LoRA `adapter` folder, and `think_steps` only with an RSR one. `where` names the model
-    in errors. -> the model, in eval mode."""
+    (`meta["rsr"]`, already attached by its loader) takes `latent_steps` but no further adapter; any other
+    takes an RSR or LoRA `adapter` folder, and `latent_steps` only with an RSR one. `where` names the model
+    in errors. -> the model, in eval mode. (`think_steps=`: deprecated spelling of `latent_steps=`.)"""
+    latent_steps = renamed_steps(latent_steps, old)
     if model.meta.get("rsr"):
         if adapter:
             raise ThinkpixError(f"{where} was trained with RSR; it takes no further --adapter")
-        if think_steps is not None:
-            set_latent_steps(model.transformer, think_steps)
+        set_latent_steps(model.transformer, latent_steps)
     elif adapter:
-        load_adapter(model.transformer, adapter, think_steps)
-    elif think_steps:
-        raise ThinkpixError(f"--think-steps needs an RSR --adapter or a model trained with RSR ({where} has neither)")
+        load_adapter(model.transformer, adapter, latent_steps)
+    elif latent_steps:
+        raise ThinkpixError(f"--latent-steps needs an RSR --adapter or a model trained with RSR ({where} has neither)")
     return model.eval()
 
 
-def load_adapter(transformer: nn.Module, path, think_steps: int | None = None, force_base: bool = False) -> str:
-    """Load an RSR or LoRA adapter folder into `transformer`; returns the method. `think_steps`
+def renamed_steps(latent_steps: int | None, old: dict) -> int | None:
+    """`latent_steps`, or the deprecated keyword `think_steps` in `old` (any other keyword: a TypeError)."""
+    unknown = sorted(set(old) - {"think_steps"})
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) {unknown}")
+    if "think_steps" in old:
+        deprecated("think_steps=", "latent_steps=", stacklevel=4)
+        if latent_steps is None:
+            return old["think_steps"]
+    return latent_steps
+
+
+def load_adapter(transformer: nn.Module, path, latent_steps: int | None = None, force_base: bool = False,
+                 **old) -> str:
+    """Load an RSR or LoRA adapter folder into `transformer`; returns the method. `latent_steps`
     sets RSR's latent steps (0 = the base model); it is refused for a LoRA adapter. An RSR adapter
-    recorded for another base is refused unless `force_base`."""
+    recorded for another base is refused unless `force_base`. (`think_steps=`: deprecated.)"""
+    latent_steps = renamed_steps(latent_steps, old)
     path = Path(path)
     if not path.exists():
         raise ThinkpixError(f"{path}: adapter folder not found")
     if lora.is_lora_adapter(path):
-        if think_steps not in (None, 0, 1):
-            raise ThinkpixError(f"{path}: a LoRA adapter has no latent steps (--think-steps {think_steps})")
+        if latent_steps not in (None, 0, 1):
+            raise ThinkpixError(f"{path}: a LoRA adapter has no latent steps (--latent-steps {latent_steps})")
         lora.load_lora(transformer, path)
         return "lora"
     load_rsr(transformer, path, force_base=force_base)
-    if think_steps is not None:
-        set_latent_steps(transformer, think_steps)
+    set_latent_steps(transformer, latent_steps)
     return "rsr"

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from .deprecation import show_on_command_line
 from .errors import ThinkpixError
 from .validation import check_args
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    show_on_command_line()  # an old spelling (e.g. --think-steps): one warning line on stderr
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # argparse stops filling `overrides` at the first option, so `train CONFIG --export DIR key=value`

@@ -17,12 +17,12 @@ from .sampling import _integrate
 
 
 
-def load_lake(path, adapter=None, think_steps: int | None = None) -> LakeModel:
-    """A lake model folder, with its own RSR (trained in) or an `adapter` folder loaded; `think_steps`
-    sets RSR's latent steps (0 = the network without RSR)."""
-    from .adapters import prepare_for_sampling
+def load_lake(path, adapter=None, latent_steps: int | None = None, **old) -> LakeModel:
+    """A lake model folder, with its own RSR (trained in) or an `adapter` folder loaded; `latent_steps`
+    sets RSR's latent steps (0 = the network without RSR). (`think_steps=`: deprecated.)"""
+    from .adapters import prepare_for_sampling, renamed_steps
 
-    return prepare_for_sampling(LakeModel.load(path), path, adapter, think_steps)
+    return prepare_for_sampling(LakeModel.load(path), path, adapter, renamed_steps(latent_steps, old))
 
 
 @torch.no_grad()

@@ -45,6 +45,8 @@ def read_record(out) -> dict | None:
         raise ThinkpixError(f"{path}: corrupted sample record (not JSON)") from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise ThinkpixError(f"{path}: not a thinkpix sample record")
+    if "think_steps" in record and "latent_steps" not in record:  # the key's earlier name
+        record["latent_steps"] = record.pop("think_steps")
     return record
 
 

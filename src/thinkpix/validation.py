@@ -164,7 +164,7 @@ OPTION_CHECKS = {
     "num_images": _positive(4096),
     "upscale": _positive(64),
     "stop_after": _positive(10**9),
-    "think_steps": _non_negative(64),
+    "latent_steps": _non_negative(64),
     "lora_rank": _positive(4096),
     "images_per_map": _positive(10_000),
     "per_cell": _positive(10_000),

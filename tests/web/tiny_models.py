@@ -18,7 +18,7 @@ def rsr_adapter(out: Path, seed: int = 0) -> Path:
 
     run = out / "run"
     assert main(["finetune", "steps=3", "batch_size=4", "ckpt_every=3", "log_every=1", "threads=1",
-                 "--rsr", "layers=2,3,experts=3,steps=2,rank=4", "--out", str(run)]) == 0
+                 "--rsr", "layers=2,3,experts=3,latent_steps=2,rank=4", "--out", str(run)]) == 0
     adapter = out / "rsr-demo"
     shutil.copytree(run / "adapter", adapter)
     weights = adapter / "rsr_adapter.safetensors"
@@ -43,7 +43,7 @@ def lake_model(out: Path) -> Path:
 
     cfg = lake_config(None, ["model.size=tiny", "steps=4", "batch_size=4", "log_every=2", "ckpt_every=4",
                              "sample_every=1000", "optim.warmup_steps=2", "threads=1", f"out_dir={out / 'lake'}",
-                             "lake.rsr=layers=0,1,experts=2,steps=3,rank=2,random_depth=true"])
+                             "lake.rsr=layers=0,1,experts=2,latent_steps=3,rank=2,random_depth=true"])
     trainer = Trainer(cfg, build_lake_objective(cfg))
     trainer.fit()
     return trainer.export(out / "lake" / "final")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..deprecation import add_alias
+
 
 def add_sampling_flags(p) -> None:
     p.add_argument("--model", default=None, help="model folder or bundled name (default: the bundled base; "
@@ -13,8 +15,9 @@ def add_sampling_flags(p) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     add_precision_flag(p)
     p.add_argument("--adapter", default=None, help="RSR or LoRA adapter folder (from `thinkpix finetune`)")
-    p.add_argument("--think-steps", type=int, default=None,
+    p.add_argument("--latent-steps", type=int, default=None,
                    help="RSR latent steps at inference (0 = the base model; default: the adapter's own)")
+    add_alias(p, "--think-steps", "--latent-steps", "latent_steps", type=int)
 
 
 def load_model(args, kind: str = "mmdit"):
@@ -47,7 +50,7 @@ def load_model(args, kind: str = "mmdit"):
         model = TextToImage.load(path)
     from ..adapters import prepare_for_sampling
 
-    return prepare_for_sampling(model, path, args.adapter, args.think_steps)
+    return prepare_for_sampling(model, path, args.adapter, args.latent_steps)
 
 
 def model_path(args, kind: str = "mmdit"):
@@ -65,7 +68,7 @@ def sample_record(args, kind: str, **what) -> dict:
     from ..sample_record import folder_checksum
 
     return dict(what, model=folder_checksum(model_path(args, kind)), adapter=folder_checksum(args.adapter),
-                think_steps=args.think_steps, seed=args.seed, images_per_prompt=args.images_per_prompt,
+                latent_steps=args.latent_steps, seed=args.seed, images_per_prompt=args.images_per_prompt,
                 batch_size=args.batch_size, **sampling_kwargs(args), **precision_record(args))
 
 

@@ -30,8 +30,8 @@ def load_pretrained(args, kind: str):
         base.check_resolution(args.resolution)
         base.resolution = args.resolution
     if args.adapter:
-        load_adapter(base.transformer, args.adapter, args.think_steps, force_base=args.force_base)
+        load_adapter(base.transformer, args.adapter, args.latent_steps, force_base=args.force_base)
         base.transformer.eval()
-    elif args.think_steps:
-        raise ThinkpixError("--think-steps needs an RSR --adapter")
+    elif args.latent_steps:
+        raise ThinkpixError("--latent-steps needs an RSR --adapter")
     return base

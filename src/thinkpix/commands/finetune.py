@@ -1,4 +1,4 @@
-"""`thinkpix finetune --base MODEL --rsr layers=2,3,experts=2,steps=2 [--method lora] [--config FILE] [key=value ...]`:
+"""`thinkpix finetune --base MODEL --rsr layers=2,3,experts=2,latent_steps=2 [--method lora] [--config FILE] [key=value ...]`:
 train only an adapter on a frozen base: RSR experts and gates, or (`--method lora`) the paper's SFT
 baseline, a plain peft LoRA on the same blocks' image q/k/v with its rank matched to the RSR
 spec's parameter count. `--method full` trains the base's whole transformer further instead (the
@@ -20,7 +20,7 @@ def register(sub) -> None:
     p.add_argument("--config", default=None, help="YAML config (default: configs/finetune_rsr.yaml)")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. steps=300 optim.lr=5e-4")
     p.add_argument("--base", default=None, help="base model folder or bundled name (default shapes-base)")
-    p.add_argument("--rsr", default=None, help="RSR spec, e.g. layers=2,3,experts=2,steps=2,rank=8")
+    p.add_argument("--rsr", default=None, help="RSR spec, e.g. layers=2,3,experts=2,latent_steps=2,rank=8")
     p.add_argument("--method", choices=("rsr", "lora", "full"), default=None,
                    help="rsr (default config), lora (the paper's SFT baseline), or full: the base's whole "
                         "transformer trained further (a compute-matched baseline; exports a model folder)")

@@ -2,7 +2,7 @@
 names of diffusers' train_dreambooth_lora_sd3.py where the meaning is the same.
 
     thinkpix finetune --pretrained PIPELINE --data IMAGEFOLDER --caption_column text --resolution 512 \\
-        --rsr layers=4,8,12,experts=2,steps=2,rank=128,tau=5 --max_train_steps 2000 --out RUN
+        --rsr layers=4,8,12,experts=2,latent_steps=2,rank=128,tau=5 --max_train_steps 2000 --out RUN
 
 BASE: a diffusers pipeline folder (StableDiffusion3Pipeline incl. SD3.5, FluxPipeline, DiTPipeline),
 a hub id already in the local cache, or a bundled thinkpix text-to-image model. The adapter is
@@ -120,7 +120,7 @@ def build(args):
         raise ThinkpixError("--pretrained takes flags (or a --config YAML of flag names with a `pretrained` key), "
                             "not a trainer config or key=value overrides")
     if (args.method or "rsr") == "rsr" and not args.rsr:
-        raise ThinkpixError("--rsr is required, e.g. --rsr layers=0,1,experts=2,steps=2,rank=4")
+        raise ThinkpixError("--rsr is required, e.g. --rsr layers=0,1,experts=2,latent_steps=2,rank=4")
     steps = args.max_train_steps
     cfg = config_from_dict({
         "out_dir": args.out or "runs/finetune", "steps": steps, "batch_size": args.train_batch_size,

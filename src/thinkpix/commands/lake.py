@@ -4,9 +4,9 @@
     thinkpix lake render --prompts data/eval/lake.jsonl --out outputs/lake_gt  # ground-truth solutions
     thinkpix lake evaluate outputs/lake_gt [--json]                           # exact path evaluator
     thinkpix lake train configs/lake_base.yaml out_dir=RUN seed=0             # train / resume
-    thinkpix lake finetune --base RUN/final --rsr layers=1,2,steps=4 --out FT # adapter on a frozen model
-    thinkpix lake sample --model RUN/final --prompts data/eval/lake.jsonl --out OUT [--think-steps T]
-    thinkpix lake generate --model RUN/final --map 'S.H.,..H.,....,H..G' --think-steps 4 --out grid.png
+    thinkpix lake finetune --base RUN/final --rsr layers=1,2,latent_steps=4 --out FT # adapter on a frozen model
+    thinkpix lake sample --model RUN/final --prompts data/eval/lake.jsonl --out OUT [--latent-steps T]
+    thinkpix lake generate --model RUN/final --map 'S.H.,..H.,....,H..G' --latent-steps 4 --out grid.png
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..deprecation import add_alias
 from ._common import add_precision_flag, finish_run, precision_record, sampling_precision
 
 
@@ -57,7 +58,7 @@ def register(sub) -> None:
     ft.add_argument("--config", default=None, help="YAML config (default: configs/lake_base.yaml's schedule)")
     ft.add_argument("overrides", nargs="*")
     ft.add_argument("--base", required=True, help="a trained lake model folder")
-    ft.add_argument("--rsr", required=True, help="RSR spec, e.g. layers=1,2,experts=2,steps=4,rank=8")
+    ft.add_argument("--rsr", required=True, help="RSR spec, e.g. layers=1,2,experts=2,latent_steps=4,rank=8")
     ft.add_argument("--method", choices=("rsr", "lora"), default="rsr")
     ft.add_argument("--out", required=True, help="run folder; the adapter goes to OUT/adapter")
     ft.add_argument("--no-resume", action="store_true")
@@ -69,7 +70,8 @@ def register(sub) -> None:
         s = samplers[name] = lake.add_parser(name, help=helptext)
         s.add_argument("--model", required=True, help="a trained lake model folder")
         s.add_argument("--adapter", default=None, help="RSR or LoRA adapter folder (from `thinkpix lake finetune`)")
-        s.add_argument("--think-steps", type=int, default=None, help="RSR latent steps T (0 = without RSR)")
+        s.add_argument("--latent-steps", type=int, default=None, help="RSR latent steps T (0 = without RSR)")
+        add_alias(s, "--think-steps", "--latent-steps", "latent_steps", type=int)
         s.add_argument("--steps", type=int, default=20, help="sampler steps (default 20)")
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--threads", type=int, default=0)
@@ -192,9 +194,9 @@ def _model(args):
         torch.set_num_threads(args.threads)
     if args.steps < 1:
         raise ThinkpixError(f"--steps must be >= 1, got {args.steps}")
-    if args.think_steps is not None and args.think_steps < 0:
-        raise ThinkpixError(f"--think-steps must be >= 0, got {args.think_steps}")
-    return load_lake(args.model, args.adapter, args.think_steps)
+    if args.latent_steps is not None and args.latent_steps < 0:
+        raise ThinkpixError(f"--latent-steps must be >= 0, got {args.latent_steps}")
+    return load_lake(args.model, args.adapter, args.latent_steps)
 
 
 def run_sample(args) -> int:
@@ -207,7 +209,7 @@ def run_sample(args) -> int:
     metas = _metas(args.prompts)
     out = Path(args.out)
     record = {"kind": "lake", "model": folder_checksum(args.model), "adapter": folder_checksum(args.adapter),
-              "think_steps": args.think_steps, "seed": args.seed, "steps": args.steps,
+              "latent_steps": args.latent_steps, "seed": args.seed, "steps": args.steps,
               "images_per_map": args.images_per_map, "prompts": rows_digest(metas), "num_prompts": len(metas),
               **precision_record(args)}
     if args.overwrite:

@@ -3,7 +3,7 @@
     rsr = attach_rsr(transformer, RSRConfig(layers=[4, 8, 12], num_experts=2, latent_steps=2, rank=8))
     optimizer = torch.optim.AdamW(rsr.parameters())   # == transformer.rsr.parameters(); the base is frozen
     out = transformer(...); outputs = collect_rsr_outputs(transformer)   # aux losses + routing stats
-    set_latent_steps(transformer, 0)                   # the base model, bit for bit
+    set_latent_steps(transformer, 0)                   # the base model, bit for bit (`with`: for a block)
     detach_rsr(transformer)                            # original processors, hooks and requires_grad back
 
 Backbone-specific code is in one module per backbone (`sd3.py`, `dit.py`, `flux.py`), each
@@ -133,9 +133,28 @@ def _keep_signature():  # pipe.save_pretrained inspects the signature to pass sa
 _keep_signature()
 
 
-def set_latent_steps(transformer: nn.Module, steps: int) -> None:
-    """Latent steps T for the following forwards; 0 runs the original processors (the base model)."""
-    get_rsr(transformer).set_latent_steps(steps)
+class set_latent_steps:
+    """Latent steps T of the RSR attached to `transformer`; 0 runs the original processors (the base model).
+
+        set_latent_steps(transformer, 4)        # every following forward
+        with set_latent_steps(transformer, 4):  # the forwards inside the block; the T before is restored
+            ...
+
+    `steps=None` changes nothing (no RSR needed). For one call of a diffusers pipeline or transformer,
+    `joint_attention_kwargs={"latent_steps": T}` (DiT: `cross_attention_kwargs`) does the same."""
+
+    def __init__(self, transformer: nn.Module, steps: int | None):
+        self.rsr = None if steps is None else get_rsr(transformer)
+        if self.rsr is not None:
+            self.before = self.rsr.latent_steps
+            self.rsr.set_latent_steps(steps)
+
+    def __enter__(self) -> "set_latent_steps":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.rsr is not None:
+            self.rsr.set_latent_steps(self.before)
 
 
 def collect_rsr_outputs(transformer: nn.Module) -> list[RSROutput]:

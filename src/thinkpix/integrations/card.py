@@ -37,7 +37,7 @@ def card_text(record: dict, info: dict | None = None) -> str:
               "image = pipe('a red bench left of a blue car', joint_attention_kwargs={'latent_steps': "
               f"{cfg['latent_steps']}}}).images[0]", "```", "",
               "`latent_steps: 0` gives the base model exactly. CLI: `thinkpix generate --pretrained BASE --adapter "
-              "THIS_FOLDER --think-steps T \"prompt\"`.", ""]
+              "THIS_FOLDER --latent-steps T \"prompt\"`.", ""]
     return "\n".join(lines)
 
 

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import torch
@@ -19,19 +18,20 @@ from ..errors import ThinkpixError
 PIPELINES = {"StableDiffusion3Pipeline": "sd3", "FluxPipeline": "flux", "DiTPipeline": "dit"}
 
 
-@contextlib.contextmanager
 def latent_steps_for(transformer: nn.Module, steps: int | None):
-    """Run with RSR at `steps` latent steps (None: as set), then restore. No-op without RSR."""
-    rsr = getattr(transformer, "rsr", None)
-    if steps is None or rsr is None:
-        yield
-        return
-    before = rsr.latent_steps
-    rsr.set_latent_steps(steps)
-    try:
-        yield
-    finally:
-        rsr.set_latent_steps(before)
+    """Deprecated: `with thinkpix.integrations.set_latent_steps(transformer, steps)` (this one is a no-op
+    without RSR)."""
+    from ..deprecation import deprecated
+
+    deprecated("latent_steps_for", "thinkpix.integrations.set_latent_steps (a context manager)")
+    return _steps_if_rsr(transformer, steps)
+
+
+def _steps_if_rsr(transformer: nn.Module, steps: int | None):
+    """`set_latent_steps` for a `with` block, a no-op without RSR."""
+    from ..integrations.attach import set_latent_steps
+
+    return set_latent_steps(transformer, steps if hasattr(transformer, "rsr") else None)
 
 
 def _flow_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -100,13 +100,13 @@ class BundledBase:
 
     def generate(self, conditions: list, seed: int = 0, steps: int = 20, guidance: float = 3.0, batch_size: int = 64,
                  latent_steps: int | None = None, resolution: int | None = None, **kwargs) -> torch.Tensor:
-        from ..sampling import generate_images
+        from .sampler import bundled_images
 
         self.check_resolution(resolution or self.resolution)
 
-        with latent_steps_for(self.transformer, latent_steps):
-            return generate_images(self.model, list(conditions), seed=seed, steps=steps, guidance=guidance,
-                                   batch_size=batch_size, **kwargs)
+        with _steps_if_rsr(self.transformer, latent_steps):
+            return bundled_images(self.model, list(conditions), seed=seed, steps=steps, guidance=guidance,
+                                  batch_size=batch_size, **kwargs)
 
 
 class DiffusersBase:
@@ -265,7 +265,7 @@ class DiffusersBase:
             gens = [torch.Generator("cpu").manual_seed(seed + start + i) for i in range(len(chunk))]
             common = dict(num_inference_steps=steps, guidance_scale=guidance, generator=gens, output_type="np")
             if self.family == "dit":
-                with latent_steps_for(self.transformer, latent_steps):
+                with _steps_if_rsr(self.transformer, latent_steps):
                     images = self.pipe(class_labels=[self.label_of(c) for c in chunk], **common).images
             else:
                 extra = {"joint_attention_kwargs": {"latent_steps": latent_steps}} if (

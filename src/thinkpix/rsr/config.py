@@ -13,6 +13,7 @@ import math
 import numbers
 from dataclasses import dataclass, field
 
+from thinkpix.deprecation import deprecated
 from thinkpix.errors import ThinkpixError
 
 GATES = ("mlp", "tokens_only", "linear")
@@ -27,11 +28,11 @@ LOOP_BODIES = ("attention", "block")
 # neither the parameters nor what was learned (inference depth, and which kernel computes experts).
 RUNTIME_FIELDS = ("latent_steps", "expert_impl")
 
-# Bounds that protect the machine, the same in training and at inference (`--think-steps`): field -> (maximum,
+# Bounds that protect the machine, the same in training and at inference (`--latent-steps`): field -> (maximum,
 # why). A rank above a layer's own width is refused too, when RSR is attached (`RSRModule`).
 BOUNDS = {
     "latent_steps": (64, "every latent step reruns the block's attention (the paper uses T = 2-4; inference caps "
-                         "--think-steps at 64 too)"),
+                         "--latent-steps at 64 too)"),
     "rank": (4096, "above the widest projection of any supported base (FLUX: 3072), where a rank adds parameters, "
                    "not expressiveness"),
     "num_experts": (256, "the gate, the expert weights and the routing statistics grow with M"),
@@ -51,8 +52,10 @@ PRESETS = {
     "gated-every-step": {"base_every_step": True, "final_input": "gated"},
 }
 
-# Short names accepted by `RSRConfig.parse` (the CLI's `--rsr layers=4,8,12,experts=2,steps=2`).
-ALIASES = {"experts": "num_experts", "steps": "latent_steps", "k": "top_k", "tau": "temperature"}
+# Short names accepted by `RSRConfig.parse` (the CLI's `--rsr layers=4,8,12,experts=2,latent_steps=2`).
+ALIASES = {"experts": "num_experts", "k": "top_k", "tau": "temperature"}
+# Old spellings, still read, each with a deprecation warning (`steps` is the sampler's word elsewhere).
+DEPRECATED = {"steps": "latent_steps"}
 
 
 @dataclass
@@ -198,9 +201,9 @@ class RSRConfig:
 
     @classmethod
     def parse(cls, spec: str, **defaults) -> "RSRConfig":
-        """Parse `"layers=4,8,12,experts=2,steps=2,gate=linear"` (bare values extend the previous list).
+        """Parse `"layers=4,8,12,experts=2,latent_steps=2,gate=linear"` (bare values extend the previous list).
 
-        Aliases: experts=num_experts, steps=latent_steps, k=top_k, tau=temperature.
+        Aliases: experts=num_experts, k=top_k, tau=temperature; `steps` (deprecated) = latent_steps.
         Booleans accept true/false/1/0/yes/no/on/off.
         """
         types = {f.name: f.type for f in dataclasses.fields(cls)}
@@ -213,6 +216,9 @@ class RSRConfig:
                     preset = _preset_fields(raw)
                     key = None
                     continue
+                if name in DEPRECATED:
+                    deprecated(f"--rsr {name}=", f"{DEPRECATED[name]}=")
+                    name = DEPRECATED[name]
                 key = ALIASES.get(name, name)
                 if key not in types or key == "extra":
                     raise ThinkpixError(f"--rsr: unknown field {name!r} in {spec!r}; known: {sorted(types)}")

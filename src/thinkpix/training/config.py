@@ -26,7 +26,7 @@ class ModelConfig:
     autoencoder: str = ""  # folder of a trained autoencoder (latent space)
     text_encoder: str = "minilm"  # minilm (frozen, offline) | words (small learned encoder, tests); mmdit only
     canvas: int = 32
-    rsr: str = ""  # RSR trained in from the start (base trainable), e.g. "layers=2,3,experts=2,steps=4,random_depth=true"
+    rsr: str = ""  # RSR trained in from the start (base trainable), e.g. "layers=2,3,experts=2,latent_steps=4,random_depth=true"
 
 
 @dataclass
@@ -47,7 +47,7 @@ class FinetuneConfig:
 
     base: str = ""  # model folder or bundled name
     method: str = "none"  # none | rsr | lora (the paper's SFT baseline) | full (the whole transformer trains further)
-    rsr: str = ""  # RSRConfig spec, e.g. "layers=2,3,experts=2,steps=2,rank=8"
+    rsr: str = ""  # RSRConfig spec, e.g. "layers=2,3,experts=2,latent_steps=2,rank=8"
     lora_layers: str = ""  # LoRA blocks, e.g. "2,3" (default: the RSR spec's layers)
     lora_rank: int = 0  # 0: the rank whose parameter count matches the RSR spec
     gate_lr_mult: float = 1.0  # RSR: learning rate of the gates = optim.lr * this (own AdamW group)
@@ -171,7 +171,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         if cfg.finetune.method == "full":
             return cfg  # the base trained further: no adapter spec
         if not cfg.finetune.rsr and not (cfg.finetune.method == "lora" and cfg.finetune.lora_layers and cfg.finetune.lora_rank):
-            raise ThinkpixError("config key 'finetune.rsr' is required (e.g. layers=2,3,experts=2,steps=2); "
+            raise ThinkpixError("config key 'finetune.rsr' is required (e.g. layers=2,3,experts=2,latent_steps=2); "
                                 "a LoRA run without it needs finetune.lora_layers and finetune.lora_rank")
         if cfg.finetune.rsr:
             from ..rsr.config import RSRConfig

@@ -34,7 +34,7 @@ class LakeSection:
     random_path: bool = False  # target: a random shortest path (default: the canonical one, see maps.shortest_path)
     target: str = "path"  # path | position (the agent's cell after k moves; k is a condition token)
     depth: int = 0  # transformer blocks (0: the model.size's own)
-    rsr: str = ""  # RSR trained in from the start, base trainable, e.g. "layers=1,2,steps=4,random_depth=true"
+    rsr: str = ""  # RSR trained in from the start, base trainable, e.g. "layers=1,2,latent_steps=4,random_depth=true"
     path_weight: float = 1.0  # flow-loss weight of the pixels where the solution differs from the map (the path)
     patch_context: int = 0  # patches on each side the patch embedding sees (0: plain; 1: 3x3 cells at 32x32)
 

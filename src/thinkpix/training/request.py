@@ -111,13 +111,27 @@ def recorded_request(state: dict) -> dict:
     return {"fields": dict(config_fields(config), **{k: identity(v) for k, v in folders.items()}), "names": folders}
 
 
+def same_rsr_spec(a, b) -> bool:
+    """Two `--rsr` specs that parse to the same config (`steps=2` and `latent_steps=2` are one request)."""
+    import warnings
+
+    from ..rsr.config import RSRConfig
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an old spelling in a recorded request is not the user's to fix
+            return RSRConfig.parse(a).to_dict() == RSRConfig.parse(b).to_dict()
+    except (ThinkpixError, TypeError, AttributeError):
+        return False
+
+
 def differences(old: dict, new: dict) -> list[str]:
     """'key: the run's X, now Y' for every field both requests hold that differs (a field only one holds,
-    e.g. an option added since, is not a difference)."""
+    e.g. an option added since, is not a difference; RSR specs are compared parsed)."""
     a, b = old.get("fields", {}), new.get("fields", {})
     out = []
     for key in sorted(set(a) & set(b)):
-        if a[key] != b[key]:
+        if a[key] != b[key] and not (key.endswith("rsr") and a[key] and b[key] and same_rsr_spec(a[key], b[key])):
             was, now = old.get("names", {}).get(key), new.get("names", {}).get(key)
             was_shown = f"{was!r} ({a[key]})" if was else repr(a[key])
             now_shown = f"{now!r} ({b[key]})" if now else repr(b[key])

@@ -49,7 +49,7 @@ class Service:
 def _t2i(pretrained: str | None, adapter: str | None, device: str):
     from ..commands._common import load_model
 
-    ns = Namespace(threads=0, model=pretrained, pretrained=None, adapter=adapter, think_steps=None,
+    ns = Namespace(threads=0, model=pretrained, pretrained=None, adapter=adapter, latent_steps=None,
                    device=device, dtype="auto", resolution=0, force_base=False)
     if pretrained and not (Path(pretrained) / "thinkpix.json").is_file() and not _bundled(pretrained):
         ns.pretrained = pretrained  # a diffusers pipeline folder
