@@ -43,9 +43,18 @@ def _rows(split: dict, lengths: tuple[int, int] | None = None) -> np.ndarray:
 
 def gain(split: dict, t_from: int, t_to: int, lengths: tuple[int, int] | None = None, seed: int = 0) -> dict:
     """Accuracy at both depths, their paired difference and its 95% bootstrap interval."""
-    keep = _rows(split, lengths)
-    a = np.asarray(split["T"][str(t_from)])[keep]
-    b = np.asarray(split["T"][str(t_to)])[keep]
+    return paired(split, t_from, split, t_to, lengths, seed)
+
+
+def paired(split_a: dict, t_a: int, split_b: dict, t_b: int, lengths: tuple[int, int] | None = None,
+           seed: int = 0) -> dict:
+    """Accuracy of run a at depth t_a and run b at t_b on the same maps, the mean paired difference b - a and
+    its 95% bootstrap interval (two depths of one run, or two runs scored on identical maps and noise)."""
+    keep = _rows(split_a, lengths)
+    if split_a["lengths"] != split_b["lengths"]:
+        raise ValueError("paired comparison of runs scored on different maps")
+    a = np.asarray(split_a["T"][str(t_a)])[keep]
+    b = np.asarray(split_b["T"][str(t_b)])[keep]
     lo, hi = bootstrap_mean_interval(b - a, resamples=RESAMPLES, seed=seed)
     return {"from": round(float(a.mean()), 4), "to": round(float(b.mean()), 4),
             "gain": round(float((b - a).mean()), 4), "lo": round(lo, 4), "hi": round(hi, 4), "maps": int(keep.sum())}

@@ -1,0 +1,57 @@
+"""Lake diffusion's table: paired differences between arms and the pre-registered verdicts."""
+
+import json
+
+import numpy as np
+import pytest
+
+from thinkpix.worlds.lake import cell_diffusion_table as table
+
+LENGTHS = [1, 2, 3, 4, 5, 6] * 50  # 300 maps, 150 of them with 4-6 moves
+
+
+def scores(rng, p_by_T: dict[int, float], looped: bool) -> dict:
+    """Per-map 0/1 rows drawn with the given success rates (the same maps for every split)."""
+    steps = (0, 1, 2, 4, 8, 16) if looped else (1, 2, 4, 8, 16)
+    rows = {str(T): (rng.random(len(LENGTHS)) < p_by_T.get(T, p_by_T[1])).astype(int).tolist() for T in steps}
+    split = {"lengths": LENGTHS, "sizes": [4] * len(LENGTHS), "T": rows}
+    return {"in-range": split, "larger": split, "longer": split}
+
+
+def write(runs, arm, seed, data):
+    folder = runs / f"diffusion-{arm}" / f"seed{seed}"
+    folder.mkdir(parents=True)
+    (folder / "scores.json").write_text(json.dumps(data))
+
+
+ROLES = {"base": "stack-2", "winner": "rsr-x-b2", "paper": "rsr-p-b2", "deep": "stack-5"}
+
+
+def test_verdicts_follow_the_rows(tmp_path):
+    rng = np.random.default_rng(0)
+    for s in range(3):
+        write(tmp_path, "stack-2", s, scores(rng, {1: 0.6}, False))
+        write(tmp_path, "stack-5", s, scores(rng, {1: 0.95}, False))
+        write(tmp_path, "rsr-x-b2", s, scores(rng, {0: 0.1, 1: 0.5, 8: 0.9}, True))  # a loop that computes
+        write(tmp_path, "rsr-p-b2", s, scores(rng, {1: 0.55}, True))  # flat in T
+    result = table.tabulate(tmp_path, ROLES)
+    v = result["verdicts"]
+    assert v["base_rule"] == "cleared" and v["winner_loop"] == "computes"
+    assert v["winner_vs_base"] == "beats the base" and v["deep_vs_base"] == "depth helps"
+    assert v["paper_loop"] in ("inert", "weak") and v["winner_vs_deep"] != "beats compute-matched depth"
+    d = result["per_seed"]["0"]["winner_minus_base"]
+    assert d["lo"] <= d["gain"] <= d["hi"] and d["maps"] == 150
+    text = table.fill_doc("a\n<!-- diffusion-accuracy -->\n<!-- diffusion-comparisons -->\nb", result)
+    assert "| winner | `rsr-x-b2` | 3 |" in text and "beats the base" in text and text.endswith("b")
+    assert table.fill_doc(text, result) == text  # rewriting is idempotent
+
+
+def test_missing_arm_and_unpaired_maps_are_refused(tmp_path):
+    rng = np.random.default_rng(1)
+    write(tmp_path, "stack-2", 0, scores(rng, {1: 0.5}, False))
+    with pytest.raises(FileNotFoundError, match="rsr-x-b2"):
+        table.tabulate(tmp_path, ROLES)
+    other = scores(rng, {1: 0.5}, True)
+    other["in-range"] = {**other["in-range"], "lengths": LENGTHS[::-1]}
+    with pytest.raises(ValueError, match="different maps"):
+        table.versus(scores(rng, {1: 0.5}, True), other)
