@@ -71,3 +71,12 @@ def test_a_finished_run_reloads_and_validates_and_a_stack_is_sampled_once(tmp_pa
     assert written.name == "validation.json" and cd.validate(tmp_path, log=lambda *_: None) == []
     model = cd.trained(tmp_path, arm_named("stack-1"), 0)
     assert not model.training
+
+
+def test_the_compute_matched_stack_is_the_nearest_in_flops():
+    arm = arm_named("rsr-refined-every-step-b2")
+    matched = cd.compute_matched_stack(arm, 8)
+    target = cd.forward_flops(arm, 8)
+    gaps = {n: abs(cd.forward_flops(arm_named(f"stack-{n}"), 1) - target) for n in range(1, 9)}
+    assert matched.name == f"stack-{min(gaps, key=gaps.get)}"
+    assert cd.forward_flops(arm, 8) > cd.forward_flops(arm, 1) > cd.forward_flops(arm_named("stack-2"), 1)

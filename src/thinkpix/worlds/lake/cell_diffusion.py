@@ -78,6 +78,25 @@ class CellDiffusion(torch.nn.Module):
         return flow.sample(lambda x, t: self.velocity(x, t, maps, steps), noise, sampler_steps)
 
 
+def forward_flops(arm: Arm, steps: int) -> int:
+    """FLOPs of one velocity call on one map at T = `steps` (torch's FLOP counter: matmuls and attention)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = CellDiffusion(arm, 0).eval()
+    x, maps, t = torch.zeros(1, 1, task.CANVAS, task.CANVAS), torch.zeros(1, task.KINDS, task.CANVAS, task.CANVAS), torch.ones(1)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.velocity(x, t, maps, steps)
+    return int(counter.get_total_flops())
+
+
+def compute_matched_stack(arm: Arm, steps: int) -> Arm:
+    """The plain stack whose forward FLOPs are nearest to `arm`'s at T = `steps`."""
+    per_block = forward_flops(arm_named("stack-2"), 1) - forward_flops(arm_named("stack-1"), 1)
+    rest = forward_flops(arm_named("stack-1"), 1) - per_block  # embeddings and the output head
+    blocks = max(1, round((forward_flops(arm, steps) - rest) / per_block))
+    return arm_named(f"stack-{blocks}")
+
+
 def loss(model: CellDiffusion, grids: list[np.ndarray], depth: int, rng: np.random.Generator) -> torch.Tensor:
     """Rectified-flow loss on the cells inside each map; the path is a random shortest one (from `rng`),
     noise and timesteps from torch's global generator (which the checkpoints hold)."""
