@@ -33,7 +33,7 @@ def main() -> None:
     from thinkpix.evaluation.runner import score_image
     from thinkpix.files import portable, write_json
     from thinkpix.models.t2i import TextToImage
-    from thinkpix.sampling import generate_latents
+    from thinkpix.models.sampler import generate_latents
     from thinkpix.worlds.prompts import geneval_set
 
     model = TextToImage.load(resolve_model(args.model))

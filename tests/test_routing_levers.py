@@ -339,7 +339,7 @@ def test_recursion_trained_in_from_scratch_exports_samples_and_sweeps_T(tmp_path
     from pathlib import Path
 
     from thinkpix.integrations.attach import get_rsr, set_latent_steps
-    from thinkpix.sampling import generate_latents
+    from thinkpix.models.sampler import generate_latents
     from thinkpix.training.config import load_config
     from thinkpix.training.objectives import build_objective
 

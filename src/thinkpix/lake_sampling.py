@@ -13,7 +13,7 @@ import torch
 
 from .errors import ThinkpixError
 from .models.lake import LakeModel, map_inputs
-from .sampling import _integrate
+from .models.sampler import integrate
 
 
 
@@ -41,7 +41,7 @@ def generate_lake_images(model: LakeModel, grids: list[np.ndarray], seed: int = 
         conditions = [v.to(device) for v in map_inputs(gs, canvas, kk if ks is not None else None)]
         return lambda x, t: model.velocity(x, t, *conditions)  # map (b, 3, H, W), kinds (b, 64)[, ks (b,)]
 
-    x0 = _integrate(model, items, seed, batch_size, velocity_for, steps, method, 1.0, callback)
+    x0 = integrate(model, items, seed, batch_size, velocity_for, steps, method, 1.0, callback)
     return model.x0_to_images(x0)
 
 

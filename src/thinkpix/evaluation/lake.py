@@ -37,7 +37,7 @@ from ..worlds.lake.render import read_cells, render
 from ..worlds.lake.sets import SPLITS, TAG, map_of
 from .bootstrap import bootstrap_mean_interval
 from .metadata import read_jsonl
-from .runner import _samples, load_image, prompt_folders
+from .runner import load_image, prompt_folders, sample_paths
 
 VERDICTS = ("correct", "valid-not-shortest", "wrong-position", "touches-hole", "broken")
 
@@ -121,7 +121,7 @@ def evaluate_lake_folder(root: Path, write: bool = True) -> tuple[list[dict], di
         if len(lines) != 1 or lines[0][1].get("tag") != TAG:
             raise located(path, None, "expected one lake metadata line (tag 'lake')")
         meta = lines[0][1]
-        jobs.append((folder, meta, map_of(meta), _samples(folder)))
+        jobs.append((folder, meta, map_of(meta), sample_paths(folder)))
     results, canvas = [], None
     for folder, meta, grid, samples in jobs:
         for path in samples:

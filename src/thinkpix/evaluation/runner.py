@@ -111,7 +111,7 @@ def _folder_metadata(folder: Path) -> dict:
     return lines[0][1]
 
 
-def _samples(folder: Path) -> list[Path]:
+def sample_paths(folder: Path) -> list[Path]:
     samples = sorted(p for p in (folder / "samples").glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not samples:
         raise located(folder / "samples", None, "no images (expected samples/0000.png ...)")
@@ -147,7 +147,7 @@ def evaluate_folder(root: Path, canvas: int | None = None, write: bool = True,
         raise ThinkpixError(f"{root}: incomplete: {len(bad)} prompt folder(s) lack images or metadata{example} and "
                             f"{missing} are missing; finish it by rerunning the same `thinkpix sample` command, or "
                             "score the complete ones with --partial")
-    jobs = [(folder, _folder_metadata(folder), _samples(folder)) for folder in folders if folder not in bad]
+    jobs = [(folder, _folder_metadata(folder), sample_paths(folder)) for folder in folders if folder not in bad]
     for _, _, samples in jobs:  # every header before any decoding
         for path in samples:
             canvas = check_image_header(path, canvas)  # the first image fixes the size for the rest

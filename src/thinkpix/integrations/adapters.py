@@ -29,7 +29,7 @@ from thinkpix.files import sha256_file, verify_manifest, write_manifest
 from thinkpix.rsr.config import RSRConfig
 from thinkpix.rsr.module import RSRModule
 
-from .attach import _unwrap, attach_rsr, backbone_of, detach_rsr, get_rsr
+from .attach import attach_rsr, backbone_of, detach_rsr, get_rsr, unwrap_model
 from .base_identity import base_identity, check_base
 from .card import write_card
 
@@ -76,7 +76,7 @@ def save_rsr(transformer_or_module: nn.Module, path, base_name: str | None = Non
         "sha256": sha256_file(out / WEIGHTS),
     }
     if not isinstance(transformer_or_module, RSRModule):
-        record["base"] = base_identity(_unwrap(transformer_or_module), base_name)
+        record["base"] = base_identity(unwrap_model(transformer_or_module), base_name)
     tmp = out / (CONFIG + ".tmp")
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, out / CONFIG)
@@ -139,7 +139,7 @@ def load_rsr(transformer: nn.Module, path, strict_config: bool = True, force_bas
         now = backbone.layer_dims(transformer, int(key)).to_dict()
         if now != dims:
             raise ThinkpixError(f"{d}: adapter layer {key} was saved for widths {dims}, this transformer has {now}")
-    forced = check_base(record.get("base"), _unwrap(transformer), d, force_base)
+    forced = check_base(record.get("base"), unwrap_model(transformer), d, force_base)
     if forced:
         warnings.warn(forced, UserWarning, stacklevel=2)
 

@@ -37,7 +37,7 @@ def backbone_of(transformer: nn.Module):
                         f"supported: {[m.NAME for m in BACKBONES]}")
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
+def unwrap_model(model: nn.Module) -> nn.Module:
     while not hasattr(model, "rsr") and isinstance(getattr(model, "module", None), nn.Module):
         model = model.module  # DDP / accelerate wrappers
     return model
@@ -45,7 +45,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 def get_rsr(transformer: nn.Module) -> RSRModule:
     """The RSRModule attached to `transformer` (or a DDP wrapper of it); ThinkpixError if none."""
-    rsr = getattr(_unwrap(transformer), "rsr", None)
+    rsr = getattr(unwrap_model(transformer), "rsr", None)
     if not isinstance(rsr, RSRModule):
         raise ThinkpixError(f"{type(transformer).__name__} has no RSR attached (use attach_rsr first)")
     return rsr
@@ -95,7 +95,7 @@ def attach_rsr(transformer: nn.Module, config: RSRConfig, freeze_base: bool = Tr
 
 def detach_rsr(transformer: nn.Module) -> RSRModule:
     """Remove RSR: the original processor objects, no hooks, base requires_grad as before. Returns the module."""
-    transformer = _unwrap(transformer)
+    transformer = unwrap_model(transformer)
     rsr = get_rsr(transformer)
     att = rsr.__dict__.pop("_attachment")
     backbone = next(m for m in BACKBONES if m.NAME == att["backbone"])

@@ -115,7 +115,8 @@ def _coerce(value, typ, key: str):
     return out
 
 
-def _apply(obj, data: dict, prefix: str = "") -> None:
+def apply_mapping(obj, data: dict, prefix: str = "") -> None:
+    """Set the dataclass `obj`'s fields from a nested mapping; ThinkpixError naming an unknown key or bad value."""
     hints = typing.get_type_hints(type(obj))
     names = {f.name for f in dataclasses.fields(obj)}
     for key, value in data.items():
@@ -126,7 +127,7 @@ def _apply(obj, data: dict, prefix: str = "") -> None:
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
                 raise ThinkpixError(f"config key {full!r} is a section; give its fields")
-            _apply(current, value, full + ".")
+            apply_mapping(current, value, full + ".")
         else:
             setattr(obj, key, _coerce(value, hints[key], full))
 
@@ -210,8 +211,8 @@ def parse_overrides(overrides: list[str]) -> dict:
 
 def config_from_dict(data: dict, overrides: list[str] = ()) -> TrainConfig:
     cfg = TrainConfig()
-    _apply(cfg, data or {})
-    _apply(cfg, parse_overrides(list(overrides)))
+    apply_mapping(cfg, data or {})
+    apply_mapping(cfg, parse_overrides(list(overrides)))
     return validate(cfg)
 
 

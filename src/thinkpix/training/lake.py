@@ -22,7 +22,7 @@ from ..rsr.config import RSRConfig
 from ..worlds.lake.maps import MAX_SIZE, MIN_SIZE, random_map
 from ..worlds.lake.render import render
 from ..worlds.lake.sets import TARGETS, parse_range, training_pair
-from .config import TrainConfig, _apply, parse_overrides, read_config_file, validate
+from .config import TrainConfig, apply_mapping, parse_overrides, read_config_file, validate
 from .data import sample_seed
 from .objectives import AdapterTraining, FlowObjective
 
@@ -47,8 +47,8 @@ class LakeTrainConfig(TrainConfig):
 def lake_config(path: str | Path | None, overrides: list[str] = ()) -> LakeTrainConfig:
     """A lake training config from YAML plus dotted overrides; ThinkpixError naming a bad key."""
     cfg = LakeTrainConfig()
-    _apply(cfg, read_config_file(path))
-    _apply(cfg, parse_overrides(list(overrides)))
+    apply_mapping(cfg, read_config_file(path))
+    apply_mapping(cfg, parse_overrides(list(overrides)))
     validate(cfg)
     if cfg.model.kind != "mmdit" or cfg.model.space != "pixel":
         raise ThinkpixError("the lake model is a pixel-space MMDiT: model.kind must be mmdit, model.space pixel")

@@ -15,7 +15,7 @@ LAKE_FRAMES = {"correct": PASS, "valid-not-shortest": (240, 170, 40), "wrong-pos
                "touches-hole": (150, 60, 220), "broken": (90, 90, 90)}
 
 
-def _font(size: int = 12):
+def load_font(size: int = 12):
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow without FreeType: the fixed bitmap font
@@ -39,7 +39,7 @@ def detections(image: np.ndarray, details: list, threshold: float, scale: int = 
     as `evaluation.runner.score_image` reports them) boxed and labelled: white boxes count (confidence
     above `threshold`), grey ones do not; a green or red frame for the verdict (none when unknown)."""
     big = Image.fromarray(enlarge(image, scale))
-    draw, font = ImageDraw.Draw(big), _font(11)
+    draw, font = ImageDraw.Draw(big), load_font(11)
     for shape, colour, confidence, (x0, y0, x1, y1) in details:
         counted = confidence > threshold
         box = (x0 * scale, y0 * scale, x1 * scale - 1, y1 * scale - 1)
@@ -80,7 +80,7 @@ def labelled_grid(rows: list[list[np.ndarray]], row_labels: list[str], col_label
     width = label_width + cols * (w + pad) + pad
     height = label_height + len(rows) * (h + pad) + pad
     canvas = Image.new("RGB", (width, height), (255, 255, 255))
-    draw, font = ImageDraw.Draw(canvas), _font(12)
+    draw, font = ImageDraw.Draw(canvas), load_font(12)
     for j, text in enumerate(col_labels):
         draw.text((label_width + pad + j * (w + pad), 2), text, fill=(0, 0, 0), font=font)
     for i, row in enumerate(rows):

@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw
 from ..errors import ThinkpixError
 from ..worlds.lake import FROZEN, GOAL, HOLE, LAKE_COLORS, START, from_text, random_map, to_text
 from ..worlds.lake.maps import MAX_SIZE, MIN_SIZE
-from .drawing import _font
+from .drawing import load_font
 
 BOARD_CELL = 48  # pixels per cell of the board picture
 MODES = ("ice / hole", "start", "goal")
@@ -40,7 +40,7 @@ def board(grid: np.ndarray, cell: int = BOARD_CELL) -> np.ndarray:
     """(N, N) map -> (N * cell, N * cell, 3) picture with grid lines and S / G letters."""
     n = grid.shape[0]
     image = Image.new("RGB", (n * cell, n * cell))
-    draw, font = ImageDraw.Draw(image), _font(cell // 2)
+    draw, font = ImageDraw.Draw(image), load_font(cell // 2)
     for r in range(n):
         for c in range(n):
             kind = int(grid[r, c])
