@@ -32,3 +32,5 @@ done
 "$PY" -m thinkpix.worlds.lake.cell_diffusion_table --runs "$RUNS" --base "stack-$B" \
   --winner "rsr-refined-every-step-b$B" --paper "rsr-paper-b$B" --deep "$DEEP" \
   --out experiments/results/lake_diffusion.json --doc docs/lab/lake_diffusion.md
+"$PY" -m thinkpix.worlds.lake.cell_diffusion_figure --runs "$RUNS" --arm "rsr-refined-every-step-b$B" --seed 0 \
+  --out docs/figures/lake_diffusion_decoded_steps.png

@@ -80,3 +80,17 @@ def test_the_compute_matched_stack_is_the_nearest_in_flops():
     gaps = {n: abs(cd.forward_flops(arm_named(f"stack-{n}"), 1) - target) for n in range(1, 9)}
     assert matched.name == f"stack-{min(gaps, key=gaps.get)}"
     assert cd.forward_flops(arm, 8) > cd.forward_flops(arm, 1) > cd.forward_flops(arm_named("stack-2"), 1)
+
+
+def test_decoded_steps_figure_of_a_finished_run(tmp_path):
+    from thinkpix.worlds.lake import cell_diffusion_figure as fig
+
+    tiny = task.Split("tiny", (4,), (2,), 1)
+    budget = Budget(steps=1, batch=2, checkpoint_every=1, warmup=1)
+    cd.train(arm_named("rsr-paper"), 0, tmp_path, budget, log=lambda *_: None, splits=(tiny,))
+    model = cd.trained(tmp_path, arm_named("rsr-paper"), 0)
+    grids = task.split_maps(tiny, 0)
+    x_t, x0_hat, truth = fig.predictions(model, grids, 0.5, steps=(0, 2))
+    assert x0_hat.shape == (2, 1, task.CANVAS, task.CANVAS) and x_t.shape == truth.shape == (1, 8, 8)
+    out = fig.draw(tmp_path, "rsr-paper", tmp_path / "fig.png", count=2)
+    assert out.stat().st_size > 1000

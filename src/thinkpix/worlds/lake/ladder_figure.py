@@ -32,6 +32,15 @@ def pick_maps(count: int, seed: int = task.TEST_SEED) -> list[np.ndarray]:
     return inr[:: max(1, len(inr) // half)][:half] + longer[:: max(1, len(longer) // (count - half))][:count - half]
 
 
+def map_rgb(grid: np.ndarray) -> np.ndarray:
+    """(n, n, 3) picture of a map: ice light, holes dark blue, start green, goal red."""
+    rgb = np.ones((*grid.shape, 3)) * 0.85
+    rgb[grid == HOLE] = (0.15, 0.2, 0.35)
+    rgb[grid == START] = (0.2, 0.7, 0.3)
+    rgb[grid == GOAL] = (0.85, 0.2, 0.2)
+    return rgb
+
+
 @torch.no_grad()
 def readouts(model, grids: list[np.ndarray]) -> np.ndarray:
     """(T, B, 8, 8) probabilities after T = 1..8 latent steps."""
@@ -49,8 +58,7 @@ def draw(runs: Path, arms: list[str], out: Path, seed: int = 0, count: int = 4) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cmap = matplotlib.colormaps["magma"].copy()
-    cmap.set_bad((0.15, 0.2, 0.35))  # holes: the map's hole colour
+    cmap = matplotlib.colormaps["magma"].with_extremes(bad=(0.15, 0.2, 0.35))  # holes: the map's hole colour
     grids = pick_maps(count)
     _, target, _ = task.encode(grids)
     rows = [(a, i) for a in arms for i in range(len(grids))]
@@ -63,12 +71,8 @@ def draw(runs: Path, arms: list[str], out: Path, seed: int = 0, count: int = 4) 
         for c, p in enumerate(panels):
             ax = axes[r, c]
             ax.set_xticks([]), ax.set_yticks([])
-            if p is None:  # the map: ice light, holes dark, start green, goal red
-                rgb = np.ones((n, n, 3)) * 0.85
-                rgb[g == HOLE] = (0.15, 0.2, 0.35)
-                rgb[g == START] = (0.2, 0.7, 0.3)
-                rgb[g == GOAL] = (0.85, 0.2, 0.2)
-                ax.imshow(rgb)
+            if p is None:
+                ax.imshow(map_rgb(g))
                 ax.set_ylabel(f"{arm}\n{n}x{n}, {task.path_length(g)} mv", fontsize=5)
             else:
                 ax.imshow(np.where(g == HOLE, np.nan, p), vmin=0, vmax=1, cmap=cmap)

@@ -1,0 +1,95 @@
+"""Decoded latent steps of the lake diffusion model: what it predicts after T latent steps, at a few noise levels.
+
+For a held-out map, the true path layer x0 is noised to x_t = (1 - t) x0 + t noise at t = 0.8, 0.5, 0.2
+(fixed noise); the model's prediction of the clean path, x0_hat = x_t - t v(x_t, t), is decoded after
+T = 0 (the RSR loop removed), 1, 2, 4, 8 and 16 latent steps. A loop that computes sharpens the path
+with T; an inert one leaves every column alike. Rows: map and noise level; columns: the map, x_t, x0_hat
+per T, the truth.
+
+    python -m thinkpix.worlds.lake.cell_diffusion_figure --runs RUNS --arm rsr-refined-every-step-b2 --out FIG.png
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from thinkpix import flow
+
+from . import ladder_task as task
+from .cell_diffusion import path_layer, trained
+from .ladder_figure import map_rgb, pick_maps
+from .ladder_models import arm_named
+from .maps import HOLE
+
+NOISE_LEVELS = (0.8, 0.5, 0.2)
+STEPS = (0, 1, 2, 4, 8, 16)
+
+
+@torch.no_grad()
+def predictions(model, grids: list[np.ndarray], t: float, steps=STEPS, seed: int = 0):
+    """x_t (B, 8, 8) and x0_hat per T: (len(steps), B, 8, 8), from one fixed noise draw per map."""
+    maps, _, _ = task.encode(grids)
+    x0 = path_layer(grids, np.random.default_rng(seed))  # (B, 1, 8, 8)
+    noise = flow.seeded_noise((1, task.CANVAS, task.CANVAS), list(range(len(grids))))
+    ts = torch.full((len(grids),), t)
+    x_t = flow.interpolate(x0, noise, ts)
+    x0_hat = [x_t - t * model.velocity(x_t, ts, maps, T) for T in steps]
+    return x_t[:, 0].numpy(), torch.cat(x0_hat, 1).permute(1, 0, 2, 3).numpy(), x0[:, 0].numpy()
+
+
+def draw(runs: Path, arm: str, out: Path, seed: int = 0, count: int = 2) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cmap = matplotlib.colormaps["magma"].with_extremes(bad=(0.15, 0.2, 0.35))  # holes: the map's hole colour
+    grids = pick_maps(count)
+    model = trained(runs, arm_named(arm), seed)
+    steps = STEPS if model.solver.arm.kind in ("rsr", "adapter") else STEPS[1:]
+    rows = [(i, t) for i in range(len(grids)) for t in NOISE_LEVELS]
+    cols = len(steps) + 3
+    fig, axes = plt.subplots(len(rows), cols, figsize=(cols * 0.9, len(rows) * 0.95))
+    cache = {t: predictions(model, grids, t, steps) for t in NOISE_LEVELS}
+    for r, (i, t) in enumerate(rows):
+        g, n = grids[i], grids[i].shape[0]
+        x_t, x0_hat, truth = cache[t]
+        panels = [None, x_t[i]] + [x0_hat[k, i] for k in range(len(steps))] + [truth[i]]
+        titles = ["map", "x_t"] + [f"T={T}" for T in steps] + ["truth"]
+        for c, p in enumerate(panels):
+            ax = axes[r, c]
+            ax.set_xticks([]), ax.set_yticks([])
+            if p is None:
+                ax.imshow(map_rgb(g))
+                ax.set_ylabel(f"{n}x{n}, {task.path_length(g)} mv\nt={t}", fontsize=5)
+            else:
+                ax.imshow(np.where(g == HOLE, np.nan, p[:n, :n]), vmin=-1, vmax=1, cmap=cmap)
+            if r == 0:
+                ax.set_title(titles[c], fontsize=6)
+    fig.suptitle(f"{arm} (seed {seed}): predicted clean path x0_hat after T latent steps, bright = on the path, "
+                 "holes blue", fontsize=6)
+    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - 0.25 / len(rows)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m thinkpix.worlds.lake.cell_diffusion_figure",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=Path, required=True)
+    parser.add_argument("--arm", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    print(draw(args.runs, args.arm, args.out, args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
