@@ -103,7 +103,7 @@ def probe_adapter(adapter: str, base: str, max_steps: int = 4, samples: int = 64
     from thinkpix.models.c2i import ClassToImage
     from thinkpix.models.t2i import TextToImage
     from thinkpix.training.instruments import probe_rsr
-    from thinkpix.training.validation import validation_loss, validation_set_for
+    from thinkpix.training.heldout import validation_loss, validation_set_for
 
     path = resolve_model(base)
     model = (ClassToImage if model_kind(path) == "dit" else TextToImage).load(path)

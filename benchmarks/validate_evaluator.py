@@ -36,7 +36,7 @@ def _summary_bins(table: dict) -> dict:
 def settled_agreement(path: Path, verdicts: list[bool]) -> dict:
     """Per source and task: agreement with the settled verdicts (ambiguous images left out), false
     accepts (settled wrong, evaluator correct) and false rejects."""
-    from thinkpix.evaluation.validation import rate
+    from thinkpix.evaluation.audit import rate
 
     rows: dict[str, Counter] = {}
     for line, said in zip(path.read_text().splitlines(), verdicts):
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from benchmarks import evaluator_versions as versions
-    from thinkpix.evaluation.validation import (agreement_of, garbage_scores, shape_confusion, split_rate,
+    from thinkpix.evaluation.audit import (agreement_of, garbage_scores, shape_confusion, split_rate,
                                                 verdict_agreement)
     from thinkpix.files import portable, write_json
 

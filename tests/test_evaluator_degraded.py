@@ -11,7 +11,7 @@ from thinkpix.evaluation.degraded import (GARBAGE_KINDS, Degradation, DrawnObjec
 from thinkpix.evaluation.detect import COUNTING_THRESHOLD, THRESHOLD, detect_all
 from thinkpix.evaluation.runner import score_image
 from thinkpix.evaluation.shapefit import fit_boxes
-from thinkpix.evaluation.validation import (degraded_scenes, shape_confusion, split_rate, truth_verdict,
+from thinkpix.evaluation.audit import (degraded_scenes, shape_confusion, split_rate, truth_verdict,
                                             verdict_agreement, wilson)
 from thinkpix.worlds import CLASSES, SHAPES, TASKS
 from thinkpix.worlds.dense import dense_set

@@ -158,7 +158,7 @@ def test_finetune_logs_annealing_validation_and_instruments(tiny_base, tmp_path)
     assert [r["step"] for r in summary["rows"]] == [0, 2, 4] and summary["rows"][-1]["grad_norm_gates"] is not None
     assert set(summary["verdict"]) == {"routing", "recursion"}
     # and measures a saved adapter on its base: the T curve of the validation loss, T = 0 the base exactly
-    from thinkpix.training.validation import validation_loss, validation_set_for
+    from thinkpix.training.heldout import validation_loss, validation_set_for
 
     probe = script.main(["--probe", str(tmp_path / "rsr" / "adapter"), "--base", str(tiny_base), "--max-steps", "2"])
     curve = probe[str(tmp_path / "rsr" / "adapter")]["val_loss_by_T"]
@@ -212,7 +212,7 @@ def tiny_t2i():
 
 
 def test_validation_loss_is_deterministic_across_runs_and_batch_sizes(tiny_t2i):
-    from thinkpix.training.validation import text_validation_set, validation_loss
+    from thinkpix.training.heldout import text_validation_set, validation_loss
 
     a, b = text_validation_set(7, 32), text_validation_set(7, 32)
     assert a.conditions == b.conditions and torch.equal(a.images, b.images) and torch.equal(a.timesteps, b.timesteps)
@@ -230,7 +230,7 @@ def test_validation_loss_is_deterministic_across_runs_and_batch_sizes(tiny_t2i):
 
 
 def test_validation_set_is_held_out_from_the_evaluation_prompts():
-    from thinkpix.training.validation import eval_prompts, stratified_timesteps, text_validation_set
+    from thinkpix.training.heldout import eval_prompts, stratified_timesteps, text_validation_set
 
     held = eval_prompts()
     assert len(held) > 100  # the committed data/eval set was found
@@ -258,7 +258,7 @@ def test_data_pool_draws_from_a_fixed_set_however_the_batch_is_split():
 # ----- instruments --------------------------------------------------------------------------------------
 def test_probe_measures_recursion_and_expert_differences(tiny_t2i):
     from thinkpix.training.instruments import probe_rsr
-    from thinkpix.training.validation import text_validation_set
+    from thinkpix.training.heldout import text_validation_set
 
     vset = text_validation_set(4, 32)
     tiny_t2i.train()
@@ -294,7 +294,7 @@ def test_probe_measures_recursion_and_expert_differences(tiny_t2i):
 def test_class_track_validation_and_probe():
     from thinkpix.models.c2i import ClassToImage
     from thinkpix.training.instruments import probe_rsr
-    from thinkpix.training.validation import validation_loss, validation_set_for
+    from thinkpix.training.heldout import validation_loss, validation_set_for
 
     torch.manual_seed(0)
     model = ClassToImage.create("tiny", "pixel", 32)

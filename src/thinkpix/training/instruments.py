@@ -28,7 +28,7 @@ import torch
 
 from .. import flow
 from ..integrations.attach import backbone_of, get_rsr
-from .validation import ValidationSet, model_inputs
+from .heldout import ValidationSet, model_inputs
 
 
 @dataclass

@@ -131,8 +131,8 @@ class FlowObjective(nn.Module):
         return None
 
     def validate(self, step: int) -> dict:
-        """The held-out validation loss (`training.validation`) of the current weights."""
-        from .validation import validation_loss, validation_set_for
+        """The held-out validation loss (`training.heldout`) of the current weights."""
+        from .heldout import validation_loss, validation_set_for
 
         if getattr(self, "_validation_set", None) is None:
             self._validation_set = validation_set_for(self.model, self.cfg.validation_samples)
