@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from thinkpix.models.t2i import TextToImage
@@ -59,3 +60,14 @@ def test_model_save_load_round_trip(tmp_path):
     t = torch.tensor([0.3, 0.9])
     torch.testing.assert_close(again.velocity(x, t, *again.encode_text(["a photo of a red circle", ""])),
                                model.velocity(x, t, tokens, pooled), rtol=0, atol=0)
+
+
+def test_depth_variants_of_a_named_size():
+    from thinkpix.models.registry import size_config
+
+    assert size_config("mmdit", "demo-d3") == {**size_config("mmdit", "demo"), "num_layers": 3}
+    for bad in ("demo-d0", "demo-d25", "demo-dx", "huge-d2"):
+        with pytest.raises(KeyError, match="unknown size"):
+            size_config("mmdit", bad)
+    with pytest.raises(KeyError, match="unknown size 'demo-d2' for autoencoder; known: tiny, demo.$"):
+        size_config("autoencoder", "demo-d2")

@@ -40,9 +40,19 @@ SIZES: dict[str, dict[str, dict]] = {
 }
 
 
+MAX_DEPTH_VARIANT = 24
+
+
 def size_config(kind: str, size: str) -> dict:
+    """The arguments of a named size; for transformers, `<size>-d<N>` is that size with N blocks (the depth
+    ladder's bases)."""
+    deep = kind in ("mmdit", "dit")
+    name, _, depth = size.rpartition("-d")
+    if deep and name in SIZES[kind] and depth.isdigit() and 1 <= int(depth) <= MAX_DEPTH_VARIANT:
+        return {**SIZES[kind][name], "num_layers": int(depth)}
     try:
         return dict(SIZES[kind][size])
     except KeyError:
         known = ", ".join(SIZES.get(kind, {}))
-        raise KeyError(f"unknown {kind} size {size!r}; known: {known}") from None
+        hint = f", or <size>-d<N> (N blocks, 1..{MAX_DEPTH_VARIANT})" if deep else ""
+        raise KeyError(f"unknown size {size!r} for {kind}; known: {known}{hint}") from None

@@ -184,13 +184,12 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         return cfg  # the model section comes from the base model
     if cfg.model.kind in ("mmdit", "dit") and cfg.model.space == "latent" and not cfg.model.autoencoder:
         raise ThinkpixError("config key 'model.autoencoder' is required when model.space is 'latent'")
-    from ..models.registry import SIZES  # late import: the registry imports torch
+    from ..models.registry import size_config  # late import: the registry imports torch
 
-    if cfg.model.size not in SIZES[cfg.model.kind]:
-        raise ThinkpixError(
-            f"config key 'model.size': unknown size {cfg.model.size!r} for {cfg.model.kind}; "
-            f"known: {', '.join(SIZES[cfg.model.kind])}"
-        )
+    try:
+        size_config(cfg.model.kind, cfg.model.size)
+    except KeyError as exc:
+        raise ThinkpixError(f"config key 'model.size': {exc.args[0]}") from None
     return cfg
 
 
