@@ -42,6 +42,7 @@ def run_rows(scores: dict) -> dict:
         "curve_larger": curve(scores["larger"]),
         "curve_longer": curve(scores["longer"]),
         "by_length_at_T": by_length(inr, int(depth(scores, AT))),
+        "by_length_longer_at_T": by_length(scores["longer"], int(depth(scores, AT))),
         "gain_T8_minus_T1": gain_or_none(inr, looped, (lo, hi)),
     }
 
