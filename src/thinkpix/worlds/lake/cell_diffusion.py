@@ -65,9 +65,9 @@ def is_shortest_path(drawn: np.ndarray, grid: np.ndarray) -> bool:
 class CellDiffusion(torch.nn.Module):
     """velocity(x_t (B, 1, 8, 8), t (B,), maps (B, 5, 8, 8), T latent steps) -> (B, 1, 8, 8)."""
 
-    def __init__(self, arm: Arm, seed: int):
+    def __init__(self, arm: Arm, seed: int, base: torch.nn.Module | None = None):
         super().__init__()
-        self.solver = Solver(arm, seed, in_channels=task.KINDS + 1)
+        self.solver = Solver(arm, seed, base, in_channels=task.KINDS + 1)
 
     def velocity(self, x_t: torch.Tensor, t: torch.Tensor, maps: torch.Tensor, steps: int) -> torch.Tensor:
         return self.solver(torch.cat([maps, x_t], 1), steps, timestep=t * 1000)[:, None]  # (B, 1, 8, 8)
@@ -143,7 +143,7 @@ def validate(runs: Path, log=print) -> list[Path]:
 @torch.no_grad()
 def score(model: CellDiffusion, steps=SCORE_STEPS, splits=task.SPLITS, seed: int = task.TEST_SEED, log=print) -> dict:
     """{split: {"lengths", "sizes", "T": {T: [0/1 per map]}}}: one sample per map (noise seed = map index).
-    A plain stack ignores T: it is sampled once and its row repeated; a loop has no T = 0."""
+    A plain stack (or LoRA) ignores T: it is sampled once and its row repeated; a loop has no T = 0."""
     kind = model.solver.arm.kind
     steps = [T for T in steps if T >= 1 or kind in ("rsr", "adapter")]
     model.eval()
@@ -153,7 +153,7 @@ def score(model: CellDiffusion, steps=SCORE_STEPS, splits=task.SPLITS, seed: int
         maps, _, _ = task.encode(grids)
         rows = {}
         for T in steps:
-            if kind == "stack" and rows:
+            if kind in ("stack", "lora") and rows:
                 rows[str(T)] = next(iter(rows.values()))
                 continue
             x = model.sample(maps, list(range(len(grids))), T)[:, 0].numpy()  # (B, 8, 8)

@@ -97,10 +97,11 @@ def validate(runs: Path, log=print) -> list[Path]:
 
 
 def fit(model: torch.nn.Module, folder: Path, seed: int, budget: Budget, batch_loss, log=print,
-        stop_at: int | None = None) -> dict | None:
+        stop_at: int | None = None, draw_maps=task.training_maps) -> dict | None:
     """The ladder's training loop, shared by its solvers and the cell-diffusion models.
 
-    `batch_loss(grids, depth, data_rng) -> loss` for fresh training maps and a depth T ~ U{1..T_max}.
+    `batch_loss(grids, depth, data_rng) -> loss` for training maps `draw_maps(data_rng, batch)` (fresh ones by
+    default) and a depth T ~ U{1..T_max}.
     Checkpoints (weights, optimizer, the data and depth generators, torch's global generator, the loss curve)
     go to FOLDER/checkpoints and a rerun resumes from the newest one, exactly. Returns the training record,
     or None when stopped early at `stop_at` (a later call resumes)."""
@@ -120,7 +121,7 @@ def fit(model: torch.nn.Module, folder: Path, seed: int, budget: Budget, batch_l
     model.train()
     tick = time.perf_counter()
     for step in range(start, budget.steps):
-        grids = task.training_maps(data_rng, budget.batch)
+        grids = draw_maps(data_rng, budget.batch)
         depth = int(depth_rng.integers(1, budget.max_depth + 1))
         for g in opt.param_groups:
             g["lr"] = lr_at(step, budget)

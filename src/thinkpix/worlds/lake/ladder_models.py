@@ -37,10 +37,11 @@ class Arm:
     """One rung of the ladder: how the model loops. `rsr` holds RSRConfig fields (layers=[0] implied)."""
 
     name: str
-    kind: str  # "loop" | "rsr" | "stack" | "adapter"
+    kind: str  # "loop" | "rsr" | "stack" | "adapter" | "lora"
     blocks: int = 1
     rsr: dict = field(default_factory=dict)
     note: str = ""
+    lora_rank: int = 0  # kind "lora": a plain LoRA of this rank on block 0's image q/k/v of a frozen base
 
     def rsr_config(self, seed: int) -> RSRConfig:
         fields = {"layers": [0], "num_experts": 2, "rank": 16, "latent_steps": 8, **self.rsr}
@@ -66,6 +67,10 @@ class Solver(nn.Module):
         self.transformer = base if base is not None else transformer(arm.blocks, in_channels)
         if arm.kind in ("rsr", "adapter"):
             attach_rsr(self.transformer, arm.rsr_config(seed), freeze_base=arm.kind == "adapter")
+        elif arm.kind == "lora":
+            from thinkpix.integrations.lora import attach_lora
+
+            attach_lora(self.transformer, [0], arm.lora_rank)  # freezes the base
 
     def conditions(self, B: int):
         """The fixed conditioning: one zero text token, zero pooled vector, timestep 0 (all learned via biases)."""
