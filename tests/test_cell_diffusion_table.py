@@ -55,3 +55,26 @@ def test_missing_arm_and_unpaired_maps_are_refused(tmp_path):
     other["in-range"] = {**other["in-range"], "lengths": LENGTHS[::-1]}
     with pytest.raises(ValueError, match="different maps"):
         table.versus(scores(rng, {1: 0.5}, True), other)
+
+
+def test_finetune_table_pairs_adapters_with_lora_on_the_shifted_maps(tmp_path):
+    from thinkpix.worlds.lake import cell_finetune_table as ft_table
+
+    rng = np.random.default_rng(2)
+    base_runs, runs = tmp_path / "base", tmp_path / "ft"
+    for s in range(3):
+        write(base_runs, "stack-2", s, scores(rng, {1: 0.3}, False))
+        for arm, p, looped in (("adapter-refined-every-step", {1: 0.4, 8: 0.8}, True),
+                               ("adapter-paper", {1: 0.3}, True), ("lora", {1: 0.5}, False),
+                               ("lora-2x", {1: 0.55}, False)):
+            folder = runs / f"finetune-{arm}" / f"seed{s}"
+            folder.mkdir(parents=True)
+            (folder / "scores.json").write_text(json.dumps(scores(rng, p, looped)))
+    result = ft_table.tabulate(base_runs, runs, "stack-2")
+    v = result["verdicts"]
+    assert v["adapter-refined-every-step loop"] == "computes"
+    assert v["adapter-refined-every-step vs lora"] == "beats lora"
+    assert v["adapter-paper vs lora-2x"] == "worse than lora-2x" and v["lora vs base"] == "helps"
+    assert result["per_seed"]["1"]["lora_minus_base"]["maps"] == 150
+    text = ft_table.fill_doc("<!-- finetune-table -->\nold\n<!-- /finetune-table -->\nend", result)
+    assert "old" not in text and "**beats lora**" in text and text.endswith("end")
