@@ -34,3 +34,5 @@ done
   --out experiments/results/lake_diffusion.json --doc docs/lab/lake_diffusion.md
 "$PY" -m thinkpix.worlds.lake.cell_diffusion_figure --runs "$RUNS" --arm "rsr-refined-every-step-b$B" --seed 0 \
   --out docs/figures/lake_diffusion_decoded_steps.png
+"$PY" -m thinkpix.worlds.lake.cell_diffusion_figure --curves experiments/results/lake_diffusion.json \
+  --out docs/figures/lake_diffusion_t_curves.png

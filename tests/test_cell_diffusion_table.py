@@ -78,3 +78,20 @@ def test_finetune_table_pairs_adapters_with_lora_on_the_shifted_maps(tmp_path):
     assert result["per_seed"]["1"]["lora_minus_base"]["maps"] == 150
     text = ft_table.fill_doc("<!-- finetune-table -->\nold\n<!-- /finetune-table -->\nend", result)
     assert "old" not in text and "**beats lora**" in text and text.endswith("end")
+
+
+def test_t_curves_figure_from_a_table(tmp_path):
+    from thinkpix.worlds.lake.cell_diffusion_figure import main
+
+    rng = np.random.default_rng(3)
+    for s in range(2):
+        write(tmp_path, "stack-2", s, scores(rng, {1: 0.6}, False))
+        write(tmp_path, "stack-5", s, scores(rng, {1: 0.9}, False))
+        write(tmp_path, "rsr-x-b2", s, scores(rng, {1: 0.5, 8: 0.7}, True))
+        write(tmp_path, "rsr-p-b2", s, scores(rng, {1: 0.5}, True))
+    results = tmp_path / "r.json"
+    results.write_text(json.dumps(table.tabulate(tmp_path, ROLES)))
+    assert main(["--curves", str(results), "--out", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").stat().st_size > 1000
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "x.png")])  # neither figure's inputs given

@@ -7,11 +7,13 @@ with T; an inert one leaves every column alike. Rows: map and noise level; colum
 per T, the truth.
 
     python -m thinkpix.worlds.lake.cell_diffusion_figure --runs RUNS --arm rsr-refined-every-step-b2 --out FIG.png
+    python -m thinkpix.worlds.lake.cell_diffusion_figure --curves RESULTS.json --out CURVES.png   # T curves per arm
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -79,15 +81,51 @@ def draw(runs: Path, arm: str, out: Path, seed: int = 0, count: int = 2) -> Path
     return out
 
 
+def draw_curves(result: dict, out: Path) -> Path:
+    """Accuracy against T (mean over seeds, the seeds' range shaded) per arm, on the deciding maps and on the
+    longer maps, from a `cell_diffusion_table` result."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 2.8), sharey=True)
+    for ax, (name, title) in zip(axes, (("curve_deciding", "in-range maps, 4-6 moves"),
+                                        ("curve_longer", "longer maps, 7-10 moves"))):
+        for role, arm in result["roles"].items():
+            seeds = list(result["arms"][arm].values())
+            steps = sorted({int(T) for r in seeds for T in r[name]})
+            acc = np.array([[r[name].get(str(T), r[name]["1"]) for T in steps] for r in seeds])  # (seeds, T)
+            line = ax.plot(steps, acc.mean(0), marker="o", ms=3, label=f"{role}: {arm}")[0]
+            ax.fill_between(steps, acc.min(0), acc.max(0), color=line.get_color(), alpha=0.15)
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xticks([0, 1, 2, 4, 8, 16], ["0", "1", "2", "4", "8", "16"])
+        ax.set_xlabel("latent steps T (training: 1-8)")
+        ax.set_title(title, fontsize=8)
+    axes[0].set_ylabel("exact-map accuracy")
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m thinkpix.worlds.lake.cell_diffusion_figure",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=Path, required=True)
-    parser.add_argument("--arm", required=True)
+    parser.add_argument("--runs", type=Path, help="the run folder (the decoded-steps figure)")
+    parser.add_argument("--arm", help="the arm whose latent steps to decode")
+    parser.add_argument("--curves", type=Path, help="instead: draw the T curves of a cell_diffusion_table results file")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    print(draw(args.runs, args.arm, args.out, args.seed))
+    if args.curves is not None:
+        print(draw_curves(json.loads(args.curves.read_text()), args.out))
+    elif args.runs is None or args.arm is None:
+        parser.error("--runs and --arm are required for the decoded-steps figure (or give --curves)")
+    else:
+        print(draw(args.runs, args.arm, args.out, args.seed))
     return 0
 
 
