@@ -88,7 +88,7 @@ class PipelineFinetune(nn.Module):
 
     def __init__(self, cfg: TrainConfig, opts: PipelineOptions, base, rank: int = 0):
         super().__init__()
-        from ..adapters import attach_adapter
+        from ..integrations.methods import attach_adapter
 
         self.cfg, self.opts, self.base, self.rank = cfg, opts, base, rank
         self.parts = nn.ModuleDict(base.modules())  # registered: .to(device), DDP and state see them
