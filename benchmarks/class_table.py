@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from thinkpix.adapters import load_adapter
+    from thinkpix.integrations.methods import load_adapter
     from thinkpix.bundled import resolve_model
     from thinkpix.evaluation.bootstrap import bootstrap_mean_interval
     from thinkpix.evaluation.classes import class_accuracy

@@ -148,7 +148,7 @@ def main() -> None:
         if name not in names and name not in pools:
             raise SystemExit(f"--versus {name!r} is not one of the arms or pools {names + list(pools)}")
 
-    from thinkpix.adapters import prepare_for_sampling
+    from thinkpix.integrations.methods import prepare_for_sampling
     from thinkpix.bundled import resolve_model
     from thinkpix.evaluation.metadata import read_metadata
     from thinkpix.evaluation.runner import evaluate_folder, format_table

@@ -96,7 +96,7 @@ def summarise_run(run: str | Path) -> dict:
 
 def probe_adapter(adapter: str, base: str, max_steps: int = 4, samples: int = 64) -> dict:
     """{'val_loss_by_T': [T = 0..max_steps], 'trained_T', **probe summary at the trained T} of an RSR adapter."""
-    from thinkpix.adapters import load_adapter
+    from thinkpix.integrations.methods import load_adapter
     from thinkpix.bundled import resolve_model
     from thinkpix.integrations.attach import get_rsr
     from thinkpix.models.bundle import model_kind

@@ -48,7 +48,7 @@ THINK_PROMPTS = ["a photo of a triangle left of a square", "a photo of three cir
 def think_steps(adapter: str, out: str = "docs/figures/think_steps.png", model: str = "shapes-base",
                 steps: tuple[int, ...] = (0, 1, 2, 3)) -> None:
     """Rows: prompts; columns: RSR latent steps T (0 = the base model), 4 seeds each."""
-    from thinkpix.adapters import load_adapter
+    from thinkpix.integrations.methods import load_adapter
     from thinkpix.bundled import resolve_model
     from thinkpix.imaging import grid, save_png
     from thinkpix.integrations.attach import set_latent_steps

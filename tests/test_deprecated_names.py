@@ -106,7 +106,7 @@ def test_latent_steps_for_is_a_deprecated_alias(sd3_rsr):
 
 
 def test_think_steps_keyword_is_a_deprecated_alias(sd3_rsr, tmp_path):
-    from thinkpix.adapters import load_adapter
+    from thinkpix.integrations.methods import load_adapter
     from thinkpix.integrations import save_rsr
 
     save_rsr(sd3_rsr, tmp_path / "adapter")

@@ -44,7 +44,7 @@ def _adapter_counts(bundle: str, layers: str) -> tuple[int, int, int]:
     computed by the same code `thinkpix finetune` runs."""
     from diffusers import DiTTransformer2DModel, SD3Transformer2DModel
 
-    from thinkpix.adapters import attach_adapter
+    from thinkpix.integrations.methods import attach_adapter
     from thinkpix.models.bundle import read_meta
     from thinkpix.training.config import FinetuneConfig
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from rsr_backbones import BACKBONES
 
-from thinkpix.adapters import attach_adapter
+from thinkpix.integrations.methods import attach_adapter
 from thinkpix.training.config import FinetuneConfig
 
 torch.set_num_threads(1)

@@ -202,7 +202,7 @@ LAYERS = (
                            "worlds.prompts", "worlds.dense", "worlds.classes", "worlds.stream", "worlds.vocabulary",
                            "worlds.lake.__init__", "worlds.lake.maps", "worlds.lake.render", "worlds.lake.sets")),
     ("models", ("models",)),
-    ("mechanics", ("adapters", "validation", "sampling", "training", "evaluation", "analysis")),
+    ("mechanics", ("validation", "sampling", "training", "evaluation", "analysis")),
     ("worlds", ("worlds", "lake_sampling", "models.lake", "training.lake", "evaluation.lake",
                 "evaluation.lake_breaks")),
     ("front ends", ("commands", "web")),

@@ -20,7 +20,7 @@ from .models.sampler import integrate
 def load_lake(path, adapter=None, latent_steps: int | None = None, **old) -> LakeModel:
     """A lake model folder, with its own RSR (trained in) or an `adapter` folder loaded; `latent_steps`
     sets RSR's latent steps (0 = the network without RSR). (`think_steps=`: deprecated.)"""
-    from .adapters import prepare_for_sampling, renamed_steps
+    from .integrations.methods import prepare_for_sampling, renamed_steps
 
     return prepare_for_sampling(LakeModel.load(path), path, adapter, renamed_steps(latent_steps, old))
 

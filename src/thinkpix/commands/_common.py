@@ -48,7 +48,7 @@ def load_model(args, kind: str = "mmdit"):
         from ..models.t2i import TextToImage
 
         model = TextToImage.load(path)
-    from ..adapters import prepare_for_sampling
+    from ..integrations.methods import prepare_for_sampling
 
     return prepare_for_sampling(model, path, args.adapter, args.latent_steps)
 

@@ -17,7 +17,7 @@ def add_base_flags(p) -> None:
 
 def load_pretrained(args, kind: str):
     """The base of --pretrained on --device, with --adapter loaded (its base identity checked)."""
-    from ..adapters import load_adapter
+    from ..integrations.methods import load_adapter
     from ..errors import ThinkpixError
     from ..models.pipeline_base import load_base
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .deprecation import deprecated
-from .errors import ThinkpixError
-from .integrations import lora
-from .integrations.adapters import load_rsr, save_rsr
-from .integrations.attach import attach_rsr, collect_rsr_outputs, detach_rsr, set_latent_steps
-from .rsr.config import RSRConfig
-from .rsr.outputs import total_aux_loss
+from ..deprecation import deprecated
+from ..errors import ThinkpixError
+from ..rsr.config import RSRConfig
+from ..rsr.outputs import total_aux_loss
+from . import lora
+from .adapters import load_rsr, save_rsr
+from .attach import attach_rsr, collect_rsr_outputs, detach_rsr, set_latent_steps
 
 
 @dataclass

@@ -203,7 +203,7 @@ class AdapterTraining(PooledLatents):
     temperature (`temperature_end`) is set before every step; validation adds RSR's instruments."""
 
     def attach(self, cfg: TrainConfig) -> None:
-        from ..adapters import attach_adapter
+        from ..integrations.methods import attach_adapter
 
         self.adapter = attach_adapter(self.model.transformer, cfg.finetune)
         self.model.train()

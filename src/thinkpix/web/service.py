@@ -82,7 +82,7 @@ def load_service(pretrained: str | None = None, adapters: list[str] | None = Non
     from ..bundled import DEFAULT_CLASS_MODEL, resolve_model
 
     try:
-        from ..adapters import prepare_for_sampling
+        from ..integrations.methods import prepare_for_sampling
         from ..models.c2i import ClassToImage
 
         path = resolve_model(class_model, DEFAULT_CLASS_MODEL)
