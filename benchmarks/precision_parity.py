@@ -68,6 +68,31 @@ def per_sample_val_loss(model_dir: Path, n: int) -> np.ndarray:
     return np.concatenate(out)
 
 
+def loss_table(report: dict) -> str:
+    """The Markdown table of docs/lab/precision_parity.md (tested verbatim): per run, the last window's
+    training loss, the fp32 validation loss of its EMA model, the paired differences to the reference,
+    and the wall time per 1,000 steps."""
+    ref = report["reference"]
+    rows = ["| run | steps | last training loss | training loss - " + ref + " (all windows) | same, second half "
+            "| val loss (fp32) | val loss - " + ref + " (paired 95% CI) | s / 1,000 steps (wall) |",
+            "|" + "---|" * 8]
+
+    def ci(c):
+        return f"{c['mean']:+.4f} ({c['ci95'][0]:+.4f} to {c['ci95'][1]:+.4f})"
+
+    def relative(v):
+        return f"{ci(v)} ({v['relative']:+.1%})" if v else "-"
+
+    for name, e in report["runs"].items():
+        t = e.get(f"train_loss_minus_{ref}")
+        v = e.get(f"final_val_loss_minus_{ref}")
+        rows.append(f"| {name} | {e['steps']} | {e['loss_curve'][-1][1]:.4f} | {ci(t) if t else '-'} "
+                    f"| {ci({'mean': t['second_half_mean'], 'ci95': t['second_half_ci95']}) if t else '-'} "
+                    f"| {e['final_val_loss_fp32']:.4f} | {relative(v)} "
+                    f"| {e['seconds_per_1000_steps']:.0f} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", action="append", required=True, metavar="NAME=DIR", help="the first is the reference")

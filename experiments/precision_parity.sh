@@ -6,14 +6,14 @@
 # after the other, one thread each. Then the loss curves and the fp32 validation loss of both EMA
 # models (paired), and both models sampled in fp32 on the committed GenEval set (paired intervals).
 # Writes experiments/results/precision_parity_loss.json and precision_parity_geneval.json.
-# About 30 min on the 2-core machine beside one other process.
+# About 25 CPU minutes; on the shared 2-core machine it took much longer (docs/lab/precision_parity.md).
 source "$(dirname "$0")/_common.sh"
 R=$RUNS/precision_parity
 SHORT="steps=400 optim.warmup_steps=20 log_every=10 validate_every=50 ckpt_every=100 sample_every=100000 threads=1"
-for p in fp32 bf16; do
-  python -m thinkpix.cli train configs/base_demo.yaml out_dir=$R/$p precision=$p $SHORT
+for p in fp32 bf16; do  # a finished run (its model exported) is kept
+  [ -d $R/$p/final ] || python -m thinkpix.cli train configs/base_demo.yaml out_dir=$R/$p precision=$p $SHORT
 done
 python -m benchmarks.precision_parity --run fp32=$R/fp32 --run bf16=$R/bf16 \
     --out experiments/results/precision_parity_loss.json
 python -m benchmarks.compare_adapters --model $R/fp32/final --arm fp32 --arm bf16 --arm-model bf16=$R/bf16/final \
-    --images-per-prompt 2 --seed 0 --work $R/compare --out experiments/results/precision_parity_geneval.json
+    --images-per-prompt 1 --seed 0 --work $R/compare --out experiments/results/precision_parity_geneval.json
