@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 
 from thinkpix.evaluation.checks import add_noise, blur, must_show  # noqa: E402
 from thinkpix.evaluation.metadata import read_metadata  # noqa: E402
-from thinkpix.evaluation.render import ground_truth, image_rng, write_folder  # noqa: E402
+from thinkpix.evaluation.truth_images import ground_truth, image_rng, write_folder  # noqa: E402
 from thinkpix.evaluation.runner import evaluate_folder, score_image  # noqa: E402
 from thinkpix.files import portable, write_json  # noqa: E402
 from thinkpix.worlds import render  # noqa: E402

@@ -24,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    from thinkpix.evaluation.render import ground_truth, image_rng
+    from thinkpix.evaluation.truth_images import ground_truth, image_rng
     from thinkpix.evaluation.runner import score_image, summarise
     from thinkpix.models import autoencoder as ae_lib
     from thinkpix.models.t2i import load_autoencoder

@@ -58,7 +58,7 @@ print(json.dumps(out))
 _SPEED = """
 import json, sys, time
 from thinkpix.evaluation.metadata import read_metadata
-from thinkpix.evaluation.render import ground_truth, image_rng
+from thinkpix.evaluation.truth_images import ground_truth, image_rng
 from thinkpix.evaluation.runner import score_image
 from thinkpix.worlds import render
 metas = [m for _, m in read_metadata(sys.argv[1])]
@@ -125,7 +125,7 @@ def _degraded_stack(prompts: str, images_per_prompt: int) -> Path:
 
     from thinkpix.evaluation.degraded import draw, from_scene, random_degradation
     from thinkpix.evaluation.metadata import read_metadata
-    from thinkpix.evaluation.render import ground_truth, image_rng
+    from thinkpix.evaluation.truth_images import ground_truth, image_rng
 
     images = []
     for i, (_, meta) in enumerate(read_metadata(Path(prompts))):

@@ -13,7 +13,7 @@ from thinkpix.evaluation.detect import (
     COUNTING_THRESHOLD, MAX_OBJECTS, THRESHOLD, Detection, detect, detect_all, group, min_area_for,
 )
 from thinkpix.evaluation.geneval import evaluate
-from thinkpix.evaluation.render import ground_truth, image_rng, write_folder
+from thinkpix.evaluation.truth_images import ground_truth, image_rng, write_folder
 from thinkpix.evaluation.runner import evaluate_folder, score_image, summarise
 from thinkpix.worlds import COLORS, SHAPES, TASKS, SceneObject, render
 from thinkpix.worlds.dense import dense_set

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from thinkpix.cli import main
-from thinkpix.evaluation.render import write_folder
+from thinkpix.evaluation.truth_images import write_folder
 from thinkpix.evaluation.runner import evaluate_folder, load_image
 from thinkpix.validation import MAX_PROMPT_CHARS
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from thinkpix.evaluation.render import ground_truth, image_rng
+from thinkpix.evaluation.truth_images import ground_truth, image_rng
 from thinkpix.worlds import TASKS, TrainingStream, geneval_set, render
 from thinkpix.worlds.dense import OBJECT_RANGE, QUESTION_KINDS, dense_set, scene_from_dense
 from thinkpix.worlds.geometry import OPPOSITE, relative_position

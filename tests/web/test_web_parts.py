@@ -9,7 +9,7 @@ import pytest
 
 from thinkpix.errors import ThinkpixError
 from thinkpix.web import class_tab, drawing, lake_board, lake_tab, routing_tab, text_tab
-from thinkpix.web.prompts import metadata_for
+from thinkpix.web.typed_prompt import metadata_for
 from thinkpix.web.service import BASE, load_service
 from thinkpix.worlds.lake import GOAL, HOLE, LAKE_COLORS, START
 

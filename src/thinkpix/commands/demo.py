@@ -39,7 +39,7 @@ def pick(metas: list[dict], per_task: int, seed: int) -> list[dict]:
 def run(args) -> int:
     from ..errors import ThinkpixError
     from ..evaluation.metadata import read_metadata
-    from ..evaluation.render import contact_sheet, write_folder
+    from ..evaluation.truth_images import contact_sheet, write_folder
     from ..evaluation.runner import evaluate_folder, format_table
     from ..sample_record import folder_checksum, open_output, rows_digest
 

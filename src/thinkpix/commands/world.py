@@ -69,7 +69,7 @@ def clear_prompt_folders(out: Path, overwrite: bool) -> None:
 
 def run_render(args) -> int:
     from ..evaluation.metadata import read_metadata
-    from ..evaluation.render import write_folder
+    from ..evaluation.truth_images import write_folder
 
     lines = read_metadata(Path(args.prompts))
     out = Path(args.out)

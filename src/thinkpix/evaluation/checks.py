@@ -19,7 +19,7 @@ from ..worlds.palette import COLOR_NAMES
 from ..worlds.scene import (
     DEFAULT_CANVAS, MIN_GAP_32, ObjectSpec, PlacementError, SceneObject, place, render, size_range,
 )
-from .render import ground_truth, image_rng
+from .truth_images import ground_truth, image_rng
 from .runner import score_image
 
 BREAKS: dict[str, tuple[str, ...]] = {

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ThinkpixError
 from . import drawing, inputs
-from .prompts import metadata_for
+from .typed_prompt import metadata_for
 from .samples import detections_text, judged, sample, verdict_word
 from .service import BASE, Service
 
