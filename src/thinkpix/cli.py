@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         where = getattr(exc, "filename", None)
         what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return _fail(args, f"{where}: {what}" if where else what)
+    except Exception as exc:
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        return _fail(args, f"could not write or read a safetensors file ({exc})")  # writers name the file first
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -13,7 +13,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ThinkpixError
@@ -38,15 +40,54 @@ def _listed_files(folder: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
+def _is_write_fault(exc: BaseException) -> bool:
+    """A failed write of the machine (disk full, file-size limit, I/O error), from Python or safetensors."""
+    return isinstance(exc, OSError) or type(exc).__name__ == "SafetensorError"
+
+
+@contextmanager
+def writing(path, *temporary):
+    """Run a write of `path`; if it fails for the machine's reasons (a full disk, a file-size limit),
+    remove the `temporary` files or folders it made and raise one ThinkpixError naming `path`
+    (never a half-written temporary file left behind, never a traceback)."""
+    try:
+        yield
+    except BaseException as exc:
+        for t in temporary:
+            t = Path(t)
+            if t.is_dir() and not t.is_symlink():
+                shutil.rmtree(t, ignore_errors=True)
+            elif t.exists() or t.is_symlink():
+                t.unlink(missing_ok=True)
+        if not _is_write_fault(exc):
+            raise
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).split("I/O error: ")[-1]
+        raise ThinkpixError(f"{path}: could not be written ({reason}); no partial file was kept") from None
+
+
+def save_tensors(tensors: dict, path, metadata: dict | None = None) -> Path:
+    """safetensors' save_file under a temporary name, renamed into place; a failed write is one
+    ThinkpixError naming `path` and leaves no temporary file (see `writing`)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with writing(path, tmp):
+        save_file(tensors, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    return path
+
+
 def write_atomic(path, data: str | bytes) -> Path:
     """Write a file under a temporary name, flush it to disk, then rename it into place."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with writing(path, tmp):
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
     return path
 
 

@@ -10,6 +10,14 @@ import torch
 from PIL import Image
 
 
+def grid_bytes(n: int, side: int, cols: int = 8, pad: int = 2, upscale: int = 1) -> int:
+    """Bytes `grid` allocates for n side x side images: the upscaled copies plus the grid itself."""
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    big = side * upscale
+    return n * big * big * 3 + (rows * (big + pad) + pad) * (cols * (big + pad) + pad) * 3
+
+
 def grid(images, cols: int = 8, pad: int = 2, upscale: int = 1, pad_value: int = 60) -> np.ndarray:
     """(N, H, W, 3) uint8 -> one (rows*(H+pad)+pad, cols*(W+pad)+pad, 3) uint8 image."""
     images = images.numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
@@ -31,6 +39,9 @@ def save_png(array: np.ndarray, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(array).save(tmp, format="PNG", optimize=True)
-    os.replace(tmp, path)
+    from .files import writing
+
+    with writing(path, tmp):  # a full disk: one line naming the file, no temporary file left
+        Image.fromarray(array).save(tmp, format="PNG", optimize=True)
+        os.replace(tmp, path)
     return path

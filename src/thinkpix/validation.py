@@ -98,6 +98,11 @@ def output_path(path, name: str, kind: str) -> Path:
         raise ThinkpixError(f"{name} {p}: is a folder, expected a file name")
     if kind == "dir" and p.exists() and not p.is_dir():
         raise ThinkpixError(f"{name} {p}: exists and is not a folder")
+    if kind == "file" and p.is_symlink():
+        raise ThinkpixError(f"{name} {p}: a symbolic link; thinkpix never writes through a link (remove it or "
+                            "choose another name)")
+    if kind == "dir" and p.is_dir():
+        refuse_links(p, name)
     if kind == "file" and (p.exists() or p.is_symlink()) and not p.is_file():
         raise ThinkpixError(f"{name} {p}: not a regular file (a device, FIFO, socket or broken link); thinkpix "
                             "writes only regular files")
@@ -115,6 +120,40 @@ def output_path(path, name: str, kind: str) -> Path:
     except OSError as exc:
         raise ThinkpixError(f"{name} {p}: cannot write in {anchor} ({exc.strerror or exc})") from None
     return p
+
+
+def refuse_links(folder: Path, name: str) -> None:
+    """Refuse an output folder holding a symbolic link anywhere inside (a prompt folder, an image, a
+    checkpoint): writing or deleting through it would reach files outside the folder. The walk never
+    follows a link."""
+    for root, dirs, files in os.walk(folder):  # os.walk does not descend into linked folders
+        for entry in dirs + files:
+            path = Path(root) / entry
+            if path.is_symlink():
+                raise ThinkpixError(f"{name} {folder}: holds a symbolic link, {path}; thinkpix never writes or "
+                                    "deletes through a link (remove it, or choose a new folder)")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the machine can give now (Linux MemAvailable; else free pages), None if unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_for(nbytes: int, what: str) -> None:
+    """Refuse, before allocating, a request for more memory than the machine has available now."""
+    free = available_memory()
+    if free is not None and nbytes > free:
+        raise ThinkpixError(f"{what} needs {nbytes / 2**30:.1f} GiB of memory, the machine has "
+                            f"{free / 2**30:.1f} GiB available; ask for fewer or smaller images")
 
 
 def input_file(path, name: str) -> Path:
@@ -166,6 +205,7 @@ OPTION_CHECKS = {
     "stop_after": _positive(10**9),
     "latent_steps": _non_negative(64),
     "lora_rank": _positive(4096),
+    "rank": _positive(4096),
     "images_per_map": _positive(10_000),
     "per_cell": _positive(10_000),
     "distractors": _non_negative(16),
@@ -183,13 +223,14 @@ PRETRAINED_ONLY = {"resolution": 0, "device": "auto", "dtype": "auto"}  # sampli
 SAMPLER_CHECKS = {"steps": _positive(10_000)}  # generate / sample: sampler steps, tighter than training steps
 SAMPLER_COMMANDS = ("generate", "sample")
 FLAG_NAMES = {"num_images": "-n", "class_name": "--class", "prompt": "PROMPT", "config": "CONFIG", "dir": "DIR"}
+FLAG_NAMES.update(output_dir="--output_dir", resume_from_checkpoint="--resume_from_checkpoint")  # finetune: diffusers' names
 
 # (command, dest) -> "file" | "dir": outputs checked for writability before any work.
 OUTPUTS = {
     ("generate", "out"): "file", ("generate", "trace"): "file",
     ("sample", "out"): "dir", ("demo", "out"): "dir",
     ("world", "out"): "file",  # `world prompts`; `world render` is overridden below
-    ("train", "export"): "dir", ("finetune", "export"): "dir", ("finetune", "out"): "dir",
+    ("train", "export"): "dir", ("finetune", "export"): "dir", ("finetune", "output_dir"): "dir",
     ("lake", "out"): "file",  # `lake prompts` and `lake generate`; render, sample and finetune below
 }
 OUTPUT_OVERRIDES = {("world", "render", "out"): "dir", ("lake", "render", "out"): "dir",
@@ -223,7 +264,7 @@ def check_args(args) -> None:
         value = getattr(args, dest, None)
         if value is not None:
             check(value, flag(dest))
-    for dest in ("model", "adapter", "base", "resume_from", "dir"):
+    for dest in ("model", "adapter", "base", "pretrained", "resume_from", "resume_from_checkpoint", "dir"):
         value = getattr(args, dest, None)
         if value is not None:
             text(str(value), flag(dest))

@@ -41,7 +41,9 @@ def run(args) -> int:
         raise ThinkpixError("give a PROMPT or --class NAME (one of the two)")
     if args.trace and not args.adapter:
         raise ThinkpixError("--trace needs an RSR --adapter")
+    check_grid_memory(args, "dit" if args.class_name is not None else "mmdit")
     model = load_model(args, "dit" if args.class_name is not None else "mmdit")
+    check_grid_memory(args, model=model)  # a --pretrained base's own size, known once loaded
     if args.trace:
         from ..integrations.attach import start_trace
 
@@ -66,6 +68,25 @@ def run(args) -> int:
     return 0
 
 
+def check_grid_memory(args, kind: str = "mmdit", model=None) -> None:
+    """Refuse -n and --upscale whose grid would not fit in memory, before anything is allocated."""
+    from ..imaging import grid_bytes
+    from ..validation import memory_for
+
+    if model is not None:
+        side = getattr(args, "resolution", 0) or getattr(model, "resolution", 0)
+    elif getattr(args, "pretrained", None):
+        side = getattr(args, "resolution", 0)
+    else:
+        from ..models.bundle import read_meta
+        from ._common import model_path
+
+        side = read_meta(model_path(args, kind))["canvas"]
+    if side:
+        memory_for(grid_bytes(args.num_images, side, min(8, args.num_images), upscale=args.upscale),
+                   f"-n {args.num_images} --upscale {args.upscale} at {side}x{side} pixels (the grid)")
+
+
 def save_trace(model, args, what: str):
     """Routing of every forward: `routing` int16 (forwards, layers, latent steps, batch, tokens, k),
     `timesteps` (forwards, batch); with guidance != 1 the batch holds the conditional images first,
@@ -73,8 +94,7 @@ def save_trace(model, args, what: str):
     import json
     from pathlib import Path
 
-    from safetensors.torch import save_file
-
+    from ..files import save_tensors
     from ..integrations.attach import stop_trace
     from ..rsr.outputs import stack_trace
 
@@ -88,5 +108,5 @@ def save_trace(model, args, what: str):
             "batch_layout": "conditional then unconditional" if args.guidance != 1.0 else "conditional"}
     path = Path(args.trace)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=meta)
+    save_tensors(tensors, path, metadata=meta)
     return path

@@ -17,7 +17,6 @@ anything that does not fit the transformer or fails its checksum.
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import torch
 from torch import nn
 
 from thinkpix.errors import ThinkpixError
-from thinkpix.files import sha256_file, verify_manifest, write_manifest
+from thinkpix.files import save_tensors, sha256_file, verify_manifest, write_atomic, write_manifest
 from thinkpix.rsr.config import RSRConfig
 from thinkpix.rsr.module import RSRModule
 
@@ -51,8 +50,6 @@ def save_rsr(transformer_or_module: nn.Module, path, base_name: str | None = Non
     Given the transformer, `rsr_config.json` records its base (`base_name`, default the transformer's
     `_name_or_path`, and the sha256 of its config), and a model card `README.md` is written (`card`:
     extra rows such as data, steps, scores)."""
-    from safetensors.torch import save_file
-
     from ..version import __version__
 
     rsr = transformer_or_module if isinstance(transformer_or_module, RSRModule) else get_rsr(transformer_or_module)
@@ -61,9 +58,7 @@ def save_rsr(transformer_or_module: nn.Module, path, base_name: str | None = Non
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in rsr.state_dict().items()}
     config = rsr.config
     meta = {"format": FORMAT, "config": config.to_json()}
-    tmp = out / (WEIGHTS + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, out / WEIGHTS)
+    save_tensors(tensors, out / WEIGHTS, metadata=meta)  # a full disk: one line naming the file, no temp file
     record = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -77,9 +72,7 @@ def save_rsr(transformer_or_module: nn.Module, path, base_name: str | None = Non
     }
     if not isinstance(transformer_or_module, RSRModule):
         record["base"] = base_identity(unwrap_model(transformer_or_module), base_name)
-    tmp = out / (CONFIG + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, out / CONFIG)
+    write_atomic(out / CONFIG, json.dumps(record, indent=2, sort_keys=True) + "\n")
     write_card(out, record, card)
     write_manifest(out, sealed=SEALED)
     return out

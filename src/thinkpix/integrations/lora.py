@@ -11,14 +11,13 @@ any other file (a card) may change. Never pickle.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from thinkpix.errors import ThinkpixError
-from thinkpix.files import read_checked_record, sha256_file, write_manifest
+from thinkpix.files import read_checked_record, save_tensors, sha256_file, write_atomic, write_manifest
 
 from .attach import backbone_of
 
@@ -77,7 +76,6 @@ def matched_rank(transformer: nn.Module, layers: list[int], target_parameters: i
 
 def save_lora(transformer: nn.Module, path) -> Path:
     from peft.utils import get_peft_model_state_dict
-    from safetensors.torch import save_file
 
     meta = getattr(transformer, "_thinkpix_lora", None)
     if meta is None:
@@ -86,12 +84,10 @@ def save_lora(transformer: nn.Module, path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     state = get_peft_model_state_dict(transformer, adapter_name=ADAPTER_NAME)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
-    tmp = out / (WEIGHTS + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": FORMAT})
-    os.replace(tmp, out / WEIGHTS)
+    save_tensors(tensors, out / WEIGHTS, metadata={"format": FORMAT})  # a full disk: one line, no temp file
     record = dict(meta, format=FORMAT, targets=target_modules(transformer, meta["layers"]),
                   num_parameters=int(sum(v.numel() for v in tensors.values())), sha256=sha256_file(out / WEIGHTS))
-    (out / CONFIG).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    write_atomic(out / CONFIG, json.dumps(record, indent=2, sort_keys=True) + "\n")
     write_manifest(out, sealed=(WEIGHTS, CONFIG))  # other files (a card) may change
     return out
 

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import ThinkpixError
-from ..files import read_json_object, verify_manifest, write_manifest
+from ..files import MANIFEST, read_json_object, verify_manifest, write_manifest, writing
 from ..precision import full_precision
 from . import autoencoder as ae_lib
 
@@ -140,17 +140,19 @@ class ImageBundle(nn.Module):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         parts = {"transformer": self.transformer, "autoencoder": self.autoencoder}
-        for name, module in parts.items():
-            if module is None:
-                continue
-            if dtype != torch.float32:  # (diffusers warns on every dtype cast, even a no-op one)
-                module.to(dtype)
-            module.save_pretrained(path / name, safe_serialization=True)
-            if dtype != torch.float32:
-                module.to(torch.float32)
-        self.save_extra(path, dtype)
-        (path / META_FILE).write_text(json.dumps(dict(self.meta, **(extra_meta or {})), indent=1))
-        write_manifest(path)  # last: a folder whose save was cut short has no valid checksums
+        with writing(path):  # a full disk: one line naming the folder; without checksums.json it never loads
+            (path / MANIFEST).unlink(missing_ok=True)  # a folder rewritten in place is sealed again only when whole
+            for name, module in parts.items():
+                if module is None:
+                    continue
+                if dtype != torch.float32:  # (diffusers warns on every dtype cast, even a no-op one)
+                    module.to(dtype)
+                module.save_pretrained(path / name, safe_serialization=True)
+                if dtype != torch.float32:
+                    module.to(torch.float32)
+            self.save_extra(path, dtype)
+            (path / META_FILE).write_text(json.dumps(dict(self.meta, **(extra_meta or {})), indent=1))
+            write_manifest(path)  # last: a folder whose save was cut short has no valid checksums
         return path
 
     def save_extra(self, path: Path, dtype: torch.dtype) -> None:

@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import ThinkpixError
-from ..files import read_json_object, verify_manifest, write_atomic, write_manifest
+from ..files import read_json_object, verify_manifest, write_atomic, write_manifest, writing
 
 STEP_DIR = re.compile(r"^step_(\d+)$")
 
@@ -84,21 +84,22 @@ def save_checkpoint(
     final = root / f"step_{step:07d}"
     tmp = root / f".tmp_step_{step:07d}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp / "model.safetensors")
-    meta = dict(state, step=step)
-    if optimizer is not None:
-        opt_tensors, opt_scalars = _flatten_optimizer(optimizer.state_dict())
-        save_file(opt_tensors, tmp / "optimizer.safetensors")
-        meta["optimizer"] = opt_scalars
-    if rng is not None:  # (tensors, scalars) of `seeding.rng_state`
-        save_file({k: v.detach().cpu().contiguous() for k, v in rng[0].items()}, tmp / "rng.safetensors")
-        meta["rng"] = rng[1]
-    (tmp / "state.json").write_text(json.dumps(meta, indent=1))
-    write_manifest(tmp)
-    for f in tmp.iterdir():
-        _fsync(f)
-    _fsync(tmp)
+    with writing(final, tmp):  # a full disk or a size limit: one line naming the checkpoint, no .tmp_* left
+        tmp.mkdir()
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp / "model.safetensors")
+        meta = dict(state, step=step)
+        if optimizer is not None:
+            opt_tensors, opt_scalars = _flatten_optimizer(optimizer.state_dict())
+            save_file(opt_tensors, tmp / "optimizer.safetensors")
+            meta["optimizer"] = opt_scalars
+        if rng is not None:  # (tensors, scalars) of `seeding.rng_state`
+            save_file({k: v.detach().cpu().contiguous() for k, v in rng[0].items()}, tmp / "rng.safetensors")
+            meta["rng"] = rng[1]
+        (tmp / "state.json").write_text(json.dumps(meta, indent=1))
+        write_manifest(tmp)
+        for f in tmp.iterdir():
+            _fsync(f)
+        _fsync(tmp)
     if final.exists():  # the same step written by an abandoned branch of this run (see --resume-from)
         shutil.rmtree(final)
     os.replace(tmp, final)
