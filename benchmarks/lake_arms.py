@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from thinkpix.evaluation.bootstrap import bootstrap_mean_interval
-from thinkpix.evaluation.lake import evaluate_lake_folder
+from thinkpix.worlds.lake.evaluation import evaluate_lake_folder
 from thinkpix.evaluation.metadata import read_jsonl
 from thinkpix.files import portable, write_json
-from thinkpix.lake_sampling import load_lake, write_lake_folder
+from thinkpix.worlds.lake.sampling import load_lake, write_lake_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 

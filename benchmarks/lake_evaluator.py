@@ -4,7 +4,7 @@
 
 For every map of data/eval/lake.jsonl (every grid size 4..8, every path length 1..2N): the
 ground-truth solution (canonical shortest path) and a random other shortest path must be judged
-correct; each controlled break (`thinkpix.evaluation.lake_breaks`) must be judged correct at most 1%
+correct; each controlled break (`thinkpix.worlds.lake.breaks`) must be judged correct at most 1%
 of the time; and the ground truth under Gaussian noise (sigma 0.05, 0.10) and 3x3 blurs.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from thinkpix.evaluation.checks import add_noise, blur
-from thinkpix.evaluation.lake import ground_truth_image, judge
-from thinkpix.evaluation.lake_breaks import BREAKS, break_solution
+from thinkpix.worlds.lake.evaluation import ground_truth_image, judge
+from thinkpix.worlds.lake.breaks import BREAKS, break_solution
 from thinkpix.evaluation.metadata import read_jsonl
 from thinkpix.files import portable, write_json
 from thinkpix.worlds.lake import map_of, render, shortest_path, with_path

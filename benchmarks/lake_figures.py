@@ -22,11 +22,11 @@ import argparse
 import numpy as np
 import torch
 
-from thinkpix.evaluation.lake import ground_truth_image, judge
+from thinkpix.worlds.lake.evaluation import ground_truth_image, judge
 from thinkpix.imaging import grid, save_png
 from thinkpix.integrations.attach import start_trace, stop_trace
-from thinkpix.lake_sampling import generate_lake_images, load_lake
-from thinkpix.models.lake import map_inputs
+from thinkpix.worlds.lake.sampling import generate_lake_images, load_lake
+from thinkpix.worlds.lake.model import map_inputs
 from thinkpix.worlds.lake import random_map, render
 
 FRAME = {"correct": (60, 200, 90), "valid-not-shortest": (240, 170, 40), "touches-hole": (150, 60, 220),

@@ -8,8 +8,8 @@ import pytest
 
 from thinkpix.cli import main
 from thinkpix.errors import ThinkpixError
-from thinkpix.evaluation.lake import evaluate_lake_folder, ground_truth_image, judge, path_cell_precision
-from thinkpix.evaluation.lake_breaks import BREAKS, break_solution
+from thinkpix.worlds.lake.evaluation import evaluate_lake_folder, ground_truth_image, judge, path_cell_precision
+from thinkpix.worlds.lake.breaks import BREAKS, break_solution
 from thinkpix.worlds.lake import (FROZEN, HOLE, PATH, eval_set, from_text, random_map, read_cells, render,
                                   shortest_length, shortest_path, to_text, with_path)
 from thinkpix.worlds.lake.maps import GOAL, START, find, neighbours

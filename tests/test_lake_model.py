@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from thinkpix.cli import main
-from thinkpix.lake_sampling import generate_lake_images, load_lake
-from thinkpix.models.lake import LakeModel, map_inputs
-from thinkpix.training.lake import build_lake_objective, lake_config, lake_batch
+from thinkpix.worlds.lake.sampling import generate_lake_images, load_lake
+from thinkpix.worlds.lake.model import LakeModel, map_inputs
+from thinkpix.worlds.lake.training import build_lake_objective, lake_config, lake_batch
 from thinkpix.worlds.lake import PATH, random_map, read_cells
 
 TINY = ["model.size=tiny", "steps=4", "batch_size=4", "log_every=2", "ckpt_every=2", "sample_every=1000",

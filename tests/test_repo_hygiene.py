@@ -203,8 +203,7 @@ LAYERS = (
                            "worlds.lake.__init__", "worlds.lake.maps", "worlds.lake.render", "worlds.lake.sets")),
     ("models", ("models",)),
     ("mechanics", ("validation", "sampling", "training", "evaluation", "analysis")),
-    ("worlds", ("worlds", "lake_sampling", "models.lake", "training.lake", "evaluation.lake",
-                "evaluation.lake_breaks")),
+    ("worlds", ("worlds",)),
     ("front ends", ("commands", "web")),
     ("entry points", ("cli", "__init__")),
 )

@@ -182,8 +182,8 @@ def test_twenty_concurrent_requests_are_all_answered(plain):
 
 
 def test_every_tab_works_in_the_browser_and_makes_the_readme_figures(full, page, tmp_path):
-    from thinkpix.evaluation.lake import judge
-    from thinkpix.lake_sampling import generate_lake_images
+    from thinkpix.worlds.lake.evaluation import judge
+    from thinkpix.worlds.lake.sampling import generate_lake_images
     from thinkpix.integrations.attach import set_latent_steps
     from thinkpix.web.lake_board import parse
 

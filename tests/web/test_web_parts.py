@@ -99,9 +99,9 @@ def test_routing_shows_every_layer_and_latent_step_at_five_diffusion_steps(servi
 
 
 def test_lake_solve_reports_the_evaluators_exact_verdict_per_latent_step(service):
-    from thinkpix.evaluation.lake import judge
+    from thinkpix.worlds.lake.evaluation import judge
     from thinkpix.integrations.attach import set_latent_steps
-    from thinkpix.lake_sampling import generate_lake_images
+    from thinkpix.worlds.lake.sampling import generate_lake_images
 
     text = "S...,.H..,....,H..G"
     picture, report, per_step = lake_tab.solve(service, text, 2, 1, 3)

@@ -132,7 +132,7 @@ def run_prompts(args) -> int:
 
 
 def run_render(args) -> int:
-    from ..evaluation.lake import write_ground_truth
+    from ..worlds.lake.evaluation import write_ground_truth
     from .world import clear_prompt_folders
 
     out = Path(args.out)
@@ -144,7 +144,7 @@ def run_render(args) -> int:
 
 
 def run_evaluate(args) -> int:
-    from ..evaluation.lake import evaluate_lake_folder, format_lake_table
+    from ..worlds.lake.evaluation import evaluate_lake_folder, format_lake_table
 
     root = Path(args.dir)
     _, summary = evaluate_lake_folder(root)
@@ -153,7 +153,7 @@ def run_evaluate(args) -> int:
 
 
 def run_train(args) -> int:
-    from ..training.lake import build_lake_objective, lake_config
+    from ..worlds.lake.training import build_lake_objective, lake_config
     from ..training.loop import Trainer
 
     cfg = lake_config(args.config, args.overrides)
@@ -166,7 +166,7 @@ def run_train(args) -> int:
 
 
 def run_finetune(args) -> int:
-    from ..training.lake import build_lake_objective, lake_config
+    from ..worlds.lake.training import build_lake_objective, lake_config
     from ..training.loop import Trainer
 
     flags = [f"finetune.base={args.base}", f"finetune.rsr={args.rsr}", f"finetune.method={args.method}",
@@ -188,7 +188,7 @@ def _model(args):
     import torch
 
     from ..errors import ThinkpixError
-    from ..lake_sampling import load_lake
+    from ..worlds.lake.sampling import load_lake
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -202,7 +202,7 @@ def _model(args):
 def run_sample(args) -> int:
     """Like `thinkpix sample`: OUT/sample_run.json records the run; rerunning the same command into OUT
     resumes (complete map folders kept), another run's folder is refused; --overwrite starts afresh."""
-    from ..lake_sampling import write_lake_folder
+    from ..worlds.lake.sampling import write_lake_folder
     from ..sample_record import RECORD, folder_checksum, open_output, rows_digest
     from .world import clear_prompt_folders
 
@@ -230,9 +230,9 @@ def run_generate(args) -> int:
     import numpy as np
 
     from ..errors import ThinkpixError
-    from ..evaluation.lake import judge
+    from ..worlds.lake.evaluation import judge
     from ..imaging import grid, save_png
-    from ..lake_sampling import generate_lake_images
+    from ..worlds.lake.sampling import generate_lake_images
     from ..worlds.lake.maps import from_text, random_map, shortest_length, to_text
     from ..worlds.lake.render import render
 

@@ -29,7 +29,7 @@ def solvable(text: str) -> np.ndarray:
 
 def _solve(service: Service, grid: np.ndarray, seed: int, steps: int, think: int | None) -> np.ndarray:
     from ..integrations.attach import set_latent_steps
-    from ..lake_sampling import generate_lake_images
+    from ..worlds.lake.sampling import generate_lake_images
 
     with service.lock:
         if think is not None:
@@ -45,7 +45,7 @@ def _crop(image: np.ndarray, n: int) -> np.ndarray:
 
 def solve(service: Service, text, think, seed, steps):
     """-> (route picture (map | sample | a shortest path), markdown verdict, gallery per latent step)."""
-    from ..evaluation.lake import ground_truth_image, judge
+    from ..worlds.lake.evaluation import ground_truth_image, judge
     from ..worlds.lake import render, shortest_length
 
     grid = solvable(text)

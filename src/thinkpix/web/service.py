@@ -93,7 +93,7 @@ def load_service(pretrained: str | None = None, adapters: list[str] | None = Non
             raise
         service.notes.append(f"class DiT not available: {exc}")
     if lake_model:
-        from ..lake_sampling import load_lake
+        from ..worlds.lake.sampling import load_lake
 
         service.lake = load_lake(lake_model, lake_adapter)
         service.lake_rsr = bool(service.lake.meta.get("rsr")) or (

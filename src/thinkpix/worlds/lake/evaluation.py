@@ -29,15 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import located
-from ..imaging import save_png
-from ..worlds.lake.maps import (GOAL, HOLE, PATH, START, distances, find, positions_after, shortest_length,
+from ...errors import located
+from ...evaluation.bootstrap import bootstrap_mean_interval
+from ...evaluation.metadata import read_jsonl
+from ...evaluation.runner import load_image, prompt_folders, sample_paths
+from ...imaging import save_png
+from .maps import (GOAL, HOLE, PATH, START, distances, find, positions_after, shortest_length,
                                 shortest_path, with_path)
-from ..worlds.lake.render import read_cells, render
-from ..worlds.lake.sets import SPLITS, TAG, map_of
-from .bootstrap import bootstrap_mean_interval
-from .metadata import read_jsonl
-from .runner import load_image, prompt_folders, sample_paths
+from .render import read_cells, render
+from .sets import SPLITS, TAG, map_of
 
 VERDICTS = ("correct", "valid-not-shortest", "wrong-position", "touches-hole", "broken")
 

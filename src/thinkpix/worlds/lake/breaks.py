@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..worlds.lake.maps import FROZEN, HOLE, PATH, neighbours, shortest_path, with_path
+from .maps import FROZEN, HOLE, PATH, neighbours, shortest_path, with_path
 
 BREAKS = ("off_path", "through_hole", "gap")
 

@@ -11,16 +11,16 @@ import json
 import numpy as np
 import torch
 
-from .errors import ThinkpixError
-from .models.lake import LakeModel, map_inputs
-from .models.sampler import integrate
+from ...errors import ThinkpixError
+from ...models.sampler import integrate
+from .model import LakeModel, map_inputs
 
 
 
 def load_lake(path, adapter=None, latent_steps: int | None = None, **old) -> LakeModel:
     """A lake model folder, with its own RSR (trained in) or an `adapter` folder loaded; `latent_steps`
     sets RSR's latent steps (0 = the network without RSR). (`think_steps=`: deprecated.)"""
-    from .integrations.methods import prepare_for_sampling, renamed_steps
+    from ...integrations.methods import prepare_for_sampling, renamed_steps
 
     return prepare_for_sampling(LakeModel.load(path), path, adapter, renamed_steps(latent_steps, old))
 
@@ -53,8 +53,8 @@ def write_lake_folder(model: LakeModel, metas: list[dict], out, images_per_map: 
     seed `seed + i * n + k`. Returns the sampling seconds (network time, without PNG writing)."""
     import time
 
-    from .sampling import write_geneval_folder
-    from .worlds.lake.sets import map_of
+    from ...sampling import write_geneval_folder
+    from .sets import map_of
 
     n = images_per_map
     grids = [map_of(m) for m in metas]

@@ -28,11 +28,11 @@ from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
 from safetensors.torch import load_file
 from torch import nn
 
-from ..worlds.lake.maps import KIND_NAMES
-from ..worlds.lake.render import CELLS, canvas_kinds, render
-from . import autoencoder as ae_lib
-from .bundle import PIXEL_PATCH, ImageBundle
-from .registry import size_config
+from ...models import autoencoder as ae_lib
+from ...models.bundle import PIXEL_PATCH, ImageBundle
+from ...models.registry import size_config
+from .maps import KIND_NAMES
+from .render import CELLS, canvas_kinds, render
 
 KIND = "lake"
 MAP_KINDS = len(KIND_NAMES)  # embedding rows (the PATH row is never used by a map)

@@ -15,16 +15,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ThinkpixError
-from ..lake_sampling import generate_lake_images, load_lake
-from ..models.lake import LakeModel, map_inputs
-from ..rsr.config import RSRConfig
-from ..worlds.lake.maps import MAX_SIZE, MIN_SIZE, random_map
-from ..worlds.lake.render import render
-from ..worlds.lake.sets import TARGETS, parse_range, training_pair
-from .config import TrainConfig, apply_mapping, parse_overrides, read_config_file, validate
-from .data import sample_seed
-from .objectives import AdapterTraining, FlowObjective
+from ...errors import ThinkpixError
+from ...rsr.config import RSRConfig
+from ...training.config import TrainConfig, apply_mapping, parse_overrides, read_config_file, validate
+from ...training.data import sample_seed
+from ...training.objectives import AdapterTraining, FlowObjective
+from .maps import MAX_SIZE, MIN_SIZE, random_map
+from .model import LakeModel, map_inputs
+from .render import render
+from .sampling import generate_lake_images, load_lake
+from .sets import TARGETS, parse_range, training_pair
 
 
 @dataclass
