@@ -179,19 +179,19 @@ def test_finetune_writes_adapter_with_base_identity_card_and_validation(trained,
 
 
 def test_kill_and_resume_is_exact(trained, pipes, images, tmp_path, monkeypatch):
-    from thinkpix.training.pipeline_trainer import PipelineTrainer
+    from thinkpix.training.loop import Trainer
 
-    real_step = PipelineTrainer.train_step
+    real_step = Trainer.train_step
 
     def killed_after_two(self):
         if self.step == 2:
             raise RuntimeError("killed")
         return real_step(self)
 
-    monkeypatch.setattr(PipelineTrainer, "train_step", killed_after_two)
+    monkeypatch.setattr(Trainer, "train_step", killed_after_two)
     with pytest.raises(RuntimeError, match="killed"):
         finetune(pipes["sd3"], images, tmp_path / "b")
-    monkeypatch.setattr(PipelineTrainer, "train_step", real_step)
+    monkeypatch.setattr(Trainer, "train_step", real_step)
     assert finetune(pipes["sd3"], images, tmp_path / "b") == 0  # a fresh process resumes at step 2
     a, b = adapter_tensors(trained / "adapter"), adapter_tensors(tmp_path / "b" / "adapter")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

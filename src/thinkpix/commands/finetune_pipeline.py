@@ -143,8 +143,8 @@ def run(args) -> int:
 
     from ..models.pipeline_base import load_base, resolve_device
     from ..training import distributed
+    from ..training.loop import Trainer
     from ..training.pipeline_objective import PipelineFinetune
-    from ..training.pipeline_trainer import PipelineTrainer
     from ._common import check_export, finish_run, run_flags
 
     cfg, opts = build(args)
@@ -155,15 +155,12 @@ def run(args) -> int:
         device = dist.device  # one GPU per process under torchrun / accelerate
     base = load_base(opts.pretrained, str(device), opts.dtype)
     objective = PipelineFinetune(cfg, opts, base, rank=dist.rank)
-    trainer = PipelineTrainer(cfg, objective, opts, device=torch.device(device))
+    trainer = Trainer(cfg, objective, device=torch.device(device), options=opts)
     if trainer.dist.is_main:
         n = objective.adapter.num_parameters
         print(f"{cfg.finetune.method} on {base.name}: {n:,} trainable parameters; data {opts.data}; "
               f"resolution {objective.resolution}; device {device}, base dtype {base.transformer.dtype}, "
               f"mixed precision {opts.mixed_precision}")
-    last = trainer.fit(**run_flags(args))
-    if cfg.steps % cfg.sample_every:  # validation at the end unless the last step just did it
-        trainer.preview()
-    trainer.close()
+    last = trainer.fit(**run_flags(args))  # validation images at the end too (opts.validate_at_end)
     out = trainer.export(args.export or f"{cfg.out_dir}/adapter")
     return finish_run(trainer, last, out, "adapter")

@@ -1,7 +1,9 @@
-"""The training loop shared by every objective: AdamW, warm-up + schedule, gradient clipping,
-EMA, JSONL metrics, a progress bar, periodic sample grids and atomic, verified checkpoints that
-resume to bit-identical weights. One run per out_dir (a lock), a run folder is never silently
-restarted. Runs data-parallel under torchrun with no code change."""
+"""The one training loop, for every objective: AdamW, warm-up + schedule, gradient clipping, EMA,
+JSONL metrics, a progress bar, periodic previews (sample grids, validation images) and atomic,
+verified checkpoints that resume to bit-identical weights. One run per out_dir (a lock), a run
+folder is never silently restarted. Runs data-parallel under torchrun with no code change.
+`TrainerOptions` (`training.options`) adds what diffusers' scripts offer: gradient accumulation,
+fp16 with a gradient scaler, diffusers' schedulers, 8-bit AdamW, a tensorboard tracker."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from .checkpoint import (bad_checkpoint, latest_checkpoint, list_checkpoints, lo
                          save_checkpoint, verify_checkpoint)
 from .config import TrainConfig, to_dict
 from .ema import EMA
+from .options import TrainerOptions, scheduler_factor
 from .runlock import RunLock
 from .request import check_request, recorded_request, request_in_folder, run_request, write_request
 from .seeding import restore_rng, rng_state
@@ -53,16 +56,29 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
     return o.lr
 
 
-def adamw(groups: list[dict], cfg: TrainConfig, precision: str) -> torch.optim.AdamW:
+def adamw(groups: list[dict], cfg: TrainConfig, precision: str, eight_bit: bool = False) -> torch.optim.Optimizer:
     """AdamW of the config. The bf16 fast path takes torch's fused kernel (one pass over all tensors,
     much faster than the per-tensor loop at width 384; fp32 state all the same); fp32 keeps the
-    per-tensor loop, whose numbers earlier fp32 runs were made with (the two differ in the last bits)."""
-    return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
-                             weight_decay=cfg.optim.weight_decay, fused=True if precision == "bf16" else None)
+    per-tensor loop, whose numbers earlier fp32 runs were made with (the two differ in the last bits).
+    `eight_bit`: bitsandbytes' AdamW8bit (checked installed by `TrainerOptions.check`)."""
+    kwargs = dict(lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2), weight_decay=cfg.optim.weight_decay)
+    if eight_bit:
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise ThinkpixError("--use_8bit_adam needs bitsandbytes: pip install 'thinkpix[bnb]'") from None
+        return bnb.optim.AdamW8bit(groups, **kwargs)
+    return torch.optim.AdamW(groups, **kwargs, fused=True if precision == "bf16" else None)
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, objective: nn.Module, device: torch.device | None = None):
+    """Trains `objective` (an `nn.Module` whose `forward(step, indices)` makes its own batch and returns
+    (loss, metrics)) as `cfg` says, with `options` (`TrainerOptions`; default: the plain loop)."""
+
+    def __init__(self, cfg: TrainConfig, objective: nn.Module, device: torch.device | None = None,
+                 options: TrainerOptions | None = None):
+        self.options = options = options or TrainerOptions()
+        options.check()
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.cfg = cfg
@@ -73,6 +89,14 @@ class Trainer:
             raise ThinkpixError(f"batch_size {cfg.batch_size} must divide by the {self.dist.world_size} processes")
         self.objective = objective.to(self.dist.device)
         self.precision = resolve(cfg.precision, self.dist.device)  # fp32 | bf16 (autocast of the forward only)
+        self.forward_precision = self.precision
+        if hasattr(objective, "autocast_dtype"):  # the objective autocasts its own forward (--mixed_precision)
+            self.forward_precision = "fp32"
+            if self.precision == "bf16":  # bf16 (or a resolved auto) is --mixed_precision bf16
+                if options.mixed_precision == "fp16":
+                    raise ThinkpixError("--precision bf16/auto and --mixed_precision fp16 contradict each other")
+                objective.autocast_dtype = torch.bfloat16
+        self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=options.mixed_precision == "fp16")
         self.params = objective.trainable_parameters()  # name -> Parameter
         if cfg.grad_checkpointing:
             for module in objective.modules():
@@ -83,7 +107,10 @@ class Trainer:
                        else [{"name": "all", "params": list(self.params), "lr_mult": 1.0}])
         self.optimizer = adamw(
             [{"params": [self.params[n] for n in g["params"]], "lr_mult": g["lr_mult"]} for g in self.groups],
-            cfg, self.precision)
+            cfg, self.precision, options.use_8bit_adam)
+        self.lr_factor = (scheduler_factor(options.lr_scheduler, options.lr_warmup_steps, cfg.steps)
+                          if options.lr_scheduler else None)
+        self.writer = None  # the tracker (--report_to), opened by `fit` once it holds the run folder
         self.ema = EMA(self.params, cfg.ema_decay)
         self.step = 0
         self.out = Path(cfg.out_dir)
@@ -161,21 +188,40 @@ class Trainer:
         per = self.cfg.batch_size // self.dist.world_size
         return range(self.dist.rank * per, (self.dist.rank + 1) * per)
 
+    def learning_rate(self) -> float:
+        """This step's learning rate before the groups' multipliers: the config's warm-up and schedule, or
+        --learning_rate times the factor of the diffusers scheduler (`TrainerOptions.lr_scheduler`)."""
+        if self.lr_factor is None:
+            return learning_rate(self.cfg, self.step)
+        return self.cfg.optim.lr * self.lr_factor(self.step)
+
     def train_step(self) -> tuple[float, dict]:
-        lr = learning_rate(self.cfg, self.step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_mult", 1.0)
+        lr = self.learning_rate()
+        for group, spec in zip(self.optimizer.param_groups, self.groups):
+            group["lr"] = lr * spec["lr_mult"]
         self.optimizer.zero_grad(set_to_none=True)
-        with autocast(self.precision, self.dist.device):  # bf16: matmuls in bf16, weights and loss fp32
-            loss, metrics = self.module(self.step, self.local_indices())
-        loss.backward()
+        acc, total = self.options.gradient_accumulation_steps, 0.0
+        for k in range(acc):  # micro-step ids step * acc + k: each has its own deterministic batch
+            last = k == acc - 1
+            sync = contextlib.nullcontext() if last or not hasattr(self.module, "no_sync") else self.module.no_sync()
+            with sync:
+                with autocast(self.forward_precision, self.dist.device):  # bf16: matmuls in bf16, loss fp32
+                    loss, metrics = self.module(self.step * acc + k, self.local_indices())
+                self.scaler.scale(loss / acc if acc > 1 else loss).backward()  # the scaler: fp16 only
+            total += loss.item() / acc
+        self.scaler.unscale_(self.optimizer)
         if len(self.groups) > 1:  # e.g. the gradient reaching RSR's gates vs its experts, before clipping
-            metrics = dict(metrics, **{f"grad_norm_{g['name']}": self._grad_norm(g["params"]) for g in self.groups})
+            metrics = dict(metrics, **{f"grad_norm_{g['name']}": self._grad_norm(g["params"]) for g in self.groups},
+                           **{f"lr_{g['name']}": lr * g["lr_mult"] for g in self.groups})
         grad_norm = torch.nn.utils.clip_grad_norm_(list(self.params.values()), self.cfg.optim.grad_clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.step += 1
         self.ema.update(self.step)
-        return loss.item(), dict(metrics, lr=lr, grad_norm=float(grad_norm))
+        if self.writer is not None:
+            self.writer.add_scalar("train/loss", total, self.step)
+            self.writer.add_scalar("train/lr", lr, self.step)
+        return total, dict(metrics, lr=lr, grad_norm=float(grad_norm))
 
     def _grad_norm(self, names: list[str]) -> float:
         grads = [self.params[n].grad for n in names if self.params[n].grad is not None]
@@ -196,11 +242,19 @@ class Trainer:
                     p.copy_(backup[k])
 
     def preview(self) -> None:
+        """The objective's preview images (samples, validation images) of the EMA weights, as one grid in
+        RUN/<objective.preview_folder, default samples>/step_NNNNNNN.png, and in the tracker."""
         if not (self.dist.is_main and hasattr(self.objective, "preview")):
             return
-        with self.ema_weights(), autocast(self.precision, self.dist.device):
-            images = self.objective.preview(self.step)
-        save_png(grid(images, cols=8, upscale=2), self.out / "samples" / f"step_{self.step:07d}.png")
+        with self.ema_weights(), autocast(self.forward_precision, self.dist.device):
+            images = self.objective.preview(self.step)  # (n, H, W, 3) uint8, or None: nothing to show
+        if images is None:
+            return
+        folder = getattr(self.objective, "preview_folder", "samples")
+        upscale = 2 if images.shape[1] <= 64 else 1  # small images doubled for viewing
+        save_png(grid(images, cols=min(8, len(images)), upscale=upscale), self.out / folder / f"step_{self.step:07d}.png")
+        if self.writer is not None:
+            self.writer.add_images(folder, images.permute(0, 3, 1, 2), self.step)
 
     def validate(self) -> dict:
         """The objective's validation record (e.g. val_loss, RSR instruments) of the EMA weights; {} if none."""
@@ -270,8 +324,17 @@ class Trainer:
                 write_atomic(log, "".join(x if x.endswith("\n") else x + "\n" for x in kept))
 
     def close(self) -> None:
-        """Release out_dir's lock (a crashed process releases it with its death)."""
+        """Release out_dir's lock (a crashed process releases it with its death); close the tracker."""
         self.lock.release()
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def open_tracker(self) -> None:
+        if self.options.report_to == "tensorboard" and self.dist.is_main and self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.out / "logs"))
 
     def fit(self, resume: bool = True, stop_after: int | None = None, resume_from: str | Path | None = None,
             overwrite: bool = False) -> dict:
@@ -286,6 +349,7 @@ class Trainer:
             write_atomic(self.out / "config.json", json.dumps(to_dict(cfg), indent=1))
             write_request(self.out, self.request())
             for name, text in getattr(self.objective, "run_files", dict)().items():
+                (self.out / name).parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(self.out / name, text)
         log = open(self.out / "metrics.jsonl", "a") if self.dist.is_main else None
         bar = tqdm(total=end, initial=self.step, disable=not self.dist.is_main, dynamic_ncols=True)
@@ -293,6 +357,7 @@ class Trainer:
         last = {}
         self.objective.train()
         try:
+            self.open_tracker()
             if self.step == 0 and log and (record := self.validate()):  # the starting point (the base, for adapters)
                 log.write(json.dumps({"step": 0, **record}) + "\n")
             while self.step < end:
@@ -319,6 +384,8 @@ class Trainer:
                     self.save()
                 if self.step % cfg.sample_every == 0:
                     self.preview()
+            if self.options.validate_at_end and self.step == cfg.steps and self.step % cfg.sample_every:
+                self.preview()  # the end of training, off the preview grid
         finally:
             self.close()
             bar.close()

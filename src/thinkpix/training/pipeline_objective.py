@@ -19,15 +19,16 @@ from ..errors import ThinkpixError
 from .config import TrainConfig
 from .data import sample_seed, world_batch
 from .datasets import CaptionedImages, ImageOptions, load_captioned
+from .options import MIXED_PRECISION, TrainerOptions
 from .seeding import seed_everything
 
 WEIGHTING_SCHEMES = ("logit_normal", "sigma_sqrt", "mode", "cosmap", "none")  # diffusers' SD3 training schemes
-MIXED_PRECISION = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
-class PipelineOptions:
-    """What `thinkpix finetune --pretrained` adds to the trainer's config (flag names as diffusers' scripts)."""
+class PipelineOptions(TrainerOptions):
+    """What `thinkpix finetune --pretrained` adds to the trainer's config (flag names as diffusers' scripts):
+    the trainer's options (`TrainerOptions`) and the data, loss and validation options of the objective."""
 
     pretrained: str = ""
     data: str = "shapes"  # an imagefolder, a saved `datasets` dataset, or `shapes` (the shapes-world stream)
@@ -40,13 +41,9 @@ class PipelineOptions:
     logit_mean: float = 0.0
     logit_std: float = 1.0
     mode_scale: float = 1.29
-    mixed_precision: str = "no"
-    gradient_accumulation_steps: int = 1
     lr_scheduler: str = "constant"
-    lr_warmup_steps: int = 0
     gate_learning_rate: float = 0.0  # 0: the learning rate
-    use_8bit_adam: bool = False
-    report_to: str = "none"
+    validate_at_end: bool = True
     validation_prompt: str = ""
     num_validation_images: int = 4
     validation_steps: int = 0
@@ -59,17 +56,13 @@ class PipelineOptions:
     dtype: str = "auto"
 
     def check(self) -> None:
+        super().check()  # the trainer's options
         if self.weighting_scheme not in WEIGHTING_SCHEMES:
             raise ThinkpixError(f"--weighting_scheme must be one of {', '.join(WEIGHTING_SCHEMES)}")
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ThinkpixError(f"--mixed_precision must be one of {', '.join(MIXED_PRECISION)}")
-        if self.report_to not in ("none", "tensorboard"):
-            raise ThinkpixError("--report_to must be none or tensorboard")
         from ..validation import MAX_IMAGE_SIDE, integer, number
 
-        for name, lo, hi in (("gradient_accumulation_steps", 1, 10**6), ("num_validation_images", 1, 4096),
-                             ("validation_inference_steps", 1, 10_000), ("max_sequence_length", 1, 4096),
-                             ("resolution", 0, MAX_IMAGE_SIDE), ("lr_warmup_steps", 0, 10**9),
+        for name, lo, hi in (("num_validation_images", 1, 4096), ("validation_inference_steps", 1, 10_000),
+                             ("max_sequence_length", 1, 4096), ("resolution", 0, MAX_IMAGE_SIDE),
                              ("validation_steps", 0, 10**9)):
             integer(getattr(self, name), f"--{name}", lo, hi)
         # numbers that must be finite (NaN would train on a NaN loss or export NaN weights)
@@ -115,6 +108,15 @@ class PipelineFinetune(nn.Module):
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         return {n: p for n, p in self.named_parameters() if p.requires_grad}
 
+    def parameter_groups(self) -> list[dict]:
+        """[{name, params (names), lr_mult}]: RSR's gates at --gate_learning_rate apart from the rest."""
+        names = list(self.trainable_parameters())
+        gates = [n for n in names if ".gates." in n]
+        mult = self.opts.gate_learning_rate / self.cfg.optim.lr if self.opts.gate_learning_rate else 1.0
+        groups = ({"name": "adapter", "params": [n for n in names if n not in gates], "lr_mult": 1.0},
+                  {"name": "gates", "params": gates, "lr_mult": mult})
+        return [g for g in groups if g["params"]]
+
     # options that shape the weights (the rest: where and how often to look, where to log, the device)
     SHAPING = ("caption_column", "image_column", "center_crop", "random_flip", "weighting_scheme", "logit_mean",
                "logit_std", "mode_scale", "mixed_precision", "gradient_accumulation_steps", "lr_scheduler",
@@ -131,10 +133,14 @@ class PipelineFinetune(nn.Module):
         return {"fields": fields, "names": {} if self.images is None else {"data": self.opts.data}}
 
     def run_files(self) -> dict[str, str]:
-        """Files the trainer writes into the run folder once it holds the run: the options as given."""
+        """Files the trainer writes into the run folder once it holds the run: the options as given, and
+        the validation prompt beside its images."""
         import json
 
-        return {"pipeline_options.json": json.dumps(self.opts.to_dict(), indent=1) + "\n"}
+        files = {"pipeline_options.json": json.dumps(self.opts.to_dict(), indent=1) + "\n"}
+        if self.opts.validation_prompt:
+            files[f"{self.preview_folder}/prompt.txt"] = self.opts.validation_prompt + "\n"
+        return files
 
     def train(self, mode: bool = True):
         """Only the transformer follows train/eval (RSR's random depth, dropout); encoders stay in eval."""
@@ -220,6 +226,12 @@ class PipelineFinetune(nn.Module):
         return torch.autocast(self._device.type, dtype=self.autocast_dtype)
 
     # ---- validation and export ----------------------------------------------------------------------
+    preview_folder = "validation"  # the trainer's previews: RUN/validation/step_NNNNNNN.png
+
+    def preview(self, step: int) -> torch.Tensor | None:
+        """The validation images (None without a --validation_prompt)."""
+        return self.validation_images() if self.opts.validation_prompt else None
+
     @torch.no_grad()
     def validation_images(self) -> torch.Tensor:
         """`num_validation_images` of the validation prompt (seeds 0..n-1) at the adapter's T: (n, H, W, 3)."""
