@@ -317,3 +317,48 @@ def test_the_layer_checks_see_what_they_should(tmp_path):
         assert list(_private_imports().values()) == ["thinkpix.models.t2i:2 imports _integrate from thinkpix.sampling"]
     finally:
         PACKAGE = saved
+
+
+# File names that modules of different packages may share because they do the same job for the same thing:
+# each package's config dataclass; a part of the shapes world (worlds/) and its scorer (evaluation/); sampling
+# any base into the shapes world's folders (the package's root) and the lake model into the lake's.
+SHARED_NAMES = {
+    "config.py": {"rsr", "training"},
+    "classes.py": {"worlds", "evaluation"},
+    "dense.py": {"worlds", "evaluation"},
+    "sampling.py": {".", "worlds/lake"},
+}
+
+
+def _name_clashes(package: Path) -> dict[str, list[str]]:
+    """{file name: its packages} for names held by modules of more than one package, leaving out the per-world
+    parallels (worlds/A/x.py beside worlds/B/x.py) and the SHARED_NAMES."""
+    where: dict[str, list[str]] = {}
+    for f in sorted(package.rglob("*.py")):
+        if f.name != "__init__.py" and "__pycache__" not in f.parts:
+            where.setdefault(f.name, []).append(f.parent.relative_to(package).as_posix())
+    clashes = {}
+    for name, packages in where.items():
+        if len(packages) < 2 or set(packages) == SHARED_NAMES.get(name):
+            continue
+        if all(p.startswith("worlds/") and p.count("/") == 1 for p in packages):
+            continue  # worlds/lake/render.py beside worlds/shapes/render.py
+        clashes[name] = packages
+    return clashes
+
+
+def test_no_two_packages_hold_modules_of_one_name_for_different_jobs(tmp_path):
+    assert not _name_clashes(PACKAGE), f"modules of one name in several packages: {_name_clashes(PACKAGE)}"
+    for name, packages in SHARED_NAMES.items():  # every exception still describes the tree
+        assert sorted(packages) == sorted(p.parent.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob(name)), name
+    for rel in ("training/validation.py", "evaluation/validation.py", "worlds/lake/render.py",
+                "worlds/shapes/render.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    assert _name_clashes(tmp_path) == {"validation.py": ["evaluation", "training"]}
+
+
+def test_the_architecture_page_draws_the_layers_the_test_checks():
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = [line.split("|")[1].strip() for line in page.splitlines() if line.startswith("| ")][1:]
+    assert rows == [name for name, _ in LAYERS]
