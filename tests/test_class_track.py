@@ -1,7 +1,6 @@
 """The class-conditional track (issue 5): dataset, DiT bundle, training / fine-tuning / generation
 through the CLI, class accuracy, the feature network and the Fréchet distance. Tiny and fast."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -235,7 +234,7 @@ def test_finetune_rsr_and_lora_on_a_dit_base(tiny_dit, dit_adapters):
     record = json.loads((lora / "lora_config.json").read_text())
     assert record["targets"][0] == "transformer_blocks.0.attn1.to_q" and len(record["targets"]) == 6
     assert_parameter_matched(rsr, lora)
-    assert any(v.abs().max() > 0 for k, v in load_file(lora / "lora_adapter.safetensors").items() if "lora_B" in k)
+    assert any(v.abs().max() > 0 for k, v in load_file(lora / "pytorch_lora_weights.safetensors").items() if "lora_B" in k)
     metrics = [json.loads(x) for x in open(rsr.parent / "metrics.jsonl")]
     assert "routing_entropy" in metrics[-1] and len(metrics[-1]["expert_usage"]) == 2
 
@@ -352,21 +351,13 @@ def test_feature_net_trains_via_the_cli_and_loads(tmp_path):
         load_feature_net(out / "final")
 
 
-def load_benchmark(name: str):
-    """A script of benchmarks/ as a module (benchmarks/ is not installed with the package)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
 # ----- the table script, end to end at tiny scale --------------------------------------------------------
 def test_class_table_script_runs(tiny_dit, dit_adapters, tmp_path):
     from thinkpix.models.features import build_feature_net, save_feature_net
 
     torch.manual_seed(0)
     save_feature_net(build_feature_net("tiny"), tmp_path / "features", "tiny", 32)
-    script = load_benchmark("class_table")
+    from thinkpix.analysis import class_table as script
     rsr, lora = dit_adapters
     common = ["--model", str(tiny_dit), "--per-class", "2", "--steps", "1", "--threads", "1",
               "--work", str(tmp_path / "work")]
@@ -394,7 +385,7 @@ def test_inspect_adapter_measures_expert_updates_and_the_gate(tiny_dit, tmp_path
     from thinkpix.integrations import attach_rsr, save_rsr
     from thinkpix.rsr import RSRConfig
 
-    script = load_benchmark("inspect_adapter")
+    from thinkpix.analysis import inspect_adapter as script
     model = ClassToImage.load(tiny_dit)
     rsr = attach_rsr(model.transformer, RSRConfig(layers=[0], num_experts=2, latent_steps=2, rank=2))
     fresh = script.inspect(save_rsr(model.transformer, tmp_path / "fresh"))["layers"]["0"]

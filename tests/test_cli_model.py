@@ -93,7 +93,7 @@ def tiny_adapters(tiny_model, tmp_path_factory):
 
 def test_finetune_trains_only_the_adapter(tiny_adapters):
     rsr, lora = tiny_adapters
-    assert (rsr / "rsr_adapter.safetensors").exists() and (lora / "lora_adapter.safetensors").exists()
+    assert (rsr / "rsr_adapter.safetensors").exists() and (lora / "pytorch_lora_weights.safetensors").exists()
     assert_parameter_matched(rsr, lora)
     metrics = [json.loads(x) for x in open(rsr.parent / "metrics.jsonl")]
     assert "routing_entropy" in metrics[-1] and len(metrics[-1]["expert_usage"]) == 2

@@ -21,7 +21,7 @@ def lora_run(inputs, out, seed=0):
                  "--rsr", "layers=0,1,experts=2,latent_steps=2,rank=2", "--max_train_steps", "2", "--train_batch_size", "2",
                  "--checkpointing_steps", "2", "--max_sequence_length", "16", "--seed", str(seed),
                  "--out", str(out)]) == 0
-    return load_file(out / "adapter" / "lora_adapter.safetensors")
+    return load_file(out / "adapter" / "pytorch_lora_weights.safetensors")
 
 
 def test_pipeline_lora_runs_with_the_same_seed_are_bit_identical(inputs, tmp_path):

@@ -90,6 +90,9 @@ def attach_rsr(transformer: nn.Module, config: RSRConfig, freeze_base: bool = Tr
             p.requires_grad_(name.startswith("rsr."))
     if hasattr(transformer, "save_pretrained"):  # diffusers' own save (also what pipe.save_pretrained calls)
         transformer.save_pretrained = types.MethodType(save_pretrained_without_rsr, transformer)
+    for name in PROCESSOR_CHANGES:  # each would replace RSR's processors: refused while RSR is attached
+        if hasattr(transformer, name):
+            transformer.__dict__[name] = types.MethodType(_refuse_processor_change(name), transformer)
     return rsr
 
 
@@ -102,10 +105,23 @@ def detach_rsr(transformer: nn.Module) -> RSRModule:
     backbone.restore(transformer, att["originals"])
     del transformer.rsr
     transformer.__dict__.pop("save_pretrained", None)
+    for name in PROCESSOR_CHANGES:
+        transformer.__dict__.pop(name, None)
     if att["requires_grad"] is not None:
         for name, p in transformer.named_parameters():
             p.requires_grad_(att["requires_grad"].get(name, p.requires_grad))
     return rsr
+
+
+PROCESSOR_CHANGES = ("fuse_qkv_projections", "set_attn_processor", "set_default_attn_processor")
+
+
+def _refuse_processor_change(name: str):
+    def refuse(transformer, *args, **kwargs):
+        raise ThinkpixError(f"{type(transformer).__name__}.{name}() would replace the attention processors that run "
+                            "RSR and turn it off silently; call it before attach_rsr/load_rsr, or detach_rsr first")
+
+    return refuse
 
 
 def save_pretrained_without_rsr(transformer: nn.Module, save_directory, *args, **kwargs):

@@ -185,6 +185,7 @@ def begin_forward(transformer: nn.Module, args, kwargs, position: int, extra: st
     rsr = transformer._modules.get("rsr")
     if not isinstance(rsr, RSRModule):
         return None
+    check_processors(transformer, rsr)
     rsr.begin_forward(kwargs["timestep"] if "timestep" in kwargs
                       else (args[position] if len(args) > position else None))
     given = kwargs.get(extra)
@@ -193,6 +194,18 @@ def begin_forward(transformer: nn.Module, args, kwargs, position: int, extra: st
     rsr.set_forward_steps(given[LATENT_STEPS])
     rest = {k: v for k, v in given.items() if k != LATENT_STEPS}
     return args, dict(kwargs, **{extra: rest or None})
+
+
+def check_processors(transformer: nn.Module, rsr: RSRModule) -> None:
+    """Refuse a forward whose RSR layers lost their RSR processor (an attention module's `set_processor`,
+    `fuse_projections`, ... after attaching): RSR would be off while `get_rsr` still returns it."""
+    for path in (rsr.__dict__.get("_attachment") or {}).get("originals", ()):
+        attn = transformer.get_submodule(path)
+        proc = attn.processor
+        if not (isinstance(proc, RSRProcessor) and proc.rsr is rsr) or getattr(attn, "fused_projections", False):
+            raise ThinkpixError(f"{path}: its attention processor was replaced ({type(proc).__name__}) or its "
+                                "projections fused after RSR was attached, which turns RSR off; detach_rsr before "
+                                "changing processors, then attach again")
 
 
 def begin_joint_forward(transformer, args, kwargs):

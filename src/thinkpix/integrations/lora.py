@@ -3,9 +3,12 @@ uses, no recursion, optionally with its rank chosen to match an RSR adapter's pa
 The attention is the one RSR refines, named by each backbone's `ATTENTION`: `attn` in SD3 and FLUX
 blocks, `attn1` (self-attention) in DiT blocks.
 
-An adapter directory holds `lora_adapter.safetensors` (peft's state dict) and `lora_config.json`
-(layers, rank, alpha, target modules, parameter count, sha256), both sealed in `checksums.json`;
-any other file (a card) may change. Never pickle.
+An adapter directory holds `pytorch_lora_weights.safetensors` (peft's state dict in diffusers' LoRA
+format: keys `transformer.<module>.lora_A.weight`, the LoRA config in the `lora_adapter_metadata` entry, so
+that diffusers' `pipe.load_lora_weights(FOLDER)` loads it) and `lora_config.json` (layers, rank, alpha,
+target modules, parameter count, sha256, the base it was trained on), both sealed in `checksums.json`,
+and a model card `README.md`, which (like any other file) may change. Never pickle. Adapters saved
+before this hold `lora_adapter.safetensors` with unprefixed keys; they load as before.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from thinkpix.files import read_checked_record, save_tensors, sha256_file, write
 from .attach import backbone_of
 
 FORMAT = "thinkpix-lora-adapter"
-WEIGHTS = "lora_adapter.safetensors"
+WEIGHTS = "pytorch_lora_weights.safetensors"  # diffusers' LORA_WEIGHT_NAME_SAFE
+OLD_WEIGHTS = "lora_adapter.safetensors"  # adapters saved before the diffusers format
+PREFIX = "transformer."  # diffusers' key prefix of the transformer's LoRA layers
 CONFIG = "lora_config.json"
 ADAPTER_NAME = "sft"
 PROJECTIONS = ("to_q", "to_k", "to_v")  # the image stream's projections in diffusers' Attention
@@ -74,21 +79,34 @@ def matched_rank(transformer: nn.Module, layers: list[int], target_parameters: i
     return max(1, round(target_parameters / per_rank))
 
 
-def save_lora(transformer: nn.Module, path) -> Path:
+def save_lora(transformer: nn.Module, path, base_name: str | None = None) -> Path:
+    """Write the attached LoRA to folder `path` in diffusers' LoRA format, with its record (the base's
+    identity: `base_name`, default the transformer's `_name_or_path`, and its config sha256) and a card."""
     from peft.utils import get_peft_model_state_dict
 
-    meta = getattr(transformer, "_thinkpix_lora", None)
+    from .attach import unwrap_model
+    from .base_identity import base_identity
+    from .card import CARD, lora_card_text
+
+    meta = getattr(unwrap_model(transformer), "_thinkpix_lora", None)
     if meta is None:
         raise ThinkpixError("this transformer has no thinkpix LoRA attached")
+    transformer = unwrap_model(transformer)
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     state = get_peft_model_state_dict(transformer, adapter_name=ADAPTER_NAME)
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
-    save_tensors(tensors, out / WEIGHTS, metadata={"format": FORMAT})  # a full disk: one line, no temp file
-    record = dict(meta, format=FORMAT, targets=target_modules(transformer, meta["layers"]),
+    tensors = {PREFIX + k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
+    targets = target_modules(transformer, meta["layers"])
+    peft_config = {f"{PREFIX}{k}": v for k, v in dict(r=meta["rank"], lora_alpha=meta["alpha"],
+                                                       target_modules=targets, init_lora_weights=True).items()}
+    save_tensors(tensors, out / WEIGHTS, metadata={"format": "pt", "thinkpix_format": FORMAT,
+                                                   "lora_adapter_metadata": json.dumps(peft_config, sort_keys=True)})
+    (out / OLD_WEIGHTS).unlink(missing_ok=True)  # a folder rewritten in place holds one weights file
+    record = dict(meta, format=FORMAT, targets=targets, weights=WEIGHTS, base=base_identity(transformer, base_name),
                   num_parameters=int(sum(v.numel() for v in tensors.values())), sha256=sha256_file(out / WEIGHTS))
     write_atomic(out / CONFIG, json.dumps(record, indent=2, sort_keys=True) + "\n")
-    write_manifest(out, sealed=(WEIGHTS, CONFIG))  # other files (a card) may change
+    write_atomic(out / CARD, lora_card_text(record))
+    write_manifest(out, sealed=(WEIGHTS, CONFIG))  # other files (the card) may change
     return out
 
 
@@ -96,15 +114,24 @@ def is_lora_adapter(path) -> bool:
     return (Path(path) / CONFIG).is_file()
 
 
-def load_lora(transformer: nn.Module, path) -> None:
-    """Attach a LoRA from `path` (refuses a damaged file or one made for other blocks/widths)."""
+def load_lora(transformer: nn.Module, path, force_base: bool = False) -> None:
+    """Attach a LoRA from `path` (refuses a damaged file, one made for other blocks/widths and, unless
+    `force_base` (which warns instead), one recorded for a base whose transformer config differs)."""
+    import warnings
+
     from peft.utils import set_peft_model_state_dict
     from safetensors.torch import load_file
 
+    from .base_identity import check_base
+
     d = Path(path)
-    record = read_checked_record(d, CONFIG, WEIGHTS, FORMAT, "LoRA adapter", loose=True)
+    weights = WEIGHTS if (d / WEIGHTS).is_file() or not (d / OLD_WEIGHTS).is_file() else OLD_WEIGHTS
+    record = read_checked_record(d, CONFIG, weights, FORMAT, "LoRA adapter", loose=True)
+    forced = check_base(record.get("base"), transformer, d, force_base)
+    if forced:
+        warnings.warn(forced, UserWarning, stacklevel=2)
     attach_lora(transformer, record["layers"], record["rank"], record["alpha"])
-    tensors = load_file(d / WEIGHTS)
+    tensors = {k.removeprefix(PREFIX): v for k, v in load_file(d / weights).items()}
     expected = {k: tuple(v.shape) for k, v in _peft_state(transformer).items()}
     got = {k: tuple(v.shape) for k, v in tensors.items()}
     if expected != got:

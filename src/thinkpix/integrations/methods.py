@@ -102,7 +102,7 @@ def load_adapter(transformer: nn.Module, path, latent_steps: int | None = None, 
     if lora.is_lora_adapter(path):
         if latent_steps not in (None, 0, 1):
             raise ThinkpixError(f"{path}: a LoRA adapter has no latent steps (--latent-steps {latent_steps})")
-        lora.load_lora(transformer, path)
+        lora.load_lora(transformer, path, force_base=force_base)
         return "lora"
     load_rsr(transformer, path, force_base=force_base)
     set_latent_steps(transformer, latent_steps)
