@@ -1,15 +1,9 @@
-"""benchmarks/compare_adapters.py's statistics on hand-made per-prompt scores: paired differences, the
+"""`thinkpix.analysis.compare_adapters`: its statistics on hand-made per-prompt scores: paired differences, the
 dense prompts kept out of the overall, seed pooling and the markdown table."""
-
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("compare_adapters", ROOT / "benchmarks" / "compare_adapters.py")
-ca = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ca)
+from thinkpix.analysis import compare_adapters as ca
 
 
 def results(correct: dict[str, list[int]], dense: list[float]) -> list[dict]:

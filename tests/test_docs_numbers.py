@@ -289,13 +289,10 @@ def test_run_class_track_makes_every_arm_of_the_table_in_its_run_folder(tmp_path
     assert not any("src/thinkpix" in line for line in code)  # the bundled base is never written
 
 
-def _benchmark(name: str):
-    import importlib.util
+def _analysis(name: str):
+    import importlib
 
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"thinkpix.analysis.{name}")
 
 
 @pytest.mark.parametrize("script, render, json_name, page", [
@@ -310,14 +307,14 @@ def _benchmark(name: str):
 ])
 def test_generated_tables_appear_verbatim(script, render, json_name, page):
     """Tables the lab pages paste from a script's `--table` are that script's rendering of the cited JSON."""
-    table = getattr(_benchmark(script), render)(json.loads((RESULTS / json_name).read_text()))
+    table = getattr(_analysis(script), render)(json.loads((RESULTS / json_name).read_text()))
     doc = (DOCS / "lab" / page).read_text(encoding="utf-8")
     assert table in doc, f"docs/lab/{page}: the table of {json_name} differs"
 
 
 def test_lake_tables_appear_verbatim():
     """docs/lab/lake_arms.md's tables are lake_arms' renderings of the committed per-seed reports."""
-    arms = _benchmark("lake_arms")
+    from thinkpix.analysis import lake_arms as arms
     doc = (DOCS / "lab" / "lake_arms.md").read_text(encoding="utf-8")
     reports = [json.loads((RESULTS / f"lake_arms_pc1_s{seed}.json").read_text()) for seed in range(3)]
     assert arms.seeds_markdown(reports) in doc, "docs/lab/lake_arms.md: the per-seed table differs"

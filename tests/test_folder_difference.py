@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.folder_difference import mean_pixel_difference
+from thinkpix.analysis.folder_difference import mean_pixel_difference
 
 
 def _write(root, images):

@@ -1,6 +1,5 @@
 """The lake model, its training and sampling: tiny end-to-end runs through the CLI."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -164,7 +163,7 @@ def test_tiny_train_sample_evaluate_end_to_end(tmp_path, capsys):
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*.png")} != before
 
     # the arms table and the evaluator's must-show script, at tiny scale
-    arms = benchmark("lake_arms")
+    from thinkpix.analysis import lake_arms as arms
     out = tmp_path / "arms.json"
     assert arms.main(["--arm", f"base={base / 'final'}", "--arm", f"rsr_in={rsr_in / 'final'}", "--sweep",
                       "rsr_in=0,2", "--versus", "rsr_in", "--prompts", str(maps), "--steps", "1", "--threads", "1",
@@ -182,7 +181,7 @@ def test_tiny_train_sample_evaluate_end_to_end(tmp_path, capsys):
     assert f"| base | in-range | {in_range} | {in_range} |" in seeds
     assert set(report["sweeps"]["rsr_in"]) == {"0", "2"} and report["sweeps"]["rsr_in"]["0"]["paired_vs_T0"] is None
     assert report["sweeps"]["rsr_in"]["2"]["seconds_per_image"] > 0
-    figures = benchmark("lake_figures")  # the routing figure: layers x diffusion steps, one tile per latent step
+    from thinkpix.analysis import lake_figures as figures  # the routing figure: layers x diffusion steps, one tile per latent step
     g = random_map(np.random.default_rng(3), 4, 3)
     rows, sample = figures.routing_over_sampling(load_lake(rsr_in / "final"), g, seed=0, steps=3, at=(0, 2))
     assert len(rows) == 2 * 2 and all(len(r) == 3 for r in rows) and rows[0][0].shape == (32, 32, 3)
@@ -190,19 +189,11 @@ def test_tiny_train_sample_evaluate_end_to_end(tmp_path, capsys):
     assert sample.shape == (32, 32, 3)
     figures.routing(str(rsr_in / "final"), None, str(tmp_path / "routing.png"))
     assert (tmp_path / "routing.png").is_file()
-    evaluator = benchmark("lake_evaluator")
+    from thinkpix.analysis import lake_evaluator as evaluator
     assert evaluator.main(["--prompts", str(maps), "--out", str(tmp_path / "ev.json")]) == 0
     must = json.loads((tmp_path / "ev.json").read_text())["must_show"]
     assert must["ground_truth"]["judged_correct"] == 1.0
     assert all(b["judged_correct"] == 0.0 for b in must["breaks"].values())
-
-
-def benchmark(name: str):
-    """A script of benchmarks/ as a module (benchmarks/ is not installed with the package)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
 
 
 def test_position_target_trains_samples_and_evaluates(tmp_path, capsys):

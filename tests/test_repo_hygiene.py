@@ -202,8 +202,9 @@ LAYERS = (
                            "worlds.prompts", "worlds.dense", "worlds.classes", "worlds.stream", "worlds.vocabulary",
                            "worlds.lake.__init__", "worlds.lake.maps", "worlds.lake.render", "worlds.lake.sets")),
     ("models", ("models",)),
-    ("mechanics", ("validation", "sampling", "training", "evaluation", "analysis")),
+    ("mechanics", ("validation", "sampling", "training", "evaluation")),
     ("worlds", ("worlds",)),
+    ("analysis", ("analysis",)),
     ("front ends", ("commands", "web")),
     ("entry points", ("cli", "__init__")),
 )

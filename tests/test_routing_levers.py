@@ -153,7 +153,7 @@ def test_finetune_logs_annealing_validation_and_instruments(tiny_base, tmp_path)
     assert len(last["probe_entropy_by_step"]) == 2 and len(last["probe_entropy_by_bin"]) == 4
     assert {"loss", "routing_entropy"} <= set(last)
     # one command summarises the run, with the verdict against the declared thresholds
-    script = _benchmark("inspect_adapter")
+    from thinkpix.analysis import inspect_adapter as script
     summary = script.main(["--run", str(tmp_path / "rsr")])[str(tmp_path / "rsr")]
     assert [r["step"] for r in summary["rows"]] == [0, 2, 4] and summary["rows"][-1]["grad_norm_gates"] is not None
     assert set(summary["verdict"]) == {"routing", "recursion"}
@@ -164,16 +164,6 @@ def test_finetune_logs_annealing_validation_and_instruments(tiny_base, tmp_path)
     curve = probe[str(tmp_path / "rsr" / "adapter")]["val_loss_by_T"]
     base = TextToImage.load(tiny_base)
     assert len(curve) == 3 and curve[0] == validation_loss(base, validation_set_for(base, 64)) and curve[2] != curve[0]
-
-
-def _benchmark(name):
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("record, routing, recursion", [
@@ -191,7 +181,9 @@ def _benchmark(name):
      "no routing (M=1)", "used"),
 ])
 def test_verdict_follows_the_declared_thresholds(record, routing, recursion):
-    assert _benchmark("inspect_adapter").verdict(record) == {"routing": routing, "recursion": recursion}
+    from thinkpix.analysis.inspect_adapter import verdict
+
+    assert verdict(record) == {"routing": routing, "recursion": recursion}
 
 
 def test_one_expert_fine_tunes_as_pure_recursion(tiny_base, tmp_path):

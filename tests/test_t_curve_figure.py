@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks.make_figures import t_curve
+from thinkpix.analysis.make_figures import t_curve
 
 
 def _arm(overall, ms):

@@ -1,10 +1,10 @@
 """Mutation testing of thinkpix: change one small thing in the source, run the tests that should
 notice, and report every mutant the tests let live ("survivors"). See docs/testing.md.
 
-    python -m benchmarks.mutate --target named                 # the named mutations
-    python -m benchmarks.mutate --target rsr --out benchmarks/results/mutation_rsr.json
-    python -m benchmarks.mutate --target evaluation --out benchmarks/results/mutation_evaluation.json
-    python -m benchmarks.mutate --target rsr --only recursion.py:57   # one file (and line), to iterate
+    python -m tests.tools.mutate --target named                 # the named mutations
+    python -m tests.tools.mutate --target rsr --out benchmarks/results/mutation_rsr.json
+    python -m tests.tools.mutate --target evaluation --out benchmarks/results/mutation_evaluation.json
+    python -m tests.tools.mutate --target rsr --only recursion.py:57   # one file (and line), to iterate
 
 Two kinds of mutants:
 - `named`: hand-written textual mutations (`NAMED`), each the kind of bug the tests once missed;
@@ -40,7 +40,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
 TESTS = ROOT / "tests"
 
@@ -398,7 +398,7 @@ def main(argv=None) -> int:
     if any(c.status != "survived" for c in controls.values()):
         print("control run failed: the unmutated tests do not pass; fix that first", file=sys.stderr)
         return 1
-    command = "python -m benchmarks.mutate " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m tests.tools.mutate " + " ".join(argv if argv is not None else sys.argv[1:])
     save = (lambda: _write_report(a.out, command, a.target, mutants, time.monotonic() - t0)) if a.out else None
     run_all(todo, a.jobs, a.timeout, sys.stdout, save)
     counts = _counts(mutants)
