@@ -105,3 +105,16 @@ def test_paired_interval_brackets_the_mean_and_excludes_zero_for_a_clear_shift()
     assert lo < shifted.mean() < hi and lo > 0
     lo, hi = precision_parity.paired_interval(rng.normal(0, 0.1, 200))
     assert lo < 0 < hi
+
+
+def test_docs_profile_table_is_the_committed_profile_verbatim():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    result = json.loads((root / "benchmarks" / "results" / "profile_step.json").read_text())
+    doc = (root / "docs" / "training.md").read_text()
+    assert profile_step.table(result) in doc and result["command"] in doc
+    for entry in result["sizes"].values():
+        for e in entry["precisions"].values():  # the parts and the residual add up to the step
+            assert sum(e["seconds"].values()) == pytest.approx(e["step_cpu_s"])
+            assert e["step_cpu_s"] == min(e["step_cpu_s_all"])
