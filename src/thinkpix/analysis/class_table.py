@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
             "adapter_parameters": adapter_parameters(spec.partition(":")[0] or None),
         }
         if args.before_rev:
-            from benchmarks.evaluator_versions import class_judgements
+            from .evaluator_versions import class_judgements
 
             earlier.append(np.array(class_judgements(Path(args.work) / f"{name}.safetensors", args.before_rev), dtype=bool))
             report["arms"][name]["accuracy_before"] = [float(earlier[-1].mean()),

@@ -93,7 +93,7 @@ def class_failures(work: str, arm: str, out: str = "docs/figures/class_failures.
 
     from safetensors.torch import load_file
 
-    from benchmarks.evaluator_versions import BEFORE, class_judgements
+    from .evaluator_versions import BEFORE, class_judgements
     from thinkpix.imaging import grid, save_png
     from thinkpix.worlds.classes import CLASSES
 
