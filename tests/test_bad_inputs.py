@@ -259,7 +259,7 @@ CASES = [
     # finetune
     (["finetune", "--base", "/no/base", "steps=1"], "no bundled model"),
     (["finetune", "--base", "no_manifest", "--rsr", "layers=0,experts=2,latent_steps=1,rank=1", "steps=1"], "checksums"),
-    ([*F, "--lora-rank", "0"], "--lora-rank"),
+    ([*F, "--rank", "0"], "--rank"),
     ([*F, "--out", "/proc/ft"], "out"),
     ([*F, "--export", "afile.txt"], "--export"),
     ([*F, "optim.grad_clip=0"], "optim.grad_clip"),

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DiffusionPipeline
+from PIL import Image
 from safetensors import safe_open
 from tiny_pipelines import imagefolder, save_pipeline
 
@@ -146,7 +147,7 @@ def finetune(pipe_dir, data, out, *extra):
                  "--gate_learning_rate", "3e-2", "--lr_scheduler", "cosine", "--lr_warmup_steps", "1",
                  "--checkpointing_steps", "2", "--checkpoints_total_limit", "1", "--max_sequence_length", "16",
                  "--validation_prompt", "a red bench", "--num_validation_images", "2", "--validation_steps", "2",
-                 "--log_every", "1", "--out", str(out), *extra])
+                 "--log_every", "1", "--output_dir", str(out), *extra])
 
 
 def adapter_tensors(folder):
@@ -224,6 +225,19 @@ def test_generate_with_adapter_and_think_steps(trained, pipes, tmp_path):
     assert main(argv) == 0 and (tmp_path / "grid.png").is_file()
 
 
+def test_generate_writes_a_pipelines_images_at_their_own_size(pipes, tmp_path):
+    """A small image is shown at about 128 px (4x at 32 px); one of 128 px or more at its own size."""
+    common = ["generate", "a red bench", "--pretrained", str(pipes["sd3"]), "--steps", "1", "-n", "1",
+              "--device", "cpu"]
+    for resolution, side in ((32, 128), (128, 128)):
+        out = tmp_path / f"r{resolution}.png"
+        assert main([*common, "--resolution", str(resolution), "--out", str(out)]) == 0
+        width, height = Image.open(out).size
+        assert side <= width < side + 8 and side <= height < side + 8, (resolution, width)  # + the grid's padding
+    assert main([*common, "--resolution", "128", "--upscale", "2", "--out", str(tmp_path / "x2.png")]) == 0
+    assert Image.open(tmp_path / "x2.png").size[0] >= 256  # an explicit --upscale still applies
+
+
 OFFICIAL = [  # lines of GenEval's prompts/evaluation_metadata.jsonl (COCO classes)
     {"tag": "single_object", "include": [{"class": "bench", "count": 1}], "prompt": "a photo of a bench"},
     {"tag": "color_attr", "include": [{"class": "car", "count": 1, "color": "red"}], "prompt": "a photo of a red car"},
@@ -293,7 +307,7 @@ def test_config_file_of_flag_names(pipes, images, tmp_path):
     from pathlib import Path
 
     from thinkpix.cli import build_parser
-    from thinkpix.commands.finetune_pipeline import build
+    from thinkpix.commands.finetune_flags import build
 
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(f"pretrained: {pipes['sd3']}\ndata: {images}\nresolution: 32\nrsr: {RSR}\nmax_train_steps: 1\n"

@@ -17,7 +17,9 @@ def register(sub) -> None:
     p.add_argument("--out", default="grid.png", help="PNG file for the grid (default grid.png; an existing file is "
                    "refused unless --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out (and --trace) file")
-    p.add_argument("--upscale", type=int, default=4, help="nearest-neighbour upscale of the grid")
+    p.add_argument("--upscale", type=int, default=None,
+                   help="nearest-neighbour upscale of the grid (default: a small image shown at about 128 px, 4x "
+                        "at 32 px; images of 128 px and more, e.g. a pipeline's, at their own size)")
     p.add_argument("--trace", default=None, metavar="FILE",
                    help="save RSR routing decisions (expert per token, layer, latent step, diffusion step) "
                         "to a safetensors file")
@@ -63,9 +65,15 @@ def run(args) -> int:
             images = generate_images(model, [args.prompt] * args.num_images, seed=args.seed, **sampling_kwargs(args))
     if args.trace:
         print(f"routing trace written to {save_trace(model, args, what)}")
-    path = save_png(grid(images, cols=min(8, args.num_images), upscale=args.upscale), args.out)
+    upscale = grid_upscale(args, images.shape[1])  # images (n, H, W, 3)
+    path = save_png(grid(images, cols=min(8, args.num_images), upscale=upscale), args.out)
     print(f"wrote {args.num_images} image(s) for {what!r} to {path}")
     return 0
+
+
+def grid_upscale(args, side: int) -> int:
+    """--upscale, or by default the factor that shows a side x side image at about 128 px (never below 1x)."""
+    return args.upscale if args.upscale is not None else max(1, 128 // max(1, side))
 
 
 def check_grid_memory(args, kind: str = "mmdit", model=None) -> None:
@@ -83,8 +91,9 @@ def check_grid_memory(args, kind: str = "mmdit", model=None) -> None:
 
         side = read_meta(model_path(args, kind))["canvas"]
     if side:
-        memory_for(grid_bytes(args.num_images, side, min(8, args.num_images), upscale=args.upscale),
-                   f"-n {args.num_images} --upscale {args.upscale} at {side}x{side} pixels (the grid)")
+        upscale = grid_upscale(args, side)
+        memory_for(grid_bytes(args.num_images, side, min(8, args.num_images), upscale=upscale),
+                   f"-n {args.num_images} --upscale {upscale} at {side}x{side} pixels (the grid)")
 
 
 def save_trace(model, args, what: str):

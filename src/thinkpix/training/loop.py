@@ -252,7 +252,8 @@ class Trainer:
             return
         folder = getattr(self.objective, "preview_folder", "samples")
         upscale = 2 if images.shape[1] <= 64 else 1  # small images doubled for viewing
-        save_png(grid(images, cols=min(8, len(images)), upscale=upscale), self.out / folder / f"step_{self.step:07d}.png")
+        path = self.out / folder / f"step_{self.step:07d}.png"
+        save_png(grid(images, cols=min(8, len(images)), upscale=upscale), path)
         if self.writer is not None:
             self.writer.add_images(folder, images.permute(0, 3, 1, 2), self.step)
 
