@@ -118,3 +118,18 @@ def test_docs_profile_table_is_the_committed_profile_verbatim():
         for e in entry["precisions"].values():  # the parts and the residual add up to the step
             assert sum(e["seconds"].values()) == pytest.approx(e["step_cpu_s"])
             assert e["step_cpu_s"] == min(e["step_cpu_s_all"])
+
+
+def test_docs_fastpath_table_is_the_committed_benchmark_verbatim():
+    from pathlib import Path
+
+    from benchmarks import bench_fastpath
+
+    root = Path(__file__).resolve().parents[1]
+    result = json.loads((root / "benchmarks" / "results" / "fastpath_demo.json").read_text())
+    doc = (root / "docs" / "training.md").read_text()
+    assert bench_fastpath.table(result) in doc and result["command"] in doc
+    ref = result["variants"]["fp32 loop"]["step_cpu_s"]
+    for v in result["variants"].values():  # the fastest round, and speed-ups of the same process's rounds
+        assert v["step_cpu_s"] == min(v["rounds_cpu_s"])
+        assert v["speedup_vs_fp32_loop_cpu"] == pytest.approx(ref / v["step_cpu_s"])
