@@ -3,10 +3,10 @@ noise): the training-loss curves side by side with their paired difference, and 
 validation loss of each run's exported (EMA) model, computed here in fp32 for every run, per sample,
 with a paired bootstrap interval of the difference.
 
-    python -m benchmarks.precision_parity --run fp32=RUNS/p/fp32 --run bf16=RUNS/p/bf16 \
+    python -m benchmarks.precision_parity --arm fp32=RUNS/p/fp32 --arm bf16=RUNS/p/bf16 \
         --out experiments/results/precision_parity_loss.json
 
-The first run is the reference. A run folder holds `metrics.jsonl` and the exported model in `final/`.
+The first arm is the reference. A run folder holds `metrics.jsonl` and the exported model in `final/`.
 """
 
 from __future__ import annotations
@@ -95,7 +95,8 @@ def loss_table(report: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", action="append", required=True, metavar="NAME=DIR", help="the first is the reference")
+    parser.add_argument("--arm", action="append", required=True, metavar="NAME=DIR",
+                        help="a run folder; the first is the reference")
     parser.add_argument("--validation-samples", type=int, default=512)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True)
@@ -104,13 +105,13 @@ def main() -> None:
     from thinkpix.files import portable, write_json
 
     runs = {}
-    for spec in args.run:
+    for spec in args.arm:
         name, sep, folder = spec.partition("=")
         if not sep or not folder:
-            raise SystemExit(f"--run: NAME=DIR, got {spec!r}")
+            raise SystemExit(f"--arm: NAME=DIR, got {spec!r}")
         runs[name] = Path(folder)
     ref = next(iter(runs))
-    report = {"command": "python -m benchmarks.precision_parity " + " ".join(f"--run {n}={d}" for n, d in runs.items())
+    report = {"command": "python -m benchmarks.precision_parity " + " ".join(f"--arm {n}={d}" for n, d in runs.items())
               + f" --validation-samples {args.validation_samples}", "reference": ref,
               "validation_samples": args.validation_samples, "runs": {}}
     metrics = {n: read_metrics(d) for n, d in runs.items()}

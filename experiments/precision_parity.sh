@@ -13,7 +13,7 @@ SHORT="steps=400 optim.warmup_steps=20 log_every=10 validate_every=50 ckpt_every
 for p in fp32 bf16; do  # a finished run (its model exported) is kept
   [ -d $R/$p/final ] || python -m thinkpix.cli train configs/base_demo.yaml out_dir=$R/$p precision=$p $SHORT
 done
-python -m benchmarks.precision_parity --run fp32=$R/fp32 --run bf16=$R/bf16 \
+python -m benchmarks.precision_parity --arm fp32=$R/fp32 --arm bf16=$R/bf16 \
     --out experiments/results/precision_parity_loss.json
 python -m benchmarks.compare_adapters --model $R/fp32/final --arm fp32 --arm bf16 --arm-model bf16=$R/bf16/final \
     --images-per-prompt 1 --seed 0 --work $R/compare --out experiments/results/precision_parity_geneval.json
