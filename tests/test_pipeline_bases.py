@@ -122,6 +122,19 @@ def test_bundled_base_through_the_same_path(tmp_path):
     assert record["base"]["name"].endswith("shapes-base")
 
 
+def test_a_flags_run_trains_the_adapter_as_every_fine_tune_does(tmp_path):
+    """The adapter half is shared (`AdapterTraining`): gates and experts in their own groups, and an RSR spec's
+    temperature annealed by optimiser step, whatever the accumulation."""
+    argv = ["finetune", "--pretrained", "shapes-base", "--rsr",
+            "layers=2,3,experts=2,latent_steps=2,rank=2,tau=5,temperature_end=1", "--output_dir", str(tmp_path),
+            "--max_train_steps", "3", "--train_batch_size", "2", "--gradient_accumulation_steps", "2",
+            "--learning_rate", "1e-3", "--gate_learning_rate", "2e-3", "--log_every", "1"]
+    assert main(argv) == 0
+    metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [m["temperature"] for m in metrics] == pytest.approx([5.0, 5 ** 0.5, 1.0])  # steps 0, 1, 2 of 3
+    assert all(m["lr_gates"] == pytest.approx(2 * m["lr_experts"]) for m in metrics)
+
+
 # ----- save_pretrained with RSR attached --------------------------------------------------------------
 def test_save_pretrained_leaves_the_adapter_out_with_a_warning(pipes, tmp_path):
     pipe = fresh(pipes["sd3"])
@@ -172,7 +185,7 @@ def test_finetune_writes_adapter_with_base_identity_card_and_validation(trained,
     assert sorted(p.name for p in (trained / "validation").glob("*.png")) == ["step_0000002.png", "step_0000004.png"]
     metrics = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [1, 2, 3, 4]
-    assert metrics[1]["lr_gates"] == pytest.approx(3 * metrics[1]["lr_adapter"])  # the separate gate rate
+    assert metrics[1]["lr_gates"] == pytest.approx(3 * metrics[1]["lr_experts"])  # the separate gate rate
     assert len(list((trained / "checkpoints").glob("step_*"))) == 1  # --checkpoints_total_limit 1
     tensors = adapter_tensors(trained / "adapter")
     assert all(t.dtype == torch.float32 for t in tensors.values())

@@ -59,6 +59,13 @@ def train_steps(args) -> int:
     return max(1, math.ceil(epochs * rows / max(1, per_step)))
 
 
+def gate_multiplier(v: dict) -> float:
+    """--gate_learning_rate as the gates' multiplier of --learning_rate (`finetune.gate_lr_mult`; 0: 1)."""
+    if not v["gate_learning_rate"] or not v["learning_rate"]:
+        return 1.0
+    return v["gate_learning_rate"] / v["learning_rate"]
+
+
 def build(args):
     """-> (TrainConfig, PipelineOptions) from the flags (and a --config YAML of flag names)."""
     from ..errors import ThinkpixError
@@ -84,7 +91,7 @@ def build(args):
         "optim": {"lr": v["learning_rate"], "warmup_steps": 0, "grad_clip": v["max_grad_norm"],
                   "weight_decay": v["adam_weight_decay"]},
         "finetune": {"base": args.pretrained, "method": args.method or "rsr", "rsr": args.rsr or "",
-                     "lora_rank": args.rank or 0}})
+                     "lora_rank": args.rank or 0, "gate_lr_mult": gate_multiplier(v)}})
     names = set(PipelineOptions.__dataclass_fields__)
     opts = PipelineOptions(pretrained=args.pretrained, **{k: x for k, x in v.items() if k in names})
     opts.check()

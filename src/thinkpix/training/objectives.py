@@ -5,7 +5,8 @@ makes its own deterministic batch and returns (loss, metrics); the trainer wraps
 - `FlowObjective`: rectified-flow training of the text-to-image MMDiT (from scratch).
 - `ClassFlowObjective`: the same for the class-conditional DiT (labels dropped once per sample for CFG).
 - `FinetuneObjective` / `ClassFinetuneObjective`: either of the two on a frozen base with an adapter
-  (RSR or LoRA) attached; only the adapter trains.
+  (RSR or LoRA) attached; only the adapter trains (`AdapterTraining`, the adapter half every fine-tune
+  shares, `pipeline_objective.PipelineFinetune` included).
 - `FurtherTrainingObjective`: the text-to-image base's transformer trained further (all weights).
 - `FeatureObjective`: the feature network of the class track's Fréchet distance.
 """
@@ -195,18 +196,27 @@ class PooledLatents:
         return torch.stack([cache[k] for k in keys])  # (B, C, h, w)
 
 
-class AdapterTraining(PooledLatents):
-    """Mixin for a flow objective on a frozen base: only the adapter (RSR experts + gates, or LoRA)
-    trains. RSR's auxiliary losses (zero unless their weights are set) join the loss; routing
-    statistics of the last forward are reported as metrics. RSR's gates and experts are two optimiser
-    groups (learning-rate multipliers `finetune.gate_lr_mult`, `expert_lr_mult`); an annealed
+class AdapterTraining:
+    """Mixin: the adapter half of every fine-tune objective (the shapes-world flow objectives here, any base
+    in `pipeline_objective`): only the adapter (RSR experts + gates, or LoRA) on `adapted()` trains.
+    RSR's auxiliary losses (zero unless their weights are set) join the base's loss (`frozen_base_loss`);
+    routing statistics of the last forward are reported as metrics. RSR's gates and experts are two
+    optimiser groups (learning-rate multipliers `finetune.gate_lr_mult`, `expert_lr_mult`); an annealed
     temperature (`temperature_end`) is set before every step; validation adds RSR's instruments."""
+
+    def adapted(self) -> nn.Module:
+        """The frozen transformer the adapter is attached to."""
+        return self.model.transformer
+
+    def optimiser_step(self, micro_step: int) -> int:
+        """The optimiser step of a forward's id (the trainer's micro-step id; one per step here)."""
+        return micro_step
 
     def attach(self, cfg: TrainConfig) -> None:
         from ..integrations.methods import attach_adapter
 
-        self.adapter = attach_adapter(self.model.transformer, cfg.finetune)
-        self.model.train()
+        self.adapter = attach_adapter(self.adapted(), cfg.finetune)
+        self.train()
 
     def parameter_groups(self) -> list[dict]:
         """[{name, params (names), lr_mult}]: RSR gates and experts apart; LoRA one group."""
@@ -221,24 +231,30 @@ class AdapterTraining(PooledLatents):
     def forward(self, step: int, indices: range):
         annealed = {}
         if self.adapter.method == "rsr":
-            rsr = get_rsr(self.model.transformer)
+            rsr = get_rsr(self.adapted())
             if rsr.config.temperature_end is not None:
-                rsr.set_temperature(rsr.config.temperature_at(step / max(1, self.cfg.steps - 1)))
+                progress = self.optimiser_step(step) / max(1, self.cfg.steps - 1)
+                rsr.set_temperature(rsr.config.temperature_at(progress))
                 annealed = {"temperature": rsr.temperature}
-        loss, metrics = super().forward(step, indices)
-        aux, stats = self.adapter.step_outputs(self.model.transformer)
+        loss, metrics = self.frozen_base_loss(step, indices)
+        aux, stats = self.adapter.step_outputs(self.adapted())
         return loss + aux, dict(metrics, **stats, **annealed)
 
+    def frozen_base_loss(self, step: int, indices: range):
+        """(loss, metrics) of the base with the adapter on it: the flow objective's own forward here."""
+        return super().forward(step, indices)
+
     def validate(self, step: int) -> dict:
-        out = super().validate(step)
-        if self.adapter.method == "rsr":
+        base = getattr(super(), "validate", None)
+        out = base(step) if base is not None else {}
+        if self.adapter.method == "rsr" and getattr(self, "_validation_set", None) is not None:
             from .instruments import probe_rsr
 
             out.update(probe_rsr(self.model, self._validation_set).summary())
         return out
 
     def export(self, path: Path) -> None:
-        self.adapter.save(self.model.transformer, path)
+        self.adapter.save(self.adapted(), path)
 
 
 def _frozen_base(cfg: TrainConfig, bundle):
@@ -250,7 +266,7 @@ def _frozen_base(cfg: TrainConfig, bundle):
     return model
 
 
-class FinetuneObjective(AdapterTraining, FlowObjective):
+class FinetuneObjective(AdapterTraining, PooledLatents, FlowObjective):
     """Adapter fine-tuning of a frozen text-to-image base."""
 
     def __init__(self, cfg: TrainConfig):
@@ -268,7 +284,7 @@ class FurtherTrainingObjective(PooledLatents, FlowObjective):
         self.model.train()
 
 
-class ClassFinetuneObjective(AdapterTraining, ClassFlowObjective):
+class ClassFinetuneObjective(AdapterTraining, PooledLatents, ClassFlowObjective):
     """Adapter fine-tuning of a frozen class-conditional DiT base."""
 
     def __init__(self, cfg: TrainConfig):

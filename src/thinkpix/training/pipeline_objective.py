@@ -19,6 +19,7 @@ from ..errors import ThinkpixError
 from .config import TrainConfig
 from .data import sample_seed, world_batch
 from .datasets import CaptionedImages, ImageOptions, load_captioned
+from .objectives import AdapterTraining
 from .options import MIXED_PRECISION, TrainerOptions
 from .seeding import seed_everything
 
@@ -76,20 +77,19 @@ class PipelineOptions(TrainerOptions):
         return asdict(self)
 
 
-class PipelineFinetune(nn.Module):
-    """A frozen base (bundled or diffusers) with an adapter (RSR or LoRA); only the adapter trains."""
+class PipelineFinetune(AdapterTraining, nn.Module):
+    """A frozen base (bundled or diffusers) with an adapter (RSR or LoRA); only the adapter trains
+    (`AdapterTraining`: the optimiser groups, temperature annealing, auxiliary losses and routing
+    statistics of every fine-tune); this class adds the base's own loss, the data and the validation."""
 
     def __init__(self, cfg: TrainConfig, opts: PipelineOptions, base, rank: int = 0):
         super().__init__()
-        from ..integrations.methods import attach_adapter
-
         self.cfg, self.opts, self.base, self.rank = cfg, opts, base, rank
         self.parts = nn.ModuleDict(base.modules())  # registered: .to(device), DDP and state see them
         self.resolution = opts.resolution or base.resolution
         base.check_resolution(self.resolution)
         seed_everything(cfg.seed)  # LoRA's A (peft draws it from torch's generator) follows the seed, not the process
-        self.adapter = attach_adapter(base.transformer, cfg.finetune)
-        base.transformer.train()
+        self.attach(cfg)
         self.autocast_dtype = MIXED_PRECISION[opts.mixed_precision]
         self.images = None
         if opts.data != "shapes":
@@ -108,14 +108,11 @@ class PipelineFinetune(nn.Module):
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         return {n: p for n, p in self.named_parameters() if p.requires_grad}
 
-    def parameter_groups(self) -> list[dict]:
-        """[{name, params (names), lr_mult}]: RSR's gates at --gate_learning_rate apart from the rest."""
-        names = list(self.trainable_parameters())
-        gates = [n for n in names if ".gates." in n]
-        mult = self.opts.gate_learning_rate / self.cfg.optim.lr if self.opts.gate_learning_rate else 1.0
-        groups = ({"name": "adapter", "params": [n for n in names if n not in gates], "lr_mult": 1.0},
-                  {"name": "gates", "params": gates, "lr_mult": mult})
-        return [g for g in groups if g["params"]]
+    def adapted(self) -> nn.Module:
+        return self.base.transformer
+
+    def optimiser_step(self, micro_step: int) -> int:
+        return micro_step // self.opts.gradient_accumulation_steps  # micro-step ids: step * acc + k
 
     # options that shape the weights (the rest: where and how often to look, where to log, the device)
     SHAPING = ("caption_column", "image_column", "center_crop", "random_flip", "weighting_scheme", "logit_mean",
@@ -207,7 +204,7 @@ class PipelineFinetune(nn.Module):
             o.weighting_scheme, 1, o.logit_mean, o.logit_std, o.mode_scale,
             generator=torch.Generator().manual_seed(s ^ 0x5DEECE66D)) for s in seeds])
 
-    def forward(self, step: int, indices):
+    def frozen_base_loss(self, step: int, indices):
         # RSR's own random numbers (Gumbel noise, random depth) from the step's seed: exact resume
         torch.manual_seed(sample_seed(self.cfg.seed + 1_000_003 * (self.rank + 1), step, 0))
         x0, captions, seeds = self.batch(step, indices)  # (B, C, h, w)
@@ -217,8 +214,7 @@ class PipelineFinetune(nn.Module):
         u = self.timesteps(seeds).to(dev)  # (B,)
         with self.autocast():
             loss = self.base.loss(x0, cond, noise, u, self.opts.weighting_scheme)
-        aux, stats = self.adapter.step_outputs(self.base.transformer)
-        return loss + aux, stats
+        return loss, {}
 
     def autocast(self):
         if self.autocast_dtype is None:
