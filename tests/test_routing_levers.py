@@ -138,7 +138,7 @@ def test_learning_rate_groups_as_configured(tiny_base, tmp_path):
 
 
 def test_finetune_logs_annealing_validation_and_instruments(tiny_base, tmp_path):
-    argv = ["finetune", "--base", str(tiny_base), "--rsr", "layers=0,1,steps=2,rank=2,gate_init_std=0.5,tau=5,"
+    argv = ["finetune", "--base", str(tiny_base), "--rsr", "layers=0,1,latent_steps=2,rank=2,gate_init_std=0.5,tau=5,"
             "temperature_end=1", "steps=4", "batch_size=2", "log_every=1", "validate_every=2", "validation_samples=6",
             "data_pool=5", "--out", str(tmp_path / "rsr")]
     assert main(argv) == 0
@@ -187,7 +187,7 @@ def test_verdict_follows_the_declared_thresholds(record, routing, recursion):
 
 
 def test_one_expert_fine_tunes_as_pure_recursion(tiny_base, tmp_path):
-    argv = ["finetune", "--base", str(tiny_base), "--rsr", "layers=0,1,experts=1,steps=2,rank=2", "steps=2",
+    argv = ["finetune", "--base", str(tiny_base), "--rsr", "layers=0,1,experts=1,latent_steps=2,rank=2", "steps=2",
             "batch_size=2", "log_every=1", "validate_every=2", "validation_samples=4", "--out", str(tmp_path / "m1")]
     assert main(argv) == 0
     last = _records(tmp_path / "m1")[-1]
@@ -327,7 +327,7 @@ def test_full_finetune_trains_only_the_transformer_and_exports_a_loadable_model(
 def test_recursion_trained_in_from_scratch_exports_samples_and_sweeps_T(tmp_path):
     """Issue 12 item 5: `thinkpix train ... model.rsr=...` attaches RSR from the start with the base
     trainable (random depth), exports it inside the model folder, and every loader re-attaches it; the
-    sampler's --think-steps then chooses T (0 = the network without its loops)."""
+    sampler's --latent-steps then chooses T (0 = the network without its loops)."""
     from pathlib import Path
 
     from thinkpix.integrations.attach import get_rsr, set_latent_steps
@@ -336,7 +336,7 @@ def test_recursion_trained_in_from_scratch_exports_samples_and_sweeps_T(tmp_path
     from thinkpix.training.objectives import build_objective
 
     root = Path(__file__).resolve().parents[1]
-    config, spec = str(root / "configs" / "tiny_pixel.yaml"), "model.rsr=layers=0,1,experts=2,steps=3,rank=2,random_depth=true"
+    config, spec = str(root / "configs" / "tiny_pixel.yaml"), "model.rsr=layers=0,1,experts=2,latent_steps=3,rank=2,random_depth=true"
     objective = build_objective(load_config(config, [spec, f"out_dir={tmp_path}"]))
     trainable = set(objective.trainable_parameters())
     assert any(".rsr.experts." in n for n in trainable) and any(".rsr.gates." in n for n in trainable)
@@ -354,8 +354,8 @@ def test_recursion_trained_in_from_scratch_exports_samples_and_sweeps_T(tmp_path
         set_latent_steps(model.transformer, T)
         latents[T] = generate_latents(model, ["a red circle", "two blue squares"], seed=0, steps=2)
     assert not torch.equal(latents[0], latents[3]) and not torch.equal(latents[1], latents[3])
-    # the CLI loads it with its loops and takes --think-steps; an --adapter on top is refused
-    assert main(["generate", "a red circle", "--model", str(final), "--think-steps", "2", "-n", "1", "--steps", "2",
+    # the CLI loads it with its loops and takes --latent-steps; an --adapter on top is refused
+    assert main(["generate", "a red circle", "--model", str(final), "--latent-steps", "2", "-n", "1", "--steps", "2",
                  "--out", str(tmp_path / "g.png")]) == 0
     assert main(["generate", "a red circle", "--model", str(final), "--adapter", str(final / "rsr"), "-n", "1",
                  "--out", str(tmp_path / "h.png")]) == 2
