@@ -22,6 +22,7 @@ from ..errors import ThinkpixError
 from ..files import MANIFEST, read_json_object, verify_manifest, write_manifest, writing
 from ..precision import full_precision
 from . import autoencoder as ae_lib
+from .weights_check import check_weights
 
 PIXEL_PATCH = 4  # pixel space: 4x4 patches on the 32x32 canvas -> 64 tokens
 META_FILE = "thinkpix.json"
@@ -37,6 +38,7 @@ def load_autoencoder(path: str | Path, verify: bool = True) -> AutoencoderKL:
         verify_manifest(path, "autoencoder folder")
     if not (path / "config.json").exists():
         raise ThinkpixError(f"{path}: no autoencoder here (expected a diffusers AutoencoderKL folder)")
+    check_weights(path, AutoencoderKL)  # dtypes and shapes against the config, before diffusers reads a byte
     return AutoencoderKL.from_pretrained(path, local_files_only=True, use_safetensors=True).float().eval() \
         .requires_grad_(False)
 
@@ -181,6 +183,7 @@ class ImageBundle(nn.Module):
     @classmethod
     def load_transformer(cls, path: Path, meta: dict) -> nn.Module:
         """Subclass hook: the fp32 transformer of PATH/transformer (diffusers' loader of `TRANSFORMER_CLASS`)."""
+        check_weights(path / "transformer", cls.TRANSFORMER_CLASS)  # dtypes and shapes against its config
         return cls.TRANSFORMER_CLASS.from_pretrained(path / "transformer", local_files_only=True,
                                                      use_safetensors=True).float()
 

@@ -140,6 +140,10 @@ class DiffusersBase:
         if path.exists() and not (path / "model_index.json").is_file():
             raise ThinkpixError(f"{path}: neither a thinkpix model folder (thinkpix.json) nor a diffusers pipeline "
                                 "folder (model_index.json)")
+        if path.exists():
+            from .weights_check import check_pipeline_weights
+
+            check_pipeline_weights(path)  # dtypes and shapes of its transformer and VAE against their configs
         try:
             pipe = DiffusionPipeline.from_pretrained(str(path.resolve()) if path.exists() else name_or_path,
                                                      dtype=dtype, local_files_only=True)
