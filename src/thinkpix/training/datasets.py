@@ -73,7 +73,46 @@ def load_captioned(path, caption_column: str = "text", image_column: str = "imag
             raise ThinkpixError(f"--data {path}: no column {column!r} ({flag}); columns: {', '.join(ds.column_names)}")
     if len(ds) == 0:
         raise ThinkpixError(f"--data {path}: the data set is empty")
+    check_captions(ds, caption_column, path)
+    check_image_sizes(ds, image_column, path)
     return ds
+
+
+def check_captions(ds, caption_column: str, path) -> None:
+    """Every caption is text (or a non-empty list of texts): a number or a null would be trained on as the
+    strings "5" or "None". Reads the caption column only (no image is decoded)."""
+    from ..validation import MAX_PROMPT_CHARS
+
+    for row, value in enumerate(ds[caption_column]):
+        first = value[0] if isinstance(value, (list, tuple)) and value else value
+        if not isinstance(first, str):
+            raise ThinkpixError(f"--data {path}: row {row}: caption ({caption_column!r}) is {first!r}, not text")
+        if len(first) > MAX_PROMPT_CHARS:
+            raise ThinkpixError(f"--data {path}: row {row}: caption is {len(first)} characters long (at most "
+                                f"{MAX_PROMPT_CHARS}, as on the command line)")
+
+
+def check_image_sizes(ds, image_column: str, path) -> None:
+    """Every image at most MAX_IMAGE_SIDE on a side, judged from its file header before anything is decoded
+    (images stored as files or bytes; the column is read without decoding)."""
+    import io
+
+    from datasets import Image as ImageFeature
+
+    from ..validation import MAX_IMAGE_SIDE, image_size
+
+    if not isinstance(ds.features.get(image_column), ImageFeature):
+        return
+    raw = ds.cast_column(image_column, ImageFeature(decode=False))[image_column]
+    for row, item in enumerate(raw):
+        item = item or {}
+        source = io.BytesIO(item["bytes"]) if item.get("bytes") else item.get("path")
+        if source is None:
+            continue
+        try:
+            image_size(source, MAX_IMAGE_SIDE)
+        except ThinkpixError as exc:
+            raise ThinkpixError(f"--data {path}: row {row}: {str(exc).split(': ', 1)[-1]}") from None
 
 
 def transform(image, opts: ImageOptions, rng: np.random.Generator) -> torch.Tensor:

@@ -1,0 +1,40 @@
+"""Training data is checked before a base loads: a caption that is a number or a null (which would be
+trained on as "5" or "None") and an image larger than 4096 pixels on a side (judged from its header, never
+decoded) are refused naming the data set and row."""
+
+import json
+import struct
+import zlib
+
+import pytest
+
+from thinkpix.errors import ThinkpixError
+from thinkpix.training.datasets import load_captioned
+from tiny_pipelines import imagefolder
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG claiming width x height, with no real pixel data (only its header can be read)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("caption", [5, None, 2.5, True])
+def test_a_caption_that_is_not_text_is_refused(tmp_path, caption):
+    data = imagefolder(tmp_path / "d", n=4)
+    rows = [json.loads(x) for x in (data / "metadata.jsonl").read_text().splitlines()]
+    rows[2]["text"] = caption
+    (data / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ThinkpixError, match="row"):
+        load_captioned(data, "text")
+
+
+def test_an_image_above_4096_pixels_is_refused_before_decoding(tmp_path):
+    data = imagefolder(tmp_path / "d", n=4)
+    (data / "img_001.png").write_bytes(png_header(12000, 12000))
+    with pytest.raises(ThinkpixError, match="12000x12000"):
+        load_captioned(data, "text")
+    assert len(load_captioned(imagefolder(tmp_path / "ok", n=4), "text")) == 4  # a good folder still loads
