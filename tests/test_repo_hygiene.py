@@ -307,10 +307,6 @@ def _private(module: str, importer: str) -> bool:
     return False
 
 
-# Known, to be removed: the web page loads models with the commands' loader (a command-line namespace).
-PRIVATE_ALLOWED = {("web.service", "commands._common", "load_model")}
-
-
 def _private_imports() -> dict:
     return {(src, dst, name): f"thinkpix.{src}:{line} imports {name or 'it'} from thinkpix.{dst}"
             for src, line, dst, name in _package_imports()
@@ -319,9 +315,7 @@ def _private_imports() -> dict:
 
 def test_no_private_name_is_imported_across_modules():
     found = _private_imports()
-    assert set(PRIVATE_ALLOWED) <= set(found), f"no longer needed, remove: {set(PRIVATE_ALLOWED) - set(found)}"
-    bad = [text for key, text in found.items() if key not in PRIVATE_ALLOWED]
-    assert not bad, "private names imported across modules:\n" + "\n".join(bad)
+    assert not found, "private names imported across modules:\n" + "\n".join(found.values())
 
 
 def test_the_layer_checks_see_what_they_should(tmp_path):

@@ -1,5 +1,5 @@
 """The base a sampling command runs: `--pretrained` (a diffusers pipeline folder, a cached hub id, or a
-bundled model) with `--device` and `--dtype`, beside the bundled `--model` path of `_common.load_model`."""
+bundled model) with `--device` and `--dtype`, beside the bundled `--model` path of `loading.load_model`."""
 
 from __future__ import annotations
 

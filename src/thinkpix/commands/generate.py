@@ -4,7 +4,8 @@ class-conditional (DiT) model; the unconditional half of guidance is the DiT's n
 
 from __future__ import annotations
 
-from ._common import add_sampling_flags, load_model, sampling_kwargs, sampling_precision
+from ._common import add_sampling_flags, sampling_kwargs, sampling_precision
+from .loading import load_model
 from .base_flags import add_base_flags
 
 
@@ -87,7 +88,7 @@ def check_grid_memory(args, kind: str = "mmdit", model=None) -> None:
         side = getattr(args, "resolution", 0)
     else:
         from ..models.bundle import read_meta
-        from ._common import model_path
+        from .loading import model_path
 
         side = read_meta(model_path(args, kind))["canvas"]
     if side:

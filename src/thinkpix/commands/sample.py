@@ -10,7 +10,8 @@ class (DIR/00_red_circle/0000.png, ...), image k of class i with seed SEED + i *
 
 from __future__ import annotations
 
-from ._common import add_sampling_flags, load_model, model_path, sample_record, sampling_kwargs, sampling_precision
+from ._common import add_sampling_flags, sample_record, sampling_kwargs, sampling_precision
+from .loading import load_model, model_path
 from .base_flags import add_base_flags
 
 

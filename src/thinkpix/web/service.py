@@ -47,7 +47,7 @@ class Service:
 
 
 def _t2i(pretrained: str | None, adapter: str | None, device: str):
-    from ..commands._common import load_model
+    from ..commands.loading import load_model
 
     ns = Namespace(threads=0, model=pretrained, pretrained=None, adapter=adapter, latent_steps=None,
                    device=device, dtype="auto", resolution=0, force_base=False)
