@@ -133,3 +133,14 @@ def test_docs_fastpath_table_is_the_committed_benchmark_verbatim():
     for v in result["variants"].values():  # the fastest round, and speed-ups of the same process's rounds
         assert v["step_cpu_s"] == min(v["rounds_cpu_s"])
         assert v["speedup_vs_fp32_loop_cpu"] == pytest.approx(ref / v["step_cpu_s"])
+
+
+def test_docs_w384_precision_table_is_the_committed_benchmark_verbatim():
+    from pathlib import Path
+
+    from benchmarks.bench_training import precision_table
+
+    root = Path(__file__).resolve().parents[1]
+    result = json.loads((root / "benchmarks" / "results" / "precision_w384.json").read_text())
+    doc = (root / "docs" / "training.md").read_text()
+    assert precision_table(result) in doc and result["command"] in doc
