@@ -3,6 +3,7 @@ no traceback, and nothing written or deleted (the whole sandbox is compared befo
 Called in-process (`main(argv)`), from inside the sandbox so relative default outputs count."""
 
 import json
+import os
 import shutil
 import struct
 import zlib
@@ -12,6 +13,7 @@ import pytest
 
 from thinkpix.cli import main
 from thinkpix.files import write_manifest
+from test_weights_claims import retype_first_tensor
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "tiny_pixel.yaml")
@@ -92,13 +94,26 @@ def sandbox(tmp_path_factory):
     shutil.copytree(box / "sampled", box / "incomplete")
     (box / "incomplete" / "00000" / "samples" / "0001.png").unlink()
     (box / "notdemo" / "images" / "00000").mkdir(parents=True)  # someone's folder: demo must not delete it
+    (box / "link.png").symlink_to(box / "afile.txt")  # an output name that is a link to the user's file
+    (box / "linked_out").mkdir()  # an output folder holding a link to a folder outside it
+    (box / "linked_out" / "00000").symlink_to(box / "adir")
+    os.mkfifo(box / "fifo")
+    (box / "long_prompt.jsonl").write_text(lines(dict(GOOD_LINE, prompt="a red circle " * 831)))  # 10,803 chars
+    (box / "unknown_tag.jsonl").write_text(lines(dict(GOOD_LINE, tag="made_up_task")))
+    shutil.copytree(model, box / "tampered")  # F32 -> I32 in the header, resealed
+    retype_first_tensor(box / "tampered" / "transformer" / "diffusion_pytorch_model.safetensors")
+    write_manifest(box / "tampered")
+    shutil.copytree(model, box / "wide_config")  # a config wider than its weights, resealed
+    config = box / "wide_config" / "transformer" / "config.json"
+    config.write_text(json.dumps(dict(json.loads(config.read_text()), num_attention_heads=64)))
+    write_manifest(box / "wide_config")
     (box / "notdemo" / "images" / "00000" / "mine.txt").write_text("keep me")
     return box
 
 
 def snapshot(root: Path) -> dict:
-    return {p.relative_to(root).as_posix(): (p.is_dir(), p.stat().st_size if p.is_file() else 0,
-                                             p.stat().st_mtime_ns if p.is_file() else 0)
+    return {p.relative_to(root).as_posix(): (p.is_symlink(), p.is_dir(), p.lstat().st_size if p.is_file() else 0,
+                                             p.lstat().st_mtime_ns if p.is_file() else 0)
             for p in root.rglob("*")}
 
 
@@ -127,7 +142,7 @@ CASES = [
     (["finetune", "--config", "pipe_dupe.yaml"], "'pretrained' given twice"),
     (["finetune", "--config", "pipe_bool.yaml"], "'resolution'"),
     (["finetune", "--config", "empty.yaml", "--base", M], "no config keys"),
-    ([*P, "--gate_learning_rate", "nan"], "--gate_learning_rate"),
+    ([*P, "--gate_learning_rate", "nan"], "gate_l"),  # the flag, or the config key it sets (gate_lr_mult)
     ([*P, "--learning_rate", "nan"], "optim.lr"),
     ([*P, "--mode_scale", "nan"], "--mode_scale"),
     ([*P, "--logit_mean", "inf"], "--logit_mean"),
@@ -298,16 +313,77 @@ CASES = [
     (["lake", "render", "--prompts", "missing.jsonl", "--out", "l_out"], "missing.jsonl"),
     (["lake", "generate", "--model", "adir", "--map", "S.X.,..H.,....,H..G", "--out", "l.png"], "map character"),
     (["lake", "train", str(ROOT / "configs" / "lake_base.yaml"), "steps=-1", "out_dir=l_run"], "'steps'"),
+    # outputs: links, FIFOs; weights that are not what they claim; limits the same in files as on the command line
+    ([*G, "--out", "link.png"], "symbolic link"),
+    ([*G, "--out", "link.png", "--overwrite"], "symbolic link"),
+    ([*G, "--out", "fifo", "--overwrite"], "not a regular file"),
+    ([*G, "--trace", "fifo", "--adapter", "ft/adapter", "--out", "g_new.png"], "not a regular file"),
+    (["world", "prompts", "--out", "link.png", "--overwrite"], "symbolic link"),
+    (["world", "prompts", "--out", "fifo", "--overwrite"], "not a regular file"),
+    (["lake", "prompts", "--out", "link.png", "--overwrite"], "symbolic link"),
+    ([*S, "--out", "linked_out"], "symbolic link"),
+    (["world", "render", "--prompts", "good.jsonl", "--out", "linked_out", "--overwrite"], "symbolic link"),
+    (["lake", "render", "--prompts", "good.jsonl", "--out", "linked_out", "--overwrite"], "symbolic link"),
+    (["demo", "--out", "linked_out", "--per-task", "1"], "symbolic link"),
+    ([*T, "out_dir=linked_out"], "symbolic link"),
+    ([*T, "--export", "linked_out"], "symbolic link"),
+    (["generate", "x", "--model", "tampered"], "I32"),
+    (["generate", "x", "--model", "wide_config"], "disagree with config.json"),
+    (["sample", "--prompts", "good.jsonl", "--model", "tampered", "--out", "s_out"], "I32"),
+    (["sample", "--prompts", "long_prompt.jsonl", "--model", M, "--out", "s_out"], "characters"),
+    (["sample", "--prompts", "unknown_tag.jsonl", "--model", M, "--out", "s_out"], "made_up_task"),
+    (["world", "render", "--prompts", "long_prompt.jsonl", "--out", "r_out"], "characters"),
+    (["world", "render", "--prompts", "unknown_tag.jsonl", "--out", "r_out"], "made_up_task"),
+    (["generate", "a red circle " * 200, "--model", M], "characters"),
+    # command-line types and ranges
+    ([*G, "--steps", "abc"], "--steps"),
+    ([*G, "--guidance", "abc"], "--guidance"),
+    ([*G, "-n", "-1"], "-n"),
+    ([*G, "--upscale", "65"], "--upscale"),
+    ([*G, "--threads", "2000"], "--threads"),
+    ([*G, "--sampler", "bogus"], "--sampler"),
+    ([*G, "--precision", "fp8"], "--precision"),
+    ([*G, "--latent-steps", "65"], "--latent-steps"),
+    ([*G, "--adapter", "afile.txt"], "afile.txt"),
+    ([*S, "--batch-size", "100000"], "--batch-size"),
+    ([*S, "--images-per-prompt", "20000"], "--images-per-prompt"),
+    ([*S, "--limit", "abc"], "--limit"),
+    (["world", "prompts", "--per-task", "abc", "--out", "p.jsonl"], "--per-task"),
+    (["world", "prompts", "--set", "bogus", "--out", "p.jsonl"], "--set"),
+    (["world", "render", "--prompts", "good.jsonl", "--out", "r_out", "--canvas", "48"], "--canvas"),
+    (["evaluate", "afile.txt"], "afile.txt"),
+    (["evaluate", "sampled", "--canvas", "abc"], "--canvas"),
+    (["lake", "prompts", "--sizes", "-4", "--out", "lp.jsonl"], "--sizes"),
+    (["lake", "prompts", "--sizes", "abc", "--out", "lp.jsonl"], "--sizes"),
+    (["demo", "--images-per-prompt", "abc", "--out", "d_out"], "--images-per-prompt"),
+    (["serve", "--port", "70000"], "--port"),
+    (["serve", "--port", "abc"], "--port"),
+    # training configs: types, ranges, unknown keys, bounds with a reason
+    ([*T, "steps=0"], "'steps'"),
+    ([*T, "steps=nan"], "'steps'"),
+    ([*T, "batch_size=2.5"], "'batch_size'"),
+    ([*T, "optim.lr=0"], "'optim.lr'"),
+    ([*T, "ema_decay=inf"], "'ema_decay'"),
+    ([*T, "cond_dropout=1"], "'cond_dropout'"),
+    ([*T, "keep_checkpoints=0"], "'keep_checkpoints'"),
+    ([*T, "model.canvas=48"], "'model.canvas'"),
+    ([*T, "model.kind=bogus"], "'model.kind'"),
+    ([*T, "precision=fp8"], "'precision'"),
+    ([*T, "unknown_key=1"], "'unknown_key'"),
+    ([*T, "optim.bogus=1"], "'optim.bogus'"),
+    ([*T, "optim=3"], "'optim'"),
+    ([*T, "model.rsr=layers=0,latent_steps=65"], "at most 64"),
+    ([*T, "model.rsr=layers=0,experts=1000"], "at most 256"),
     # serve (checked before gradio is imported or a model loaded)
     (["serve", "--port", "0"], "--port"),
     (["serve", "--lake-adapter", "adir"], "--lake-model"),
 ]
 
 
-def test_there_are_at_least_60_cases_covering_every_command():
+def test_there_are_at_least_200_cases_covering_every_command():
     from thinkpix.cli import COMMANDS, build_parser
 
-    assert len(CASES) >= 60
+    assert len(CASES) >= 200
     registered = set(build_parser()._subparsers._group_actions[0].choices)
     assert {argv[0] for argv, _ in CASES} == registered & set(COMMANDS)
 
