@@ -95,3 +95,15 @@ def test_t_curves_figure_from_a_table(tmp_path):
     assert (tmp_path / "c.png").stat().st_size > 1000
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "x.png")])  # neither figure's inputs given
+
+
+def test_the_docs_tables_are_the_committed_results_verbatim():
+    """docs/lab/lake_diffusion.md shows the tables `cell_diffusion_table` makes of the committed results."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    result = json.loads((root / "experiments/results/lake_diffusion.json").read_text())
+    doc = (root / "docs/lab/lake_diffusion.md").read_text()
+    assert table.markdown_accuracy(result) in doc and table.markdown_comparisons(result) in doc
+    assert all(not p.startswith("/") and "~" not in p for p in result["runs"])
+    assert result["verdicts"]["winner_loop"] in doc and result["verdicts"]["winner_vs_deep"] in doc
