@@ -107,3 +107,14 @@ def test_the_docs_tables_are_the_committed_results_verbatim():
     assert table.markdown_accuracy(result) in doc and table.markdown_comparisons(result) in doc
     assert all(not p.startswith("/") and "~" not in p for p in result["runs"])
     assert result["verdicts"]["winner_loop"] in doc and result["verdicts"]["winner_vs_deep"] in doc
+
+
+def test_the_finetune_page_shows_the_committed_results_verbatim():
+    from pathlib import Path
+
+    from thinkpix.worlds.lake import cell_finetune_table as ft_table
+
+    root = Path(__file__).resolve().parents[1]
+    result = json.loads((root / "experiments/results/lake_finetune.json").read_text())
+    assert ft_table.markdown(result) in (root / "docs/lab/lake_finetune.md").read_text()
+    assert all(not p.startswith("/") and "~" not in p for p in result["runs"])
