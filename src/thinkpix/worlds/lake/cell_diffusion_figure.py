@@ -23,9 +23,8 @@ from thinkpix import flow
 
 from . import ladder_task as task
 from .cell_diffusion import path_layer, trained
-from .ladder_figure import map_rgb, pick_maps
+from .ladder_figure import panel_row, pick_maps
 from .ladder_models import arm_named
-from .maps import HOLE
 
 NOISE_LEVELS = (0.8, 0.5, 0.2)
 STEPS = (0, 1, 2, 4, 8, 16)
@@ -57,21 +56,13 @@ def draw(runs: Path, arm: str, out: Path, seed: int = 0, count: int = 2) -> Path
     cols = len(steps) + 3
     fig, axes = plt.subplots(len(rows), cols, figsize=(cols * 0.9, len(rows) * 0.95))
     cache = {t: predictions(model, grids, t, steps) for t in NOISE_LEVELS}
+    titles = ["map", "x_t"] + [f"T={T}" for T in steps] + ["truth"]
     for r, (i, t) in enumerate(rows):
         g, n = grids[i], grids[i].shape[0]
         x_t, x0_hat, truth = cache[t]
-        panels = [None, x_t[i]] + [x0_hat[k, i] for k in range(len(steps))] + [truth[i]]
-        titles = ["map", "x_t"] + [f"T={T}" for T in steps] + ["truth"]
-        for c, p in enumerate(panels):
-            ax = axes[r, c]
-            ax.set_xticks([]), ax.set_yticks([])
-            if p is None:
-                ax.imshow(map_rgb(g))
-                ax.set_ylabel(f"{n}x{n}, {task.path_length(g)} mv\nt={t}", fontsize=5)
-            else:
-                ax.imshow(np.where(g == HOLE, np.nan, p[:n, :n]), vmin=-1, vmax=1, cmap=cmap)
-            if r == 0:
-                ax.set_title(titles[c], fontsize=6)
+        panels = [x_t[i]] + [x0_hat[k, i] for k in range(len(steps))] + [truth[i]]
+        panel_row(axes[r], g, panels, f"{n}x{n}, {task.path_length(g)} mv\nt={t}", titles if r == 0 else None,
+                  (-1, 1), cmap)
     fig.suptitle(f"{arm} (seed {seed}): predicted clean path x0_hat after T latent steps, bright = on the path, "
                  "holes blue", fontsize=6)
     fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - 0.25 / len(rows)))

@@ -20,7 +20,7 @@ import numpy as np
 
 from thinkpix.files import write_json
 
-from .ladder_table import DECIDING, by_length, curve, load_runs, paired
+from .ladder_table import DECIDING, between_markers, by_length, curve, load_runs, paired
 
 ROLES = ("base", "winner", "paper", "deep")
 AT = 8  # the looped arms are read at their training depth T_max
@@ -158,10 +158,7 @@ def fill_doc(text: str, result: dict) -> str:
     and `diffusion-comparisons`) in a docs page."""
     for name, table in (("diffusion-accuracy", markdown_accuracy(result)),
                         ("diffusion-comparisons", markdown_comparisons(result))):
-        start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
-        head, _, rest = text.partition(start)
-        tail = rest.partition(end)[2] if end in rest else rest
-        text = f"{head}{start}\n{table}\n{end}{tail}"
+        text = between_markers(text, name, table)
     return text
 
 

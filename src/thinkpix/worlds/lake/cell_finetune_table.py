@@ -17,7 +17,7 @@ from pathlib import Path
 from thinkpix.files import write_json
 
 from .cell_diffusion_table import AT, difference_verdict, loop_verdict, versus
-from .ladder_table import curve, load_runs, paired
+from .ladder_table import between_markers, curve, load_runs, paired
 
 SHIFTED = ("larger", (4, 6))
 RSR_ARMS = ("adapter-refined-every-step", "adapter-paper")
@@ -79,10 +79,8 @@ def markdown(result: dict) -> str:
 
 
 def fill_doc(text: str, result: dict) -> str:
-    start, end = "<!-- finetune-table -->", "<!-- /finetune-table -->"
-    head, _, rest = text.partition(start)
-    tail = rest.partition(end)[2] if end in rest else rest
-    return f"{head}{start}\n{markdown(result)}\n{end}{tail}"
+    """Put the table between `<!-- finetune-table -->` and `<!-- /finetune-table -->` in a docs page."""
+    return between_markers(text, "finetune-table", markdown(result))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,6 +41,21 @@ def map_rgb(grid: np.ndarray) -> np.ndarray:
     return rgb
 
 
+def panel_row(axes, grid: np.ndarray, panels: list[np.ndarray], label: str, titles: list[str] | None,
+              limits: tuple[float, float], cmap) -> None:
+    """One figure row: the map, then each (8, 8) panel cropped to the map with holes masked; titles on top."""
+    n = grid.shape[0]
+    for c, ax in enumerate(axes):
+        ax.set_xticks([]), ax.set_yticks([])
+        if c == 0:
+            ax.imshow(map_rgb(grid))
+            ax.set_ylabel(label, fontsize=5)
+        else:
+            ax.imshow(np.where(grid == HOLE, np.nan, panels[c - 1][:n, :n]), vmin=limits[0], vmax=limits[1], cmap=cmap)
+        if titles is not None:
+            ax.set_title(titles[c], fontsize=6)
+
+
 @torch.no_grad()
 def readouts(model, grids: list[np.ndarray]) -> np.ndarray:
     """(T, B, 8, 8) probabilities after T = 1..8 latent steps."""
@@ -62,22 +77,15 @@ def draw(runs: Path, arms: list[str], out: Path, seed: int = 0, count: int = 4) 
     grids = pick_maps(count)
     _, target, _ = task.encode(grids)
     rows = [(a, i) for a in arms for i in range(len(grids))]
-    cols = len(STEPS) + 2
+    cols = len(STEPS) + 2  # the map, T = 1..8, the truth
     fig, axes = plt.subplots(len(rows), cols, figsize=(cols * 0.9, len(rows) * 0.95))
     probs = {a: readouts(trained(runs, arm_named(a), seed), grids) for a in arms}
+    titles = ["map"] + [f"T={T}" for T in STEPS] + ["truth"]
     for r, (arm, i) in enumerate(rows):
         g, n = grids[i], grids[i].shape[0]
-        panels = [None] + [probs[arm][t, i, :n, :n] for t in range(len(STEPS))] + [target[i, :n, :n].numpy()]
-        for c, p in enumerate(panels):
-            ax = axes[r, c]
-            ax.set_xticks([]), ax.set_yticks([])
-            if p is None:
-                ax.imshow(map_rgb(g))
-                ax.set_ylabel(f"{arm}\n{n}x{n}, {task.path_length(g)} mv", fontsize=5)
-            else:
-                ax.imshow(np.where(g == HOLE, np.nan, p), vmin=0, vmax=1, cmap=cmap)
-            if r == 0:
-                ax.set_title("map" if c == 0 else "truth" if c == cols - 1 else f"T={STEPS[c - 1]}", fontsize=6)
+        panels = [probs[arm][t, i] for t in range(len(STEPS))] + [target[i].numpy()]
+        panel_row(axes[r], g, panels, f"{arm}\n{n}x{n}, {task.path_length(g)} mv", titles if r == 0 else None,
+                  (0, 1), cmap)
     fig.suptitle(f"Decoded latent steps (training seed {seed}): P(cell on a shortest path), bright = 1, "
                  "holes blue", fontsize=7)
     fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - 0.25 / len(rows)))

@@ -172,12 +172,17 @@ def markdown_accuracy(result: dict, arms: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
+def between_markers(text: str, name: str, table: str) -> str:
+    """`text` with `table` between `<!-- name -->` and `<!-- /name -->` (a bare opening marker gets its closing one)."""
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    head, _, rest = text.partition(start)
+    tail = rest.partition(end)[2] if end in rest else rest
+    return f"{head}{start}\n{table}\n{end}{tail}"
+
+
 def fill_doc(text: str, result: dict) -> str:
     """Put the two tables between their markers (`<!-- ladder-gains -->` ... `<!-- /ladder-gains -->`, the same
-    for `ladder-accuracy`) in a docs page; a bare opening marker gets its closing one."""
+    for `ladder-accuracy`) in a docs page."""
     for name, table in (("ladder-gains", markdown(result)), ("ladder-accuracy", markdown_accuracy(result))):
-        start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
-        head, _, rest = text.partition(start)
-        tail = rest.partition(end)[2] if end in rest else rest
-        text = f"{head}{start}\n{table}\n{end}{tail}"
+        text = between_markers(text, name, table)
     return text
