@@ -81,6 +81,9 @@ def build(args):
     if (args.method or "rsr") == "rsr" and not args.rsr:
         raise ThinkpixError("--rsr is required, e.g. --rsr layers=0,1,experts=2,latent_steps=2,rank=4")
     v = {name: flag_value(args, name) for name in DEFAULTS}
+    names = set(PipelineOptions.__dataclass_fields__)
+    opts = PipelineOptions(pretrained=args.pretrained, **{k: x for k, x in v.items() if k in names})
+    opts.check()  # first: a bad --gate_learning_rate is named as given, not as the multiplier it becomes
     steps = train_steps(args)
     cfg = config_from_dict({
         "out_dir": args.output_dir or "runs/finetune", "steps": steps, "batch_size": v["train_batch_size"],
@@ -92,9 +95,6 @@ def build(args):
                   "weight_decay": v["adam_weight_decay"]},
         "finetune": {"base": args.pretrained, "method": args.method or "rsr", "rsr": args.rsr or "",
                      "lora_rank": args.rank or 0, "gate_lr_mult": gate_multiplier(v)}})
-    names = set(PipelineOptions.__dataclass_fields__)
-    opts = PipelineOptions(pretrained=args.pretrained, **{k: x for k, x in v.items() if k in names})
-    opts.check()
     return cfg, opts
 
 
