@@ -20,6 +20,11 @@ def test_paired_differences_pooling_and_table():
     out = ca.comparisons(scores, "better", ["base"])
     assert out["minus_base"]["difference"] == pytest.approx(0.25)  # counting +0.5, position 0: mean over tasks
     assert out["dense_minus_base"]["difference"] == pytest.approx(0.25)  # dense apart, not in the overall
+    per_task = out["per_task_minus_base"]
+    assert set(per_task) == {"counting", "position"}  # the GenEval tasks, each alone; dense apart
+    assert per_task["counting"]["difference"] == pytest.approx(0.5) and per_task["position"]["difference"] == 0
+    lo, hi = per_task["counting"]["ci95"]
+    assert 0 <= lo < 0.5 < hi <= 1 and per_task["position"]["ci95"] == [0, 0]
     lo, hi = out["minus_base"]["ci95"]
     assert 0 <= lo < 0.25 < hi <= 0.5  # (4 prompts per task: resampling only the tied ones gives 0)
     same = ca.comparisons(scores, "same", ["base"])["minus_base"]

@@ -70,6 +70,16 @@ def comparisons(scores: dict, name: str, references: list[str]) -> dict:
                 diff, lo, hi = paired_difference(a, b)
                 out[f"{label}minus_{ref}"] = {"difference": diff, "ci95": [lo, hi]}
                 print(f"{name} - {ref}{' (dense)' if label else ''}: {diff:+.3f} (paired 95% CI {lo:+.3f} to {hi:+.3f})")
+        out[f"per_task_minus_{ref}"] = per_task_differences(split_dense(scores[ref])[0], split_dense(scores[name])[0])
+    return out
+
+
+def per_task_differences(a: dict, b: dict) -> dict:
+    """{task: {difference, ci95}}: b - a on each task alone, prompts resampled (the depth ladder's reading)."""
+    out = {}
+    for task in sorted(a):
+        diff, lo, hi = paired_difference({task: a[task]}, {task: b[task]})
+        out[task] = {"difference": diff, "ci95": [lo, hi]}
     return out
 
 
