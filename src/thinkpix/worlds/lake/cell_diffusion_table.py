@@ -18,9 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thinkpix.files import write_json
-
-from .ladder_table import DECIDING, between_markers, by_length, curve, load_runs, paired
+from .ladder_table import DECIDING, between_markers, by_length, curve, gain, load_runs, paired, publish
 
 ROLES = ("base", "winner", "paper", "deep")
 AT = 8  # the looped arms are read at their training depth T_max
@@ -34,7 +32,7 @@ def depth(arm_scores: dict, T: int) -> str:
 
 def run_rows(scores: dict) -> dict:
     """Everything the docs report for one run."""
-    inr, (name, lo, hi) = scores["in-range"], DECIDING
+    inr, (_, lo, hi) = scores["in-range"], DECIDING
     looped = "0" in inr["T"]
     return {
         "curve_in_range": curve(inr),
@@ -43,12 +41,8 @@ def run_rows(scores: dict) -> dict:
         "curve_longer": curve(scores["longer"]),
         "by_length_at_T": by_length(inr, int(depth(scores, AT))),
         "by_length_longer_at_T": by_length(scores["longer"], int(depth(scores, AT))),
-        "gain_T8_minus_T1": gain_or_none(inr, looped, (lo, hi)),
+        "gain_T8_minus_T1": gain(inr, 1, AT, (lo, hi)) if looped else None,
     }
-
-
-def gain_or_none(split: dict, looped: bool, lengths) -> dict | None:
-    return paired(split, 1, split, AT, lengths) if looped else None
 
 
 def versus(a: dict, b: dict, split: str = DECIDING[0], lengths=DECIDING[1:]) -> dict:
@@ -88,8 +82,8 @@ def tabulate(runs: Path, roles: dict[str, str]) -> dict:
     for s in sorted(set(base) & set(winner) & set(paper) & set(deep)):
         per_seed[str(s)] = {
             "base_in_range": curve(base[s]["in-range"])["1"],
-            "winner_T8_minus_T1": paired(winner[s]["in-range"], 1, winner[s]["in-range"], AT, DECIDING[1:]),
-            "paper_T8_minus_T1": paired(paper[s]["in-range"], 1, paper[s]["in-range"], AT, DECIDING[1:]),
+            "winner_T8_minus_T1": gain(winner[s]["in-range"], 1, AT, DECIDING[1:]),
+            "paper_T8_minus_T1": gain(paper[s]["in-range"], 1, AT, DECIDING[1:]),
             "winner_minus_base": versus(base[s], winner[s]),
             "paper_minus_base": versus(base[s], paper[s]),
             "winner_minus_deep": versus(deep[s], winner[s]),
@@ -175,9 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         result = tabulate(args.runs, {r: getattr(args, r) for r in ROLES})
     except FileNotFoundError as exc:
         parser.exit(2, f"error: {exc}\n")
-    write_json(args.out, result)
-    if args.doc is not None:
-        args.doc.write_text(fill_doc(args.doc.read_text(encoding="utf-8"), result), encoding="utf-8")
+    publish(result, args.out, args.doc, fill_doc)
     print(json.dumps(result["verdicts"], indent=1))
     return 0
 

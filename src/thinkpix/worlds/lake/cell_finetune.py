@@ -50,7 +50,7 @@ def rsr_adapter_parameters(base: torch.nn.Module) -> int:
     import copy
 
     model = CellDiffusion(arm_named("adapter-refined-every-step"), 0, copy.deepcopy(base))
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return sum(p.numel() for p in model.solver.trainable_parameters())
 
 
 def finetune_arm(name: str, base: torch.nn.Module) -> tuple[Arm, Budget]:

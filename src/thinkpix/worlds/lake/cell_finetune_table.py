@@ -14,10 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from thinkpix.files import write_json
-
 from .cell_diffusion_table import AT, difference_verdict, loop_verdict, versus
-from .ladder_table import between_markers, curve, load_runs, paired
+from .ladder_table import between_markers, curve, gain, load_runs, publish
 
 SHIFTED = ("larger", (4, 6))
 RSR_ARMS = ("adapter-refined-every-step", "adapter-paper")
@@ -38,7 +36,7 @@ def tabulate(base_runs: Path, runs: Path, base_arm: str) -> dict:
             row[f"{arm}_minus_base"] = versus(base[seed], sc, split, lengths)
             row[f"{arm}_forgetting"] = versus(base[seed], sc, "in-range", (1, 6))
             if "0" in sc[split]["T"]:
-                row[f"{arm}_T8_minus_T1"] = paired(sc[split], 1, sc[split], AT, lengths)
+                row[f"{arm}_T8_minus_T1"] = gain(sc[split], 1, AT, lengths)
             for lora in LORA_ARMS:
                 if arm in RSR_ARMS and lora in found and seed in found[lora]:
                     row[f"{arm}_minus_{lora}"] = versus(found[lora][seed], sc, split, lengths)
@@ -93,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--doc", type=Path)
     args = parser.parse_args(argv)
     result = tabulate(args.base_runs, args.runs, args.base)
-    write_json(args.out, result)
-    if args.doc is not None:
-        args.doc.write_text(fill_doc(args.doc.read_text(encoding="utf-8"), result), encoding="utf-8")
+    publish(result, args.out, args.doc, fill_doc)
     print(json.dumps(result["verdicts"], indent=1))
     return 0
 

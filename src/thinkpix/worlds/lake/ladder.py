@@ -232,14 +232,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 validate(args.runs)
         else:
-            from .ladder_table import tabulate
+            from .ladder_table import fill_doc, publish, tabulate
 
             result = tabulate(args.runs)
-            write_json(args.out, result)
-            if args.doc is not None:
-                from .ladder_table import fill_doc
-
-                args.doc.write_text(fill_doc(args.doc.read_text(encoding="utf-8"), result), encoding="utf-8")
+            publish(result, args.out, args.doc, fill_doc)
             print(json.dumps(result["summary"], indent=1))
     except ThinkpixError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -186,3 +186,12 @@ def fill_doc(text: str, result: dict) -> str:
     for name, table in (("ladder-gains", markdown(result)), ("ladder-accuracy", markdown_accuracy(result))):
         text = between_markers(text, name, table)
     return text
+
+
+def publish(result: dict, out: Path, doc: Path | None, fill) -> None:
+    """Write the results JSON to `out` and, given a docs page, rewrite its tables with `fill(text, result)`."""
+    from thinkpix.files import write_json
+
+    write_json(out, result)
+    if doc is not None:
+        doc.write_text(fill(doc.read_text(encoding="utf-8"), result), encoding="utf-8")

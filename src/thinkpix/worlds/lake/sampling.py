@@ -6,8 +6,6 @@ seed and map, not on its batch-mates.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import torch
 
