@@ -23,7 +23,7 @@ from thinkpix import flow
 
 from . import ladder_task as task
 from .cell_diffusion import path_layer, trained
-from .ladder_figure import panel_row, pick_maps
+from .ladder_figure import panel_row, pick_maps, save_grid
 from .ladder_models import arm_named
 
 NOISE_LEVELS = (0.8, 0.5, 0.2)
@@ -65,11 +65,7 @@ def draw(runs: Path, arm: str, out: Path, seed: int = 0, count: int = 2) -> Path
                   (-1, 1), cmap)
     fig.suptitle(f"{arm} (seed {seed}): predicted clean path x0_hat after T latent steps, bright = on the path, "
                  "holes blue", fontsize=6)
-    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - 0.25 / len(rows)))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_grid(fig, out, len(rows))
 
 
 def draw_curves(result: dict, out: Path) -> Path:

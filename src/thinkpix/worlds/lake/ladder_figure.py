@@ -41,6 +41,17 @@ def map_rgb(grid: np.ndarray) -> np.ndarray:
     return rgb
 
 
+def save_grid(fig, out: Path, rows: int) -> Path:
+    """Lay out a grid figure of `rows` rows under its title, write it to `out` (folders made) and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - 0.25 / rows))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def panel_row(axes, grid: np.ndarray, panels: list[np.ndarray], label: str, titles: list[str] | None,
               limits: tuple[float, float], cmap) -> None:
     """One figure row: the map, then each (8, 8) panel cropped to the map with holes masked; titles on top."""
@@ -88,11 +99,7 @@ def draw(runs: Path, arms: list[str], out: Path, seed: int = 0, count: int = 4) 
                   (0, 1), cmap)
     fig.suptitle(f"Decoded latent steps (training seed {seed}): P(cell on a shortest path), bright = 1, "
                  "holes blue", fontsize=7)
-    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - 0.25 / len(rows)))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_grid(fig, out, len(rows))
 
 
 def main(argv: list[str] | None = None) -> int:
