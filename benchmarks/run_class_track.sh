@@ -28,7 +28,7 @@ PY
   BASE=$R/shapes-dit
 fi
 T="python -m benchmarks.class_table --model $BASE --per-class ${PER_CLASS:-210} --work $R/class_table"
-FT="thinkpix finetune --config configs/finetune_dit.yaml --base $BASE"
+FT="thinkpix finetune --config configs/finetune_dit.yaml --pretrained $BASE"
 L=layers=4,5,experts=2,latent_steps=2,rank=8
 BEST=$L,gate_init_std=0.5,tau=1,load_balance_weight=0.01  # the routing screen (docs/lab/routing_levers.md, rsr_best)
 TWICE=layers=4,5,experts=1,latent_steps=2,rank=8,base_every_step=true  # the shift table's lora_twice (docs/lab/shift_table.md)
@@ -44,7 +44,7 @@ LANE_B=${LANE_B:-"rsr lora lora_circle"}
 adapter() { echo "$R/ft_dit_$1/adapter"; }
 lane() {
   for a in "$@"; do
-    [ -f "$(adapter $a)/checksums.json" ] || $FT --out $R/ft_dit_$a ${FT_ARGS[$a]}  # a finished fine-tune is reused
+    [ -f "$(adapter $a)/checksums.json" ] || $FT --output_dir $R/ft_dit_$a ${FT_ARGS[$a]}  # a finished fine-tune is reused
     $T --features - --threads 1 --sample-only --arm $a=$(adapter $a)
   done
 }

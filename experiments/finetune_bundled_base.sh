@@ -8,11 +8,11 @@
 source "$(dirname "$0")/_common.sh"
 R=$RUNS/finetune_bundled_base
 MIX=single_object=0.5,colors=0.5,two_object=2,counting=2,position=3,color_attr=2,free=1
-$DDP finetune --out $R/ft_rsr
-$DDP finetune --method lora --out $R/ft_lora
-$DDP finetune --out $R/ft_rsr_mix steps=1200 data_mix=$MIX
-$DDP finetune --method lora --out $R/ft_lora_mix steps=1200 data_mix=$MIX
-$DDP finetune --rsr layers=2,3,experts=2,latent_steps=2,rank=8,tau=1.0 --out $R/ft_rsr_tau1
+$DDP finetune --output_dir $R/ft_rsr
+$DDP finetune --method lora --output_dir $R/ft_lora
+$DDP finetune --output_dir $R/ft_rsr_mix steps=1200 data_mix=$MIX
+$DDP finetune --method lora --output_dir $R/ft_lora_mix steps=1200 data_mix=$MIX
+$DDP finetune --rsr layers=2,3,experts=2,latent_steps=2,rank=8,tau=1.0 --output_dir $R/ft_rsr_tau1
 python -m benchmarks.compare_adapters --model shapes-base --arm base --images-per-prompt 4 --seed 0 \
     --work $R/compare --out benchmarks/results/base_geneval.json
 python -m benchmarks.compare_adapters --model shapes-base --arm base --arm rsr_T2=$R/ft_rsr/adapter:2 \

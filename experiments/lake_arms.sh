@@ -10,8 +10,8 @@ SPEC=layers=1,2,experts=2,latent_steps=4,rank=8
 for S in 0 1 2; do
   thinkpix lake train configs/lake_base.yaml out_dir=$R/base_pc1_s$S lake.patch_context=1 seed=$S
   thinkpix lake train configs/lake_rsr.yaml out_dir=$R/rsr_pc1_s$S lake.patch_context=1 seed=$S
-  thinkpix lake finetune --base $R/base_pc1_s$S/final --rsr $SPEC --out $R/ft_rsr_pc1_s$S steps=500 seed=$S
-  thinkpix lake finetune --base $R/base_pc1_s$S/final --rsr $SPEC --method lora --out $R/ft_lora_pc1_s$S steps=500 seed=$S
+  thinkpix lake finetune --pretrained $R/base_pc1_s$S/final --rsr $SPEC --output_dir $R/ft_rsr_pc1_s$S steps=500 seed=$S
+  thinkpix lake finetune --pretrained $R/base_pc1_s$S/final --rsr $SPEC --method lora --output_dir $R/ft_lora_pc1_s$S steps=500 seed=$S
   EXTRA=""
   if [ $S = 0 ]; then
     thinkpix lake train configs/lake_base.yaml lake.depth=5 lake.patch_context=1 out_dir=$R/deep_pc1_s0 seed=0

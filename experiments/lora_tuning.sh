@@ -12,7 +12,7 @@ S=$RUNS/lora_screen
 L=layers=2,3,experts=2,latent_steps=2,rank=8
 COMMON="steps=300 batch_size=8 data_pool=1000 data_mix=two_object=1,counting=1,position=1,color_attr=1
         validate_every=100 log_every=25 ckpt_every=100 threads=2 optim.warmup_steps=50"
-screen() { local name=$1; shift; thinkpix finetune --out $S/$name --method lora --rsr $L "$@" $COMMON; }
+screen() { local name=$1; shift; thinkpix finetune --output_dir $S/$name --method lora --rsr $L "$@" $COMMON; }
 screen s7_lora
 screen l1_lr3e-4 optim.lr=3e-4
 screen l2_lr3e-3 optim.lr=3e-3
@@ -27,7 +27,7 @@ python -m benchmarks.inspect_adapter --run $S/s7_lora $S/l1_lr3e-4 $S/l2_lr3e-3 
 P="steps=1200 batch_size=8 data_pool=1000 data_mix=two_object=1,counting=1,position=1,color_attr=1
    validate_every=300 log_every=50 ckpt_every=300 threads=2 optim.warmup_steps=50"
 for s in 1 2 3; do
-  thinkpix finetune --out $R/lora_tuned_s$s --method lora --rsr $L finetune.lora_rank=96 $P seed=$s
+  thinkpix finetune --output_dir $R/lora_tuned_s$s --method lora --rsr $L finetune.lora_rank=96 $P seed=$s
 done
 python -m benchmarks.compare_adapters --model shapes-base --arm base --arm lora_23=$R/lora_23_s1/adapter \
     --arm lora_23_s2=$R/lora_23_s2/adapter --arm lora_23_s3=$R/lora_23_s3/adapter \

@@ -12,7 +12,7 @@ L=layers=2,3,experts=2,latent_steps=2,rank=8
 BEST=gate_init_std=0.5,tau=1,load_balance_weight=0.01
 P="steps=1200 batch_size=8 data_pool=1000 data_mix=two_object=1,counting=1,position=1,color_attr=1
    validate_every=300 log_every=50 ckpt_every=300 threads=2 optim.warmup_steps=50"
-ft() { local name=$1; shift; thinkpix finetune --out $R/$name "$@" $P; }
+ft() { local name=$1; shift; thinkpix finetune --output_dir $R/$name "$@" $P; }
 ft full_s1 --method full steps=700 optim.lr=1e-4 seed=1
 for S in 1 2 3; do
   ft lora_23_s$S --method lora --rsr $L seed=$S

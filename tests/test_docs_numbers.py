@@ -280,7 +280,7 @@ def test_run_class_track_makes_every_arm_of_the_table_in_its_run_folder(tmp_path
     made = dict(re.findall(r"--arm (\w+)=(\S+)", table[0]))
     assert set(arms) <= set(made) | {"base"} and "--arm base" in table[0]
     for arm, adapter in made.items():  # each adapter is fine-tuned into the run folder, then sampled
-        assert any(c.startswith("thinkpix finetune") and f"--out {Path(adapter).parent}" in c for c in calls), arm
+        assert any(c.startswith("thinkpix finetune") and f"--output_dir {Path(adapter).parent}" in c for c in calls), arm
         assert any("--sample-only" in c and f"--arm {arm}={adapter}" in c for c in calls), arm
         assert adapter.startswith(str(runs))
     assert f"--out {runs}/class_table.json" in table[0]

@@ -51,6 +51,39 @@ def test_old_spellings_are_deprecated_aliases(old, new, dest, value):
     assert getattr(was, dest) == getattr(now, dest) == value
 
 
+def lake_finetune_parser():
+    lake = build_parser()._subparsers._group_actions[0].choices["lake"]
+    return lake._subparsers._group_actions[0].choices["finetune"]
+
+
+def test_lake_finetune_has_the_same_flag_style():
+    shown = lake_finetune_parser().format_help()
+    flags = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9_-]*", shown))
+    assert {"--pretrained", "--output_dir", "--no_resume", "--rsr"} <= flags
+    assert not flags & {"--base", "--out", "--no-resume"}
+    new = build_parser().parse_args(["lake", "finetune", "--pretrained", "M", "--output_dir", "R", "--no_resume",
+                                     *RSR])
+    with pytest.warns(DeprecationWarning) as caught:
+        old = build_parser().parse_args(["lake", "finetune", "--base", "M", "--out", "R", "--no-resume", *RSR])
+    assert sorted(str(w.message) for w in caught) == ["--base is deprecated; use --pretrained",
+                                                      "--no-resume is deprecated; use --no_resume",
+                                                      "--out is deprecated; use --output_dir"]
+    assert (old.pretrained, old.output_dir, old.no_resume) == (new.pretrained, new.output_dir, new.no_resume) \
+        == ("M", "R", True)
+
+
+@pytest.mark.parametrize("argv, missing", [(["--output_dir", "R"], "--pretrained"), (["--pretrained", "M"],
+                                                                                      "--output_dir")])
+def test_lake_finetune_names_a_missing_base_or_folder(argv, missing, tmp_path, monkeypatch, capsys):
+    from thinkpix.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["lake", "finetune", *argv, *RSR]) == 2
+    err = capsys.readouterr().err
+    assert f"{missing} is required" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "R").exists()
+
+
 def test_base_is_a_deprecated_pretrained_with_the_trainer_config():
     with pytest.warns(DeprecationWarning, match="--base is deprecated; use --pretrained"):
         old = build_parser().parse_args(["finetune", "--base", "m", *RSR])

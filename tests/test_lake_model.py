@@ -125,7 +125,7 @@ def test_tiny_train_sample_evaluate_end_to_end(tmp_path, capsys):
     assert main(["lake", "train", "configs/lake_rsr.yaml", *TINY, RSR_IN, f"out_dir={rsr_in}"]) == 0
     assert (rsr_in / "final" / "rsr" / "rsr_config.json").is_file()
     for method in ("rsr", "lora"):
-        assert main(["lake", "finetune", "--base", str(base / "final"), "--method", method, "--out",
+        assert main(["lake", "finetune", "--pretrained", str(base / "final"), "--method", method, "--output_dir",
                      str(tmp_path / method), "--rsr", "layers=0,1,experts=2,latent_steps=2,rank=2", *TINY]) == 0
     runs = {"base": ["--model", str(base / "final")],
             "rsr_in_T5": ["--model", str(rsr_in / "final"), "--latent-steps", "5"],

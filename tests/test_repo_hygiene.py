@@ -124,8 +124,11 @@ def test_experiment_runs_from_a_clone_into_its_run_folder(name, tmp_path):
     assert done.returncode == 0, done.stderr
     calls = log.read_text().splitlines()
     assert calls, "the script ran nothing"
+    commands = "\n".join(c.replace("-m thinkpix.cli ", "thinkpix ") for c in calls if "thinkpix" in c)
+    bad = _unknown_flags(commands)[1]
+    assert not bad, f"{name}: thinkpix flags that do not exist or are deprecated: {sorted(set(bad))}"
     for call in calls:
-        for flag, value in re.findall(r"(--out |--work |--runs? |out_dir=)(\S+)", call):
+        for flag, value in re.findall(r"(--out |--output_dir |--work |--runs? |out_dir=)(\S+)", call):
             if value.startswith(("benchmarks/results/", "docs/figures/", "experiments/results/")):
                 assert flag == "--out " and (ROOT / value).parent.is_dir(), call
                 if value.startswith("benchmarks/results/"):
@@ -179,10 +182,12 @@ COMMAND = re.compile(r"(?:^|`|\s)thinkpix ([a-z]+(?: [a-z]+)?)((?:[^`\n]|\\\n)*)
 
 
 def _unknown_flags(text: str) -> tuple[int, list[str]]:
-    """(flags checked, `thinkpix` command flags in `text` that the command's parser does not define)."""
+    """(flags checked, `thinkpix` command flags in `text` that the command's parser does not define, or
+    defines only as a deprecated spelling)."""
     import argparse
 
     from thinkpix.cli import build_parser
+    from thinkpix.deprecation import DeprecatedFlag
 
     def subcommands(parser):
         return next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {})
@@ -196,16 +201,20 @@ def _unknown_flags(text: str) -> tuple[int, list[str]]:
         if len(words) > 1 and words[1] in subcommands(parser):
             parser = subcommands(parser)[words[1]]
         options = {o for a in parser._actions for o in a.option_strings}
+        old = {o for a in parser._actions if isinstance(a, DeprecatedFlag) for o in a.option_strings}
         for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9_-]*)", m.group(2)):
             checked += 1
-            if flag not in options:
-                unknown.append(f"thinkpix {' '.join(words)} {flag}")
+            if flag not in options or flag in old:
+                unknown.append(f"thinkpix {' '.join(words)} {flag}" + (" (deprecated)" if flag in old else ""))
     return checked, unknown
 
 
 def test_every_flag_a_doc_command_uses_exists():
     assert _unknown_flags("run `thinkpix generate --no-such-flag x`")[1] == ["thinkpix generate --no-such-flag"]
     assert _unknown_flags("thinkpix lake train configs/lake_base.yaml \\\n    --no-resume")[1] == []
+    assert _unknown_flags("`thinkpix finetune --out R`")[1] == ["thinkpix finetune --out (deprecated)"]
+    assert _unknown_flags("thinkpix lake finetune --pretrained M --base M")[1] == [
+        "thinkpix lake finetune --base (deprecated)"]
     found, total = {}, 0
     for doc in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
         checked, unknown = _unknown_flags(doc.read_text(encoding="utf-8"))
@@ -213,7 +222,7 @@ def test_every_flag_a_doc_command_uses_exists():
         if unknown:
             found[doc.relative_to(ROOT).as_posix()] = sorted(set(unknown))
     assert total > 50  # the docs' commands were found
-    assert not found, f"doc commands use flags their command does not have: {found}"
+    assert not found, f"doc commands use flags their command does not have (or only as an old spelling): {found}"
 
 
 # The package's layers, bottom first (docs/architecture.md draws the same list). A module may import from

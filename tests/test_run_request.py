@@ -57,7 +57,7 @@ def test_resume_with_another_request_is_refused_listing_the_difference(bases, ru
     key = {"base": "finetune.base", "rsr": "finetune.rsr", "method": "finetune.method", "seed": "seed",
            "lr": "optim.lr"}[change]
     assert "holds a run made with another request" in err and f"{key}: the run's" in err, err
-    assert "--out NEW" in err and "--overwrite" in err
+    assert "--output_dir NEW" in err and "--overwrite" in err
     if change == "base":
         assert str(bases[0]) in err and str(bases[1]) in err  # both bases named
     assert snapshot(folder) == before  # nothing written, nothing removed
@@ -109,7 +109,7 @@ def test_pipeline_finetune_resumed_with_another_resolution_or_data_is_refused(tm
                        (("--random_flip",), "random_flip")):
         assert finetune_pipe(*extra, "--max_train_steps", "3") == 2
         err = capsys.readouterr().err
-        assert f"{key}: the run's" in err and "--out NEW" in err, err
+        assert f"{key}: the run's" in err and "--output_dir NEW" in err, err
         assert snapshot(tmp_path / "run") == before
     assert finetune_pipe("--max_train_steps", "3", "--validation_steps", "3") == 0  # not the request: resumes
     assert "resumed from step 2" in capsys.readouterr().out

@@ -4,7 +4,7 @@
     thinkpix lake render --prompts data/eval/lake.jsonl --out outputs/lake_gt  # ground-truth solutions
     thinkpix lake evaluate outputs/lake_gt [--json]                           # exact path evaluator
     thinkpix lake train configs/lake_base.yaml out_dir=RUN seed=0             # train / resume
-    thinkpix lake finetune --base RUN/final --rsr layers=1,2,latent_steps=4 --out FT # adapter on a frozen model
+    thinkpix lake finetune --pretrained RUN/final --rsr layers=1,2,latent_steps=4 --output_dir FT  # adapter
     thinkpix lake sample --model RUN/final --prompts data/eval/lake.jsonl --out OUT [--latent-steps T]
     thinkpix lake generate --model RUN/final --map 'S.H.,..H.,....,H..G' --latent-steps 4 --out grid.png
 """
@@ -57,11 +57,15 @@ def register(sub) -> None:
     ft = lake.add_parser("finetune", help="an RSR (or parameter-matched LoRA) adapter on a frozen lake model")
     ft.add_argument("--config", default=None, help="YAML config (default: configs/lake_base.yaml's schedule)")
     ft.add_argument("overrides", nargs="*")
-    ft.add_argument("--base", required=True, help="a trained lake model folder")
+    ft.add_argument("--pretrained", default=None, metavar="BASE", help="a trained lake model folder (required)")
+    add_alias(ft, "--base", "--pretrained", "pretrained")
     ft.add_argument("--rsr", required=True, help="RSR spec, e.g. layers=1,2,experts=2,latent_steps=4,rank=8")
     ft.add_argument("--method", choices=("rsr", "lora"), default="rsr")
-    ft.add_argument("--out", required=True, help="run folder; the adapter goes to OUT/adapter")
-    ft.add_argument("--no-resume", action="store_true")
+    ft.add_argument("--output_dir", default=None, metavar="DIR",
+                    help="run folder (required); the adapter goes to OUTPUT_DIR/adapter")
+    add_alias(ft, "--out", "--output_dir", "output_dir")
+    ft.add_argument("--no_resume", action="store_true", help="start from scratch")
+    add_alias(ft, "--no-resume", "--no_resume", "no_resume", nargs=0, const=True)
     ft.set_defaults(func=run_finetune)
 
     samplers = {}
@@ -169,8 +173,15 @@ def run_finetune(args) -> int:
     from ..worlds.lake.training import build_lake_objective, lake_config
     from ..training.loop import Trainer
 
-    flags = [f"finetune.base={args.base}", f"finetune.rsr={args.rsr}", f"finetune.method={args.method}",
-             f"out_dir={args.out}"]
+    from ..errors import ThinkpixError
+    from ..validation import output_path
+
+    for dest, flag in (("pretrained", "--pretrained"), ("output_dir", "--output_dir")):
+        if not getattr(args, dest):
+            raise ThinkpixError(f"lake finetune: {flag} is required")
+    output_path(args.output_dir, "--output_dir", "dir")
+    flags = [f"finetune.base={args.pretrained}", f"finetune.rsr={args.rsr}", f"finetune.method={args.method}",
+             f"out_dir={args.output_dir}"]
     from ..resources import resource
 
     cfg = lake_config(args.config or resource("configs/lake_base.yaml"),

@@ -63,8 +63,9 @@ class BundledBase:
         from .t2i import TextToImage
 
         if model_kind(path) != "mmdit":
-            raise ThinkpixError(f"{path}: a class-conditional bundled model; fine-tune it with "
-                                "`thinkpix finetune --base` (only text-to-image bundles are bases for --pretrained)")
+            raise ThinkpixError(f"{path}: a class-conditional bundled model; fine-tune it in a trainer-config run, "
+                                "`thinkpix finetune --pretrained MODEL --config configs/finetune_dit.yaml` (only "
+                                "text-to-image bundles are bases of a flags run)")
         model = TextToImage.load(path).requires_grad_(False).to(device)
         if dtype != torch.float32:
             model.transformer.to(dtype)

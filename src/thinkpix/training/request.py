@@ -6,7 +6,7 @@ reads (the base model, an autoencoder, the data) rather than its path, and what 
 (`objective.request()`: e.g. the resolution and data options of a `--pretrained` fine-tune). Every
 checkpoint records it (`state.json`), and so does `OUT/run_request.json` from the start of a run. A
 resume whose request differs is refused, listing the differences and the two ways out: another
-folder (`--out NEW` / `out_dir=NEW`) or `--overwrite` (start over in this one).
+folder (`--output_dir NEW` / `out_dir=NEW`) or `--overwrite` (start over in this one).
 
 Identities: a folder sealed by thinkpix (`checksums.json`) is its manifest's sha256; any other folder
 (a diffusers pipeline, a data set) a sha256 over its files' names and sizes, the full text of its
@@ -147,7 +147,7 @@ def check_request(out: Path, old: dict | None, new: dict, source: Path) -> None:
     if diff:
         shown = "; ".join(diff[:6]) + (f"; and {len(diff) - 6} more" if len(diff) > 6 else "")
         raise ThinkpixError(f"{out}: holds a run made with another request ({source.name}: {shown}); resuming it "
-                            "would mix two runs. Start this run in a new folder (--out NEW, or out_dir=NEW), or "
+                            "would mix two runs. Start this run in a new folder (--output_dir NEW, or out_dir=NEW), or "
                             "replace that run with --overwrite")
 
 
