@@ -20,18 +20,19 @@ size() { if [ "$1" = 6 ]; then echo demo; else echo demo-d$1; fi; }
 base_dir() {  # depth seed -> a trained plain base (seed 0 from the ladder where it has that depth)
   if [ "$2" = 0 ] && [ -d "$LADDER/d$1/final" ]; then echo "$LADDER/d$1/final"; else echo "$R/d$1_s$2/final"; fi
 }
-for s in 0 1 2; do
+train_seed() {  # seed -> the plain bases (D and DEEP blocks) and the loop of that training seed
   for d in $D $DEEP; do
-    dir=$(base_dir "$d" $s); [ -d "$dir" ] || $TRAIN out_dir=${dir%/final} model.size=$(size "$d") seed=$s
+    dir=$(base_dir "$d" $1); [ -d "$dir" ] || $TRAIN out_dir=${dir%/final} model.size=$(size "$d") seed=$1
   done
-  [ -d "$R/loop_s$s/final" ] || $TRAIN out_dir=$R/loop_s$s model.size=$(size "$D") model.rsr=$LOOP seed=$s
-done
-# Adapters on the frozen seed-0 base: the same loop as an RSR adapter, and LoRA matched to its parameters.
+  [ -d "$R/loop_s$1/final" ] || $TRAIN out_dir=$R/loop_s$1 model.size=$(size "$D") model.rsr=$LOOP seed=$1
+}
+COMPARE="python -m benchmarks.compare_adapters --model shapes-base --prompts data/eval/geneval.jsonl --images-per-prompt 2 --seed 0 --reuse"
+# Seed 0 first, in full: the arms, the adapters on the frozen seed-0 base (the same loop as an RSR adapter,
+# and LoRA matched to its parameters), every arm scored and the loop's T curve.
+train_seed 0
 BASE0=$(base_dir "$D" 0)
 [ -d "$R/adapter/adapter" ] || $DDP finetune --pretrained $BASE0 --rsr $LOOP --output_dir $R/adapter --seed 0
 [ -d "$R/lora/adapter" ] || $DDP finetune --pretrained $BASE0 --method lora --rsr $LOOP --output_dir $R/lora --seed 0
-# Seed 0: every arm and the loop's T curve; seeds 1 and 2: the deciding rows.
-COMPARE="python -m benchmarks.compare_adapters --model shapes-base --prompts data/eval/geneval.jsonl --images-per-prompt 2 --seed 0 --reuse"
 T_ARMS=""
 for t in 1 2 4 8 12; do T_ARMS="$T_ARMS --arm loop_T$t=:$t --arm-model loop_T$t=$R/loop_s0/final"; done
 $COMPARE --arm base --arm-model base=$BASE0 --arm deep --arm-model deep=$(base_dir "$DEEP" 0) $T_ARMS \
@@ -39,7 +40,9 @@ $COMPARE --arm base --arm-model base=$BASE0 --arm deep --arm-model deep=$(base_d
     --arm-model adapter_T1=$BASE0 --arm-model adapter_T8=$BASE0 --arm-model lora=$BASE0 \
     --versus base --versus deep --versus loop_T1 --versus lora \
     --work $R/compare_s0 --out experiments/results/shapes_rsr_depth_s0.json
+# Seeds 1 and 2: the deciding rows.
 for s in 1 2; do
+  train_seed $s
   $COMPARE --arm base --arm-model base=$(base_dir "$D" $s) --arm deep --arm-model deep=$(base_dir "$DEEP" $s) \
       --arm loop_T1=:1 --arm-model loop_T1=$R/loop_s$s/final --arm loop_T8=:8 --arm-model loop_T8=$R/loop_s$s/final \
       --versus base --versus deep --versus loop_T1 --work $R/compare_s$s --out experiments/results/shapes_rsr_depth_s$s.json
