@@ -133,13 +133,6 @@ def main() -> None:
     write_json(args.out, result)
 
 
-def table(result: dict) -> str:
-    """The Markdown table of docs/training.md (Precision) from a result (tested verbatim)."""
-    rows = ["| variant | step (CPU) | step (wall) | speed-up over fp32 loop | over bf16 |", "|---|---|---|---|---|"]
-    for name, v in result["variants"].items():
-        rows.append(f"| {name} | {v['step_cpu_s'] * 1000:.0f} ms | {v['step_wall_s'] * 1000:.0f} ms "
-                    f"| {v['speedup_vs_fp32_loop_cpu']:.2f}x | {v['speedup_vs_bf16_cpu']:.2f}x |")
-    return "\n".join(rows)
 
 
 if __name__ == "__main__":

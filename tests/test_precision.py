@@ -178,7 +178,7 @@ def test_bf16_training_attention_runs_in_fp32_and_sampling_attention_in_bf16():
 
 
 def test_docs_precision_tables_are_the_committed_benchmark_verbatim():
-    from benchmarks.bench_training import precision_table, profile_table
+    from thinkpix.analysis.precision_tables import precision_table, profile_table
 
     result = json.loads((ROOT / "benchmarks" / "results" / "precision.json").read_text())
     doc = (ROOT / "docs" / "training.md").read_text()

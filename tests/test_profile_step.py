@@ -1,5 +1,6 @@
-"""The training-step profile's bookkeeping (benchmarks/profile_step.py) and the precision-parity
-comparison of two runs (benchmarks/precision_parity.py)."""
+"""The training-step profile's bookkeeping (thinkpix.analysis.step_profile, behind
+benchmarks/profile_step.py), the precision-parity comparison of two runs (thinkpix.analysis.precision_parity)
+and the docs' precision tables (thinkpix.analysis.precision_tables)."""
 
 import json
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks import precision_parity, profile_step
+from thinkpix.analysis import precision_parity, precision_tables, step_profile
 
 
 @pytest.mark.parametrize("name,category", [
@@ -19,7 +20,7 @@ from benchmarks import precision_parity, profile_step
     ("aten::copy_", "casts"), ("aten::_to_copy", "casts"), ("aten::gelu_backward", "elementwise"),
     ("aten::mul", "elementwise"), ("aten::mm_extra", "elementwise")])
 def test_ops_fall_into_their_category(name, category):
-    assert profile_step.op_category(name) == category
+    assert step_profile.op_category(name) == category
 
 
 class Net(nn.Module):
@@ -40,7 +41,7 @@ def profile_of(net):
     from torch.profiler import ProfilerActivity, profile
 
     x, emb = torch.randn(4, 16, 32), torch.randn(4, 32)
-    handles = profile_step.annotate_adaln(net)
+    handles = step_profile.annotate_adaln(net)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         net(x, emb).square().mean().backward()
     for h in handles:
@@ -49,14 +50,14 @@ def profile_of(net):
 
 
 def test_adaln_takes_its_forward_and_backward_ops_and_nothing_else():
-    with_adaln = profile_step.categorise(profile_of(Net(adaln=True)))
-    plain = profile_step.categorise(profile_of(Net(adaln=False)))
+    with_adaln = step_profile.categorise(profile_of(Net(adaln=True)))
+    plain = step_profile.categorise(profile_of(Net(adaln=False)))
     assert with_adaln["adaLN"] > 0 and plain["adaLN"] == 0 and plain["matmul"] > 0
     counts = {}
     for adaln in (True, False):
         events = profile_of(Net(adaln))
         seq = {e.sequence_nr for e in events if e.sequence_nr >= 0 and e.cpu_parent is not None
-               and e.cpu_parent.name == profile_step.ADALN_RANGE}
+               and e.cpu_parent.name == step_profile.ADALN_RANGE}
         counts[adaln] = sum(1 for e in events if "Backward" in e.name and e.sequence_nr in seq)
     assert counts[True] > 0 and counts[False] == 0  # backward nodes are matched to the adaLN's forward
 
@@ -69,17 +70,17 @@ def test_optimizer_ops_count_as_optimizer():
     net(torch.randn(8, 32)).sum().backward()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         opt.step()
-    seconds = profile_step.categorise(prof.events())
+    seconds = step_profile.categorise(prof.events())
     assert seconds["optimizer"] > 0 and seconds["matmul"] == 0 and seconds["elementwise"] == 0
 
 
 def test_profile_table_has_a_row_per_category_and_the_step():
-    entry = {"step_cpu_s": 0.5, "seconds": {c: 0.05 for c in profile_step.CATEGORIES},
-             "shares": {c: 0.1 for c in profile_step.CATEGORIES}}
-    table = profile_step.table({"sizes": {"demo": {"width": 128, "precisions": {"fp32": entry, "bf16": entry}}}})
+    entry = {"step_cpu_s": 0.5, "seconds": {c: 0.05 for c in step_profile.CATEGORIES},
+             "shares": {c: 0.1 for c in step_profile.CATEGORIES}}
+    table = step_profile.table({"sizes": {"demo": {"width": 128, "precisions": {"fp32": entry, "bf16": entry}}}})
     lines = table.splitlines()
     assert lines[0] == "| part of the step | demo (128) fp32 | demo (128) bf16 |"
-    assert len(lines) == 2 + len(profile_step.CATEGORIES) + 1 and "| 50 ms (10%) | 50 ms (10%) |" in lines[2]
+    assert len(lines) == 2 + len(step_profile.CATEGORIES) + 1 and "| 50 ms (10%) | 50 ms (10%) |" in lines[2]
 
 
 def write_run(folder, losses, batch=64, images_per_s=32.0):
@@ -113,7 +114,7 @@ def test_docs_profile_table_is_the_committed_profile_verbatim():
     root = Path(__file__).resolve().parents[1]
     result = json.loads((root / "benchmarks" / "results" / "profile_step.json").read_text())
     doc = (root / "docs" / "training.md").read_text()
-    assert profile_step.table(result) in doc and result["command"] in doc
+    assert step_profile.table(result) in doc and result["command"] in doc
     for entry in result["sizes"].values():
         for e in entry["precisions"].values():  # the parts and the residual add up to the step
             assert sum(e["seconds"].values()) == pytest.approx(e["step_cpu_s"])
@@ -123,12 +124,10 @@ def test_docs_profile_table_is_the_committed_profile_verbatim():
 def test_docs_fastpath_table_is_the_committed_benchmark_verbatim():
     from pathlib import Path
 
-    from benchmarks import bench_fastpath
-
     root = Path(__file__).resolve().parents[1]
     result = json.loads((root / "benchmarks" / "results" / "fastpath_demo.json").read_text())
     doc = (root / "docs" / "training.md").read_text()
-    assert bench_fastpath.table(result) in doc and result["command"] in doc
+    assert precision_tables.fastpath_table(result) in doc and result["command"] in doc
     ref = result["variants"]["fp32 loop"]["step_cpu_s"]
     for v in result["variants"].values():  # the fastest round, and speed-ups of the same process's rounds
         assert v["step_cpu_s"] == min(v["rounds_cpu_s"])
@@ -138,9 +137,7 @@ def test_docs_fastpath_table_is_the_committed_benchmark_verbatim():
 def test_docs_w384_precision_table_is_the_committed_benchmark_verbatim():
     from pathlib import Path
 
-    from benchmarks.bench_training import precision_table
-
     root = Path(__file__).resolve().parents[1]
     result = json.loads((root / "benchmarks" / "results" / "precision_w384.json").read_text())
     doc = (root / "docs" / "training.md").read_text()
-    assert precision_table(result) in doc and result["command"] in doc
+    assert precision_tables.precision_table(result) in doc and result["command"] in doc
