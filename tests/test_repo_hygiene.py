@@ -322,6 +322,16 @@ def _private_imports() -> dict:
             if (name and name.startswith("_") and not name.startswith("__")) or _private(dst, src)}
 
 
+def test_no_test_imports_a_benchmark_script():
+    """Benchmarks are runners; what a test checks lives in the package (thinkpix.analysis) and is imported
+    as any other module, never loaded from benchmarks/ by path or by name."""
+    pattern = re.compile(r"^\s*(from benchmarks\b|import benchmarks\b)|spec_from_file_location", re.MULTILINE)
+    assert pattern.search("    from benchmarks import bench_training\n") and not pattern.search("x = 'benchmarks/'\n")
+    found = [f.name for f in sorted((ROOT / "tests").glob("*.py")) if pattern.search(f.read_text(encoding="utf-8"))
+             and f.name != Path(__file__).name]
+    assert not found, f"tests importing benchmark scripts: {found}"
+
+
 def test_no_private_name_is_imported_across_modules():
     found = _private_imports()
     assert not found, "private names imported across modules:\n" + "\n".join(found.values())
