@@ -39,3 +39,15 @@ def test_paired_differences_pooling_and_table():
     table = ca.markdown(report).splitlines()
     assert len(table) == 4 and "- base" in table[0] and "dense - base" in table[0]
     assert "+0.250" in table[3] and "**0.750** (0.500-1.000)" in table[3]
+
+
+def test_per_task_table_marks_the_tasks_whose_interval_excludes_zero():
+    base = ca.per_prompt_scores(results({"counting": [0, 0, 0, 0, 0, 0], "position": [0, 1, 0, 1, 0, 1]}, []))
+    deeper = ca.per_prompt_scores(results({"counting": [1, 1, 1, 1, 1, 1], "position": [1, 0, 0, 1, 0, 1]}, []))
+    report = {"arms": {"d1": {}, "d6": ca.comparisons({"d1": base, "d6": deeper}, "d6", ["d1"])}}
+    table = ca.per_task_markdown(report, "d1").splitlines()
+    assert len(table) == 3 and table[2].startswith("| d6 - d1 |")  # the reference itself has no row
+    cells = table[2].split(" | ")
+    counting, position = cells[1 + ca.TASK_COLUMNS.index("counting")], cells[1 + ca.TASK_COLUMNS.index("position")]
+    assert counting == "**+1.000 (+1.000 to +1.000)**"  # every prompt better: the interval excludes zero
+    assert position.startswith("+0.000 (-") and not position.startswith("**")  # a swap: no reliable change

@@ -112,6 +112,23 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def per_task_markdown(report: dict, ref: str) -> str:
+    """One row per arm compared with `ref`: its paired difference to `ref` on each task alone and overall,
+    each with its 95% interval (prompts resampled); a task whose interval excludes zero is in bold."""
+    def cell(c: dict) -> str:
+        return f"**{_ci(c)}**" if c["ci95"][0] > 0 or c["ci95"][1] < 0 else _ci(c)
+
+    head = ["arm", *TASK_COLUMNS, "overall"]
+    lines = [f"| {' | '.join(head)} |", "|" + "---|" * len(head)]
+    for name, a in report["arms"].items():
+        per_task = a.get(f"per_task_minus_{ref}")
+        if per_task is None:
+            continue
+        cells = [f"{name} - {ref}"] + [cell(per_task[t]) if t in per_task else "" for t in TASK_COLUMNS]
+        lines.append("| " + " | ".join(cells + [cell(a[f"minus_{ref}"])]) + " |")
+    return "\n".join(lines)
+
+
 def _per_arm(values: list[str], cast) -> dict:
     out = {}
     for v in values:
@@ -127,6 +144,7 @@ def main() -> None:
     parser.add_argument("--model", default="shapes-base")
     parser.add_argument("--arm", action="append", default=[])
     parser.add_argument("--table", metavar="REPORT", help="print the markdown table of a report JSON and exit")
+    parser.add_argument("--per-task", metavar="REF", help="with --table: the per-task paired differences to arm REF")
     parser.add_argument("--arm-model", action="append", default=[], metavar="NAME=DIR")
     parser.add_argument("--arm-steps", action="append", default=[], metavar="NAME=N")
     parser.add_argument("--versus", action="append", default=[], metavar="NAME",
@@ -142,7 +160,8 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/finetune_compare.json")
     args = parser.parse_args()
     if args.table:
-        print(markdown(json.loads(Path(args.table).read_text())))
+        report = json.loads(Path(args.table).read_text())
+        print(per_task_markdown(report, args.per_task) if args.per_task else markdown(report))
         return
     if not args.arm:
         parser.error("give at least one --arm (or --table REPORT)")
