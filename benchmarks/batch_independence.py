@@ -34,7 +34,7 @@ def main() -> None:
     from thinkpix.files import portable, write_json
     from thinkpix.models.t2i import TextToImage
     from thinkpix.models.sampler import generate_latents
-    from thinkpix.worlds.prompts import geneval_set
+    from thinkpix.worlds.shapes.prompts import geneval_set
 
     model = TextToImage.load(resolve_model(args.model))
     metas = geneval_set(args.per_task, 7)

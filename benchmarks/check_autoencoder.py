@@ -28,7 +28,7 @@ def main() -> None:
     from thinkpix.evaluation.runner import score_image, summarise
     from thinkpix.models import autoencoder as ae_lib
     from thinkpix.models.t2i import load_autoencoder
-    from thinkpix.worlds.scene import render
+    from thinkpix.worlds.shapes.scene import render
 
     path = Path(args.autoencoder)
     ae = load_autoencoder(path / "autoencoder" if (path / "autoencoder").exists() else path)

@@ -20,8 +20,8 @@ from thinkpix.sampling import generate_class_images
 from thinkpix.training.config import config_from_dict
 from thinkpix.training.data import class_batch
 from thinkpix.worlds.classes import CLASSES, class_index, heldout_set
-from thinkpix.worlds.palette import BACKGROUND, COLORS
-from thinkpix.worlds.scene import SceneObject, render
+from thinkpix.worlds.shapes.palette import BACKGROUND, COLORS
+from thinkpix.worlds.shapes.scene import SceneObject, render
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,8 +16,8 @@ from thinkpix.evaluation.geneval import evaluate
 from thinkpix.evaluation.truth_images import ground_truth, image_rng, write_folder
 from thinkpix.evaluation.runner import evaluate_folder, score_image, summarise
 from thinkpix.worlds import COLORS, SHAPES, TASKS, SceneObject, render
-from thinkpix.worlds.dense import dense_set
-from thinkpix.worlds.scene import size_range
+from thinkpix.worlds.shapes.dense import dense_set
+from thinkpix.worlds.shapes.scene import size_range
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "eval"
 

@@ -14,9 +14,9 @@ from thinkpix.evaluation.shapefit import fit_boxes
 from thinkpix.evaluation.audit import (degraded_scenes, shape_confusion, split_rate, truth_verdict,
                                             verdict_agreement, wilson)
 from thinkpix.worlds import CLASSES, SHAPES, TASKS
-from thinkpix.worlds.dense import dense_set
-from thinkpix.worlds.prompts import random_metadata
-from thinkpix.worlds.shapes import coverage, shape_mask
+from thinkpix.worlds.shapes.dense import dense_set
+from thinkpix.worlds.shapes.prompts import random_metadata
+from thinkpix.worlds.shapes.templates import coverage, shape_mask
 
 
 def test_coverage_is_the_world_drawing_at_half_cover():

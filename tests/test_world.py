@@ -8,8 +8,8 @@ import pytest
 
 from thinkpix.evaluation.truth_images import ground_truth, image_rng
 from thinkpix.worlds import TASKS, TrainingStream, geneval_set, render
-from thinkpix.worlds.dense import OBJECT_RANGE, QUESTION_KINDS, dense_set, scene_from_dense
-from thinkpix.worlds.geometry import OPPOSITE, relative_position
+from thinkpix.worlds.shapes.dense import OBJECT_RANGE, QUESTION_KINDS, dense_set, scene_from_dense
+from thinkpix.worlds.shapes.geometry import OPPOSITE, relative_position
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "eval"
 
@@ -129,7 +129,7 @@ def test_committed_dense_set_is_regenerable():
 
 
 def test_docs_palette_table_matches_code():
-    from thinkpix.worlds.palette import BACKGROUND, COLORS
+    from thinkpix.worlds.shapes.palette import BACKGROUND, COLORS
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "world.md").read_text()
     rows = {}

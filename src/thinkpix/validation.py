@@ -329,7 +329,7 @@ def config_ranges(cfg) -> None:
     for key in ("out_dir", "data_mix", "finetune.base", "finetune.rsr", "model.autoencoder"):
         text(_get(cfg, key), f"config key {key!r}")
     if cfg.data_mix:
-        from .worlds.stream import parse_mix
+        from .worlds.shapes.stream import parse_mix
 
         try:
             weights = parse_mix(cfg.data_mix)

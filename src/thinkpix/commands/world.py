@@ -41,8 +41,8 @@ def register(sub) -> None:
 
 
 def run_prompts(args) -> int:
-    from ..worlds.dense import dense_set
-    from ..worlds.prompts import geneval_set
+    from ..worlds.shapes.dense import dense_set
+    from ..worlds.shapes.prompts import geneval_set
 
     metas = geneval_set(args.per_task, args.seed) if args.which == "geneval" else dense_set(args.per_task, args.seed)
     out = Path(args.out)

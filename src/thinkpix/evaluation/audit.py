@@ -20,8 +20,8 @@ from collections import Counter
 
 import numpy as np
 
-from ..worlds.prompts import TASKS, random_metadata
-from ..worlds.scene import PlacementError, scene_from_metadata
+from ..worlds.shapes.prompts import TASKS, random_metadata
+from ..worlds.shapes.scene import PlacementError, scene_from_metadata
 from .checks import BREAKS, break_scene
 from .degraded import (MIN_VISIBLE, SIZE_BINS_32, Drawn, draw, from_scene, garbage, random_degradation,
                        single_objects, touching_pairs)

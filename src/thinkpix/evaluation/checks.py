@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..worlds.palette import COLOR_NAMES
-from ..worlds.scene import (
+from ..worlds.shapes.palette import COLOR_NAMES
+from ..worlds.shapes.scene import (
     DEFAULT_CANVAS, MIN_GAP_32, ObjectSpec, PlacementError, SceneObject, place, render, size_range,
 )
 from .truth_images import ground_truth, image_rng

@@ -5,7 +5,7 @@ objects, often smaller or larger than the world's sizes, sometimes touching or c
 with colours off the palette. `draw` renders objects that way, from a seeded generator:
 
 - objects at real-valued positions and sizes (anti-aliased: each pixel's covered share, 8x8
-  sub-pixel grid, `worlds.shapes.coverage`), sizes 5..14 px on 32x32 (the world draws 7..12);
+  sub-pixel grid, `worlds.shapes.templates.coverage`), sizes 5..14 px on 32x32 (the world draws 7..12);
 - each object's colour = its palette colour, shifted per channel (N(0, 10)), sometimes mixed
   with another palette colour (up to 20%: "muddy" colours), composited over the background in
   drawing order;
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from ..worlds.palette import BACKGROUND, COLOR_NAMES, COLORS
-from ..worlds.shapes import SHAPES, coverage
+from ..worlds.shapes.palette import BACKGROUND, COLOR_NAMES, COLORS
+from ..worlds.shapes.templates import SHAPES, coverage
 
 SIZES_32 = (5.0, 14.0)  # object side range (pixels on 32x32): the world's 7..12 and beyond
 SIZE_BINS_32 = ((5, 7), (7, 9), (9, 11), (11, 13), (13, 14.01))  # [lo, hi) for the confusion tables

@@ -1,4 +1,4 @@
-"""DPG-style scoring of dense prompts (see `thinkpix.worlds.dense`) from detections.
+"""DPG-style scoring of dense prompts (see `thinkpix.worlds.shapes.dense`) from detections.
 
 Each question is answered from the detections of its group(s): entity = at least one object
 of the class; count = exactly `count` objects (at GenEval's counting threshold); colour = the
@@ -10,7 +10,7 @@ own answer. Image score = mean over its questions.
 
 from __future__ import annotations
 
-from ..worlds.geometry import relative_position
+from ..worlds.shapes.geometry import relative_position
 from .detect import Detection
 
 

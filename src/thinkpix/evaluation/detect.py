@@ -41,8 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..worlds.palette import COLOR_NAMES, PALETTE_ARRAY
-from ..worlds.shapes import SHAPES
+from ..worlds.shapes.palette import COLOR_NAMES, PALETTE_ARRAY
+from ..worlds.shapes.templates import SHAPES
 from .shapefit import classify_soft, object_alpha
 
 # GenEval's constants (evaluate_images.py) and their values on our confidence (shape fit).

@@ -8,8 +8,8 @@ colour with CLIP on its masked crop; here it is the detector's majority palette 
 
 from __future__ import annotations
 
-from ..worlds.geometry import relative_position
-from ..worlds.palette import COLOR_NAMES
+from ..worlds.shapes.geometry import relative_position
+from ..worlds.shapes.palette import COLOR_NAMES
 from .detect import COUNTING_THRESHOLD, THRESHOLD, Detection
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from ..errors import ThinkpixError, located
 from ..validation import MAX_PROMPT_CHARS
-from ..worlds.dense import DENSE_TAG, QUESTION_KINDS
-from ..worlds.geometry import RELATIONS
-from ..worlds.palette import COLOR_NAMES
-from ..worlds.prompts import TASKS
-from ..worlds.shapes import SHAPES
+from ..worlds.shapes.dense import DENSE_TAG, QUESTION_KINDS
+from ..worlds.shapes.geometry import RELATIONS
+from ..worlds.shapes.palette import COLOR_NAMES
+from ..worlds.shapes.prompts import TASKS
+from ..worlds.shapes.templates import SHAPES
 
 MAX_COUNT = 64  # objects of one kind; far above what a canvas holds, low enough to refuse absurd counts
 TAGS = (*TASKS, DENSE_TAG)  # GenEval's six tasks and the dense prompts; another tag would become a row of its own

@@ -37,7 +37,7 @@ def read_official_metadata(path: Path) -> list[tuple[int, dict]]:
 
 def foreign_classes(metas: list[dict]) -> list[str]:
     """Object classes of `metas` that the shapes world does not have (sorted)."""
-    from ..worlds.shapes import SHAPES
+    from ..worlds.shapes.templates import SHAPES
 
     found = {item["class"] for m in metas for item in m.get("include", []) + m.get("exclude", [])
              if isinstance(item, dict) and "class" in item}

@@ -22,9 +22,9 @@ from PIL import Image
 from ..errors import ThinkpixError, located
 from ..sample_record import prompt_folder_complete, read_record
 from ..validation import image_size
-from ..worlds.dense import is_dense
-from ..worlds.prompts import TASKS
-from ..worlds.scene import DEFAULT_CANVAS as MIN_SIDE  # the world's smallest canvas (32; 64 is the other)
+from ..worlds.shapes.dense import is_dense
+from ..worlds.shapes.prompts import TASKS
+from ..worlds.shapes.scene import DEFAULT_CANVAS as MIN_SIDE  # the world's smallest canvas (32; 64 is the other)
 from .bootstrap import percentile_interval, stratified_bootstrap_means
 from .dense import score_dense
 from .detect import COUNTING_THRESHOLD, THRESHOLD, detect_all, group

@@ -29,7 +29,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from ..worlds.shapes import SHAPES, coverage, shape_mask
+from ..worlds.shapes.templates import SHAPES, coverage, shape_mask
 
 BLURS = (0.0, 0.5, 1.0)  # Gaussian sigmas (pixels) of the soft templates; the hard drawing is tried too
 SUPERSAMPLE = 4  # sub-pixel grid of the templates

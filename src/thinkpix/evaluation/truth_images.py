@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ThinkpixError
-from ..worlds.scene import DEFAULT_CANVAS, PlacementError, SceneObject, render, scene_from_metadata
+from ..worlds.shapes.scene import DEFAULT_CANVAS, PlacementError, SceneObject, render, scene_from_metadata
 
 
 def image_rng(seed: int, prompt_index: int, sample_index: int) -> np.random.Generator:

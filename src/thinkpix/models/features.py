@@ -38,7 +38,7 @@ from torch import nn
 
 from ..files import read_checked_record, sha256_file, write_manifest
 from ..worlds.classes import CLASSES
-from ..worlds.palette import BACKGROUND
+from ..worlds.shapes.palette import BACKGROUND
 from .autoencoder import images_to_unit
 from .registry import size_config
 

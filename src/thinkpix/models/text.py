@@ -62,7 +62,7 @@ class WordEncoder(nn.Module):
 
     def __init__(self, dim: int = 32, vocab: list[str] | None = None, max_tokens: int = 16):
         super().__init__()
-        from ..worlds.vocabulary import world_vocabulary
+        from ..worlds.shapes.vocabulary import world_vocabulary
 
         self.vocab = ["<pad>", "<unk>"] + sorted(set(vocab or world_vocabulary()))
         self.index = {w: i for i, w in enumerate(self.vocab)}

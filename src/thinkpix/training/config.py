@@ -145,7 +145,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     config_ranges(cfg)  # numbers (NaN, ranges), data-mix weights, text, a writable out_dir
     if cfg.data_mix:
         from ..worlds.classes import CLASS_PARTS
-        from ..worlds.stream import DEFAULT_MIX
+        from ..worlds.shapes.stream import DEFAULT_MIX
         from .data import parse_mix
 
         try:

@@ -18,7 +18,7 @@ import torch
 
 from ..errors import ThinkpixError
 from ..worlds.classes import class_sample, class_weights
-from ..worlds.stream import DEFAULT_MIX, TrainingStream, parse_mix  # noqa: F401 (parse_mix: re-exported)
+from ..worlds.shapes.stream import DEFAULT_MIX, TrainingStream, parse_mix  # noqa: F401 (parse_mix: re-exported)
 
 
 def sample_seed(seed: int, step: int, index: int) -> int:

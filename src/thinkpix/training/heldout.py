@@ -21,8 +21,8 @@ import torch
 from .. import flow
 from ..errors import ThinkpixError
 from ..worlds.classes import class_sample
-from ..worlds.prompts import TASKS
-from ..worlds.stream import TrainingStream
+from ..worlds.shapes.prompts import TASKS
+from ..worlds.shapes.stream import TrainingStream
 from .data import sample_seed
 
 VALIDATION_SEED = 0x7A11DA7E  # its own seed space: training draws SeedSequence([cfg.seed, step, j])

@@ -33,7 +33,7 @@ from ..models.t2i import TextToImage
 from ..rsr.config import RSRConfig
 from ..rsr.outputs import total_aux_loss
 from ..sampling import generate_class_images, generate_images
-from ..worlds.prompts import TASKS, random_metadata
+from ..worlds.shapes.prompts import TASKS, random_metadata
 from .config import TrainConfig, to_dict
 from .data import class_batch, world_batch
 from .seeding import seed_everything

@@ -1,6 +1,6 @@
 """A free-typed prompt -> GenEval metadata, when the prompt is one of the shapes world's templates.
 
-The evaluator judges an image against metadata (`worlds.prompts.random_metadata` writes it for
+The evaluator judges an image against metadata (`worlds.shapes.prompts.random_metadata` writes it for
 GenEval's six templates); in the page a person types the prompt, so this reads the templates
 back: 'a photo of a red circle', 'a photo of three squares', 'a photo of a circle left of a
 square', 'a photo of a red circle and a blue triangle'. Anything else gets no metadata (the page
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 
-from ..worlds.geometry import RELATIONS
-from ..worlds.palette import COLOR_NAMES
-from ..worlds.prompts import NUMBER_WORDS, plural
-from ..worlds.shapes import SHAPES
+from ..worlds.shapes.geometry import RELATIONS
+from ..worlds.shapes.palette import COLOR_NAMES
+from ..worlds.shapes.prompts import NUMBER_WORDS, plural
+from ..worlds.shapes.templates import SHAPES
 
 _PREFIX = "a photo of "
 _PLURALS = {plural(s): s for s in SHAPES}

@@ -10,7 +10,7 @@ import numpy as np
 
 from .geometry import RELATIONS
 from .palette import COLOR_NAMES
-from .shapes import SHAPES
+from .templates import SHAPES
 
 TASKS: tuple[str, ...] = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .geometry import RELATIONS
 from .palette import COLOR_NAMES
 from .prompts import NUMBER_WORDS, plural
-from .shapes import SHAPES
+from .templates import SHAPES
 
 FUNCTION_WORDS = ("a", "an", "and", "photo", "of", "the", "to", "is", "are", "there", "with")
 

@@ -27,7 +27,7 @@ from .geometry import RELATIONS
 from .palette import COLOR_NAMES
 from .prompts import NUMBER_WORDS, plural, with_article
 from .scene import DEFAULT_CANVAS, SceneObject, scene_from_metadata
-from .shapes import SHAPES
+from .templates import SHAPES
 
 DENSE_TAG = "dense"
 QUESTION_KINDS: tuple[str, ...] = ("entity", "count", "colour", "relation")

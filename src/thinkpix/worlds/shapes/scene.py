@@ -8,7 +8,7 @@ import numpy as np
 
 from .geometry import relative_position
 from .palette import BACKGROUND, COLORS
-from .shapes import SHAPES, shape_mask
+from .templates import SHAPES, shape_mask
 
 DEFAULT_CANVAS = 32
 SIZE_RANGE_32 = (7, 12)  # object box side in pixels on the 32x32 canvas; scales with the canvas

@@ -11,7 +11,7 @@ import numpy as np
 from .palette import COLOR_NAMES
 from .prompts import TASKS, describe_objects, random_metadata
 from .scene import DEFAULT_CANVAS, ObjectSpec, place, render, scene_from_metadata
-from .shapes import SHAPES
+from .templates import SHAPES
 
 FREE_SCENE = "free"
 DEFAULT_MIX: dict[str, float] = {task: 1.0 for task in TASKS} | {FREE_SCENE: 2.0}
