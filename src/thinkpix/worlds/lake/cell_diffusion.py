@@ -106,14 +106,17 @@ def loss(model: CellDiffusion, grids: list[np.ndarray], depth: int, rng: np.rand
     return flow.flow_loss(lambda x, s: model.velocity(x, s, maps, depth), x0, noise, t, weight=mask[:, None].float())
 
 
-def train(arm: Arm, seed: int, runs: Path, budget: Budget = Budget(), log=print, splits=task.SPLITS) -> Path:
-    """Train a cell-diffusion model of `arm` into RUNS/diffusion-<arm>/seed<seed>/ (resumes), then score it."""
+def train(arm: Arm, seed: int, runs: Path, budget: Budget = Budget(), log=print, splits=task.SPLITS,
+          precision: str = "fp32") -> Path:
+    """Train a cell-diffusion model of `arm` into RUNS/diffusion-<arm>/seed<seed>/ (resumes), then score it
+    (in fp32). `precision`: of the training forward (`ladder.fit`)."""
     folder = run_dir(runs, f"diffusion-{arm.name}", seed)
     if (folder / "scores.json").is_file():
         return folder
     torch.manual_seed(seed)
     model = CellDiffusion(arm, seed)
-    record = fit(model, folder, seed, budget, lambda grids, depth, rng: loss(model, grids, depth, rng), log)
+    record = fit(model, folder, seed, budget, lambda grids, depth, rng: loss(model, grids, depth, rng), log,
+                 precision=precision)
     write_json(folder / "train.json", {"arm": asdict(arm), **record})
     write_json(folder / "scores.json", score(model, splits=splits, log=log))
     return folder

@@ -26,6 +26,7 @@ import torch
 
 from thinkpix.errors import ThinkpixError
 from thinkpix.files import write_json
+from thinkpix.precision import PRECISIONS, autocast, resolve
 from thinkpix.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
 from . import ladder_task as task
@@ -97,14 +98,17 @@ def validate(runs: Path, log=print) -> list[Path]:
 
 
 def fit(model: torch.nn.Module, folder: Path, seed: int, budget: Budget, batch_loss, log=print,
-        stop_at: int | None = None, draw_maps=task.training_maps) -> dict | None:
+        stop_at: int | None = None, draw_maps=task.training_maps, precision: str = "fp32") -> dict | None:
     """The ladder's training loop, shared by its solvers and the cell-diffusion models.
 
     `batch_loss(grids, depth, data_rng) -> loss` for training maps `draw_maps(data_rng, batch)` (fresh ones by
     default) and a depth T ~ U{1..T_max}.
     Checkpoints (weights, optimizer, the data and depth generators, torch's global generator, the loss curve)
-    go to FOLDER/checkpoints and a rerun resumes from the newest one, exactly. Returns the training record,
+    go to FOLDER/checkpoints and a rerun resumes from the newest one, exactly. `precision` (fp32 | bf16 | auto,
+    `thinkpix.precision`) autocasts the loss's forward; weights, optimiser and loss stay fp32, a run resumes
+    only in its own precision, and a non-fp32 run's record names it. Returns the training record,
     or None when stopped early at `stop_at` (a later call resumes)."""
+    precision = resolve(precision)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=budget.lr, betas=(0.9, 0.99), weight_decay=0.01)
     data_rng, depth_rng = np.random.default_rng([seed, 1]), np.random.default_rng([seed, 2])
@@ -112,6 +116,9 @@ def fit(model: torch.nn.Module, folder: Path, seed: int, budget: Budget, batch_l
     ckpt = latest_checkpoint(folder / "checkpoints")
     if ckpt is not None:  # resume exactly: weights, optimizer, every generator, the curve so far
         tensors, opt_state, state = load_checkpoint(ckpt)
+        if state.get("precision", "fp32") != precision:
+            raise ThinkpixError(f"{folder} was trained in {state.get('precision', 'fp32')}; it resumes only in that "
+                                f"precision, not {precision}")
         model.load_state_dict({k.removeprefix("param."): v for k, v in tensors.items()})
         opt.load_state_dict(opt_state)
         data_rng.bit_generator.state, depth_rng.bit_generator.state = state["data_rng"], state["depth_rng"]
@@ -125,7 +132,8 @@ def fit(model: torch.nn.Module, folder: Path, seed: int, budget: Budget, batch_l
         depth = int(depth_rng.integers(1, budget.max_depth + 1))
         for g in opt.param_groups:
             g["lr"] = lr_at(step, budget)
-        loss = batch_loss(grids, depth, data_rng)
+        with autocast(precision):  # bf16: the forward's matmuls in bf16
+            loss = batch_loss(grids, depth, data_rng)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -137,7 +145,7 @@ def fit(model: torch.nn.Module, folder: Path, seed: int, budget: Budget, batch_l
             tick = time.perf_counter()
             state = {"seed": seed, "budget": asdict(budget), "curve": curve, "seconds": seconds,
                      "data_rng": data_rng.bit_generator.state, "depth_rng": depth_rng.bit_generator.state,
-                     "torch_rng": torch.get_rng_state().tolist()}
+                     "torch_rng": torch.get_rng_state().tolist(), **precision_record(precision)}
             trained_now = {f"param.{k}": v for k, v in model.state_dict().items()}
             save_checkpoint(folder / "checkpoints", done, trained_now, opt, state, keep=1)
             log(f"{folder.parent.name} seed {seed}: step {done}/{budget.steps} loss {np.mean(curve[-100:]):.4f} "
@@ -145,14 +153,20 @@ def fit(model: torch.nn.Module, folder: Path, seed: int, budget: Budget, batch_l
             if stop_at is not None and done >= stop_at and done < budget.steps:
                 return None
     return {"seed": seed, "budget": asdict(budget), "parameters": sum(p.numel() for p in params),
-            "seconds": round(seconds, 1), "loss_every_50": curve[::50]}
+            "seconds": round(seconds, 1), "loss_every_50": curve[::50], **precision_record(precision)}
+
+
+def precision_record(precision: str) -> dict:
+    """{"precision": ...} for a non-fp32 run, {} for fp32 (so fp32 records stay as they were before the option)."""
+    return {} if precision == "fp32" else {"precision": precision}
 
 
 def train(arm: Arm, seed: int, runs: Path, budget: Budget = Budget(), log=print, stop_at: int | None = None,
-          splits=task.SPLITS, eval_steps=EVAL_STEPS) -> Path:
+          splits=task.SPLITS, eval_steps=EVAL_STEPS, precision: str = "fp32") -> Path:
     """Train `arm` with `seed` into RUNS/<arm>/seed<seed>/ (resuming from its newest checkpoint); score it.
 
-    `stop_at`: return after the checkpoint of that step (train in slices; a later call resumes)."""
+    `stop_at`: return after the checkpoint of that step (train in slices; a later call resumes). `precision`:
+    of the training forward (see `fit`); scoring is fp32."""
     folder = run_dir(runs, arm.name, seed)
     if (folder / "scores.json").is_file():
         log(f"{folder}: already finished")
@@ -165,7 +179,7 @@ def train(arm: Arm, seed: int, runs: Path, budget: Budget = Budget(), log=print,
         maps, target, mask = task.encode(grids)
         return task.cell_loss(model(maps, depth), target, mask)
 
-    record = fit(model, folder, seed, budget, batch_loss, log, stop_at)
+    record = fit(model, folder, seed, budget, batch_loss, log, stop_at, precision=precision)
     if record is None:
         return folder
     write_json(folder / "train.json", {"arm": asdict(arm), **record})
@@ -202,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--runs", type=Path, required=True, help="run folder (outside the repository)")
     t.add_argument("--steps", type=int, default=Budget.steps)
     t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="of the training forward (thinkpix.precision; scoring is fp32); a run resumes only in its own")
     t.add_argument("--task", choices=("solve", "diffusion"), default="solve",
                    help="solve: the supervised per-cell task; diffusion: draw the path with rectified flow "
                         "(cell_diffusion, into RUNS/diffusion-<arm>/)")
@@ -221,9 +237,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.task == "diffusion":
                 from .cell_diffusion import train as train_diffusion
 
-                train_diffusion(arm_named(args.arm), args.seed, args.runs, Budget(steps=args.steps))
+                train_diffusion(arm_named(args.arm), args.seed, args.runs, Budget(steps=args.steps),
+                                precision=args.precision)
             else:
-                train(arm_named(args.arm), args.seed, args.runs, Budget(steps=args.steps))
+                train(arm_named(args.arm), args.seed, args.runs, Budget(steps=args.steps), precision=args.precision)
         elif args.command == "validate":
             if args.task == "diffusion":
                 from .cell_diffusion import validate as validate_diffusion
