@@ -34,7 +34,7 @@ def _t2i_rows(pool: Path) -> list[dict]:
 
 
 def _dit_rows(pool: Path) -> list[dict]:
-    from thinkpix.worlds.classes import CLASSES
+    from thinkpix.worlds.classes.sets import CLASSES
 
     rows = []
     for folder in sorted(p for p in pool.iterdir() if p.is_dir()):

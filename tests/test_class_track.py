@@ -12,14 +12,14 @@ from PIL import Image
 from thinkpix.cli import main
 from tiny_runs import assert_parameter_matched, finetune_both
 from thinkpix.errors import ThinkpixError
-from thinkpix.evaluation.classes import class_accuracy, judge
+from thinkpix.worlds.classes.evaluation import class_accuracy, judge
 from thinkpix.evaluation.frechet import (feature_statistics, frechet_between, frechet_distance, subsample_frechet,
                                          subsample_interval)
 from thinkpix.models.c2i import ClassToImage
 from thinkpix.sampling import generate_class_images
 from thinkpix.training.config import config_from_dict
 from thinkpix.training.data import class_batch
-from thinkpix.worlds.classes import CLASSES, class_index, heldout_set
+from thinkpix.worlds.classes.sets import CLASSES, class_index, heldout_set
 from thinkpix.worlds.shapes.palette import BACKGROUND, COLORS
 from thinkpix.worlds.shapes.scene import SceneObject, render
 
@@ -54,7 +54,7 @@ def test_class_batch_is_deterministic_per_sample_and_covers_every_class():
 
 def test_class_mix_reweights_classes_and_refuses_unknown_names():
     from thinkpix.training.data import world_batch
-    from thinkpix.worlds.classes import class_weights
+    from thinkpix.worlds.classes.sets import class_weights
 
     w = class_weights({"circle": 3.0, "green": 2.0})
     assert w.shape == (24,) and w.sum() == pytest.approx(1.0)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from thinkpix.evaluation.classes import judge
+from thinkpix.worlds.classes.evaluation import judge
 from thinkpix.evaluation.degraded import (GARBAGE_KINDS, Degradation, DrawnObject, draw, garbage, single_objects,
                                           touching_pairs)
 from thinkpix.evaluation.detect import COUNTING_THRESHOLD, THRESHOLD, detect_all
@@ -114,7 +114,7 @@ def test_settled_set_agreement_and_error_directions():
 
     from PIL import Image
 
-    from thinkpix.worlds.classes import CLASSES as CLASS_NAMES
+    from thinkpix.worlds.classes.sets import CLASSES as CLASS_NAMES
 
     root = Path(__file__).resolve().parents[1] / "data" / "settled"
     rows = [json.loads(line) for line in (root / "verdicts.jsonl").read_text().splitlines()]

@@ -235,7 +235,7 @@ LAYERS = (
                     "bundled", "sample_record")),
     ("rsr", ("rsr",)),
     ("integrations", ("integrations",)),
-    ("world definitions", ("worlds.__init__", "worlds.shapes", "worlds.classes",
+    ("world definitions", ("worlds.__init__", "worlds.shapes", "worlds.classes.__init__", "worlds.classes.sets",
                            "worlds.lake.__init__", "worlds.lake.maps", "worlds.lake.render", "worlds.lake.sets")),
     ("models", ("models",)),
     ("mechanics", ("validation", "sampling", "training", "evaluation")),
@@ -361,11 +361,10 @@ def test_the_layer_checks_see_what_they_should(tmp_path):
 
 
 # File names that modules of different packages may share because they do the same job for the same thing:
-# each package's config dataclass; a part of the shapes world (worlds/) and its scorer (evaluation/); sampling
+# each package's config dataclass; a part of the shapes world (worlds/shapes/) and its scorer (evaluation/); sampling
 # any base into the shapes world's folders (the package's root) and the lake model into the lake's.
 SHARED_NAMES = {
     "config.py": {"rsr", "training"},
-    "classes.py": {"worlds", "evaluation"},
     "dense.py": {"worlds/shapes", "evaluation"},
     "sampling.py": {".", "worlds/lake"},
 }

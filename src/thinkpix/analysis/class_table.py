@@ -107,13 +107,13 @@ def main(argv: list[str] | None = None) -> dict:
     from thinkpix.integrations.methods import load_adapter
     from thinkpix.bundled import resolve_model
     from thinkpix.evaluation.bootstrap import bootstrap_mean_interval
-    from thinkpix.evaluation.classes import class_accuracy
+    from thinkpix.worlds.classes.evaluation import class_accuracy
     from thinkpix.evaluation.frechet import frechet_between, subsample_frechet, subsample_interval
     from thinkpix.files import folder_digest, portable, write_json
     from thinkpix.models.c2i import ClassToImage
     from thinkpix.models.features import extract_features, load_feature_net
     from thinkpix.sampling import generate_class_images
-    from thinkpix.worlds.classes import heldout_set
+    from thinkpix.worlds.classes.sets import heldout_set
 
     model_path = resolve_model(args.model)
     base = ClassToImage.load(model_path)

@@ -36,8 +36,8 @@ _CLASSES = """
 import json, sys
 import numpy as np
 from safetensors.numpy import load_file
-from thinkpix.evaluation.classes import judge
-from thinkpix.worlds.classes import CLASSES
+from thinkpix.worlds.classes.evaluation import judge
+from thinkpix.worlds.classes.sets import CLASSES
 images = load_file(sys.argv[1])["images"]  # (N, H, W, 3) uint8, image i of class i mod 24 (class_table)
 print(json.dumps([bool(judge(im, i % len(CLASSES))[0]) for i, im in enumerate(images)]))
 """
@@ -46,7 +46,7 @@ import json, sys
 from pathlib import Path
 import numpy as np
 from PIL import Image
-from thinkpix.evaluation.classes import judge
+from thinkpix.worlds.classes.evaluation import judge
 from thinkpix.evaluation.runner import score_image
 path = Path(sys.argv[1])
 out = []
@@ -153,7 +153,7 @@ def compare_classes(path: Path, rev: str = BEFORE) -> dict:
     import numpy as np
 
     from thinkpix.evaluation.bootstrap import bootstrap_mean_interval
-    from thinkpix.worlds.classes import CLASSES
+    from thinkpix.worlds.classes.sets import CLASSES
 
     out: dict = {"before_rev": rev}
     for name, correct in (("before", class_judgements(path, rev)), ("after", class_judgements(path))):

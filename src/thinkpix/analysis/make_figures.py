@@ -95,7 +95,7 @@ def class_failures(work: str, arm: str, out: str = "docs/figures/class_failures.
 
     from .evaluator_versions import BEFORE, class_judgements
     from thinkpix.imaging import grid, save_png
-    from thinkpix.worlds.classes import CLASSES
+    from thinkpix.worlds.classes.sets import CLASSES
 
     path = Path(work) / f"{arm}.safetensors"
     images = load_file(path)["images"]  # (N, H, W, 3); image i has class i % 24

@@ -19,7 +19,7 @@ from diffusers import AutoencoderKL, DiTTransformer2DModel
 from torch import nn
 
 from ..errors import ThinkpixError
-from ..worlds.classes import CLASSES, class_index
+from ..worlds.classes.sets import CLASSES, class_index
 from .bundle import ImageBundle, space_geometry
 from .registry import size_config
 

@@ -37,7 +37,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..files import read_checked_record, sha256_file, write_manifest
-from ..worlds.classes import CLASSES
+from ..worlds.classes.sets import CLASSES
 from ..worlds.shapes.palette import BACKGROUND
 from .autoencoder import images_to_unit
 from .registry import size_config

@@ -144,7 +144,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             raise ThinkpixError(f"config key {key!r}: {_get(cfg, key)!r} is not one of {list(choices)}")
     config_ranges(cfg)  # numbers (NaN, ranges), data-mix weights, text, a writable out_dir
     if cfg.data_mix:
-        from ..worlds.classes import CLASS_PARTS
+        from ..worlds.classes.sets import CLASS_PARTS
         from ..worlds.shapes.stream import DEFAULT_MIX
         from .data import parse_mix
 

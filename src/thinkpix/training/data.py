@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import ThinkpixError
-from ..worlds.classes import class_sample, class_weights
+from ..worlds.classes.sets import class_sample, class_weights
 from ..worlds.shapes.stream import DEFAULT_MIX, TrainingStream, parse_mix  # noqa: F401 (parse_mix: re-exported)
 
 
@@ -73,7 +73,7 @@ def class_batch(seed: int, step: int, indices: range, canvas: int, cond_dropout:
                 pool: int = 0):
     """Class-conditional batch -> labels (B,) int64, images (B, H, W, 3) uint8, dropped (B,) bool
     (labels to replace by the null class for CFG, decided once per sample), seeds (B,).
-    `mix` weights colours and shapes, e.g. 'circle=3' (`worlds.classes.class_weights`)."""
+    `mix` weights colours and shapes, e.g. 'circle=3' (`worlds.classes.sets.class_weights`)."""
     weights = class_weights(parse_mix(mix))
     labels, images, dropped, seeds = [], [], [], []
     for j in indices:

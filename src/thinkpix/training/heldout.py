@@ -20,7 +20,7 @@ import torch
 
 from .. import flow
 from ..errors import ThinkpixError
-from ..worlds.classes import class_sample
+from ..worlds.classes.sets import class_sample
 from ..worlds.shapes.prompts import TASKS
 from ..worlds.shapes.stream import TrainingStream
 from .data import sample_seed

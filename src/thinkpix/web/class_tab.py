@@ -13,7 +13,7 @@ SCALE = 8
 
 def class_images(service: Service, name, seed, steps, guidance, think, n=4):
     """-> (gallery [(image, caption)], markdown)."""
-    from ..evaluation.classes import judge
+    from ..worlds.classes.evaluation import judge
 
     if service.dit is None:
         raise ThinkpixError("no class-conditional model loaded (start the page with --class-model DIR)")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..worlds.classes import CLASS_PARTS, CLASSES
-from .bootstrap import bootstrap_mean_interval
-from .detect import THRESHOLD, detect_all
+from ...evaluation.bootstrap import bootstrap_mean_interval
+from ...evaluation.detect import THRESHOLD, detect_all
+from .sets import CLASS_PARTS, CLASSES
 
 BOOTSTRAP = 1000  # resamples for the accuracy's interval
 

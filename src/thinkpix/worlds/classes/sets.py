@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ThinkpixError
-from .shapes.palette import COLOR_NAMES
-from .shapes.scene import DEFAULT_CANVAS, SceneObject, render, size_range
-from .shapes.templates import SHAPES
+from ...errors import ThinkpixError
+from ..shapes.palette import COLOR_NAMES
+from ..shapes.scene import DEFAULT_CANVAS, SceneObject, render, size_range
+from ..shapes.templates import SHAPES
 
 CLASS_PARTS: tuple[tuple[str, str], ...] = tuple((c, s) for c in COLOR_NAMES for s in SHAPES)  # (colour, shape)
 CLASSES: tuple[str, ...] = tuple(f"{c} {s}" for c, s in CLASS_PARTS)
