@@ -1,6 +1,6 @@
 """Digests of the adapters that tiny seeded fine-tunes produce on each kind of base: a bundled text-to-image
-base and a bundled class-conditional DiT (trainer-config runs, RSR and LoRA), and the flags run on a bundled
-base and on a diffusers SD3 pipeline. A refactoring of the fine-tune objective must leave every digest as it
+base and a bundled class-conditional DiT (trainer-config runs, RSR and LoRA), a lake model (`lake finetune`),
+and the flags run on a bundled base and on a diffusers SD3 pipeline. A refactoring of the fine-tune objective must leave every digest as it
 was: run this before and after and compare the two files (`--compare`).
 
     python -m tests.tools.adapter_digests --work DIR --out before.json
@@ -54,6 +54,15 @@ def runs(work: Path) -> dict[str, Path]:
                               ("dit_rsr", dit, []), ("dit_lora", dit, ["--method", "lora"])):
         out = work / "runs" / name
         assert main(["finetune", "--pretrained", str(base / "final"), *config_run, *extra, "--output_dir", str(out)]) == 0
+        made[name] = out / "adapter"
+    lake = work / "lake"
+    tiny = ["model.size=tiny", "steps=3", "batch_size=4", "log_every=1", "ckpt_every=3", "sample_every=1000",
+            "optim.warmup_steps=1", "threads=1"]
+    assert main(["lake", "train", str(ROOT / "configs" / "lake_base.yaml"), *tiny, f"out_dir={lake}"]) == 0
+    for name, extra in (("lake_rsr", []), ("lake_lora", ["--method", "lora"])):
+        out = work / "runs" / name
+        assert main(["lake", "finetune", "--pretrained", str(lake / "final"), "--rsr", RSR, *extra, *tiny,
+                     "--output_dir", str(out)]) == 0
         made[name] = out / "adapter"
     flags = ["--rsr", RSR, "--max_train_steps", "3", "--train_batch_size", "2", "--checkpointing_steps", "3",
              "--log_every", "1"]
