@@ -143,7 +143,7 @@ CASES = [
     (["finetune", "--config", "pipe_bool.yaml"], "'resolution'"),
     (["finetune", "--config", "empty.yaml", "--base", M], "no config keys"),
     ([*P, "--gate_learning_rate", "nan"], "gate_l"),  # the flag, or the config key it sets (gate_lr_mult)
-    ([*P, "--learning_rate", "nan"], "optim.lr"),
+    ([*P, "--learning_rate", "nan"], "--learning_rate"),
     ([*P, "--mode_scale", "nan"], "--mode_scale"),
     ([*P, "--logit_mean", "inf"], "--logit_mean"),
     ([*P, "--validation_guidance", "inf"], "--validation_guidance"),

@@ -1,8 +1,8 @@
 """thinkpix: Recursive Sparse Reasoning for diffusion transformers, and a compositional world to measure it.
 
 Each sub-command lives in `thinkpix.commands.<name>` and exposes `register(subparsers)`; this
-file only wires them. Every input is checked before any work starts (`thinkpix.validation`), and
-this is the one place that turns an input error (`ThinkpixError`, a command-line error, an
+file only wires them. Every option is declared once with its type and range (`thinkpix.schema`) and
+checked before any work starts, and this is the one place that turns an input error (`ThinkpixError`, a command-line error, an
 unreadable or unwritable file) into a one-line message with exit status 2."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 
 from .deprecation import show_on_command_line
 from .errors import ThinkpixError
-from .validation import check_args
+from .schema import check_args
 
 # Order is the order shown in `thinkpix --help`.
 COMMANDS = ["demo", "generate", "sample", "train", "finetune", "world", "evaluate", "lake", "serve"]
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        check_args(args)
+        check_args(parser, args)
         return int(args.func(args) or 0)
     except ThinkpixError as exc:
         return _fail(args, str(exc))

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+from .. import declarations as d
 from ..deprecation import add_alias
+from ..schema import option
 from .loading import model_path
 
 
 def add_sampling_flags(p) -> None:
-    p.add_argument("--model", default=None, help="model folder or bundled name (default: the bundled base; "
-                   "class-conditional: shapes-dit)")
-    p.add_argument("--seed", type=int, default=0, help="image i uses noise seed SEED + i")
-    p.add_argument("--steps", type=int, default=20, help="sampler steps (default 20)")
-    p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (1 = off)")
-    p.add_argument("--sampler", choices=("euler", "heun"), default="euler")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    option(p, "--model", spec=d.MODEL, help="model folder or bundled name (default: the bundled base; "
+           "class-conditional: shapes-dit)")
+    option(p, "--seed", spec=d.SEED, default=0, help="image i uses noise seed SEED + i")
+    option(p, "--steps", spec=d.SAMPLER_STEPS, default=20)
+    option(p, "--guidance", spec=d.GUIDANCE, default=3.0)
+    option(p, "--sampler", spec=d.SAMPLER, default="euler")
+    option(p, "--threads", spec=d.THREADS, default=0)
     add_precision_flag(p)
-    p.add_argument("--adapter", default=None, help="RSR or LoRA adapter folder (from `thinkpix finetune`)")
-    p.add_argument("--latent-steps", type=int, default=None,
-                   help="RSR latent steps at inference (0 = the base model; default: the adapter's own)")
+    option(p, "--adapter", spec=d.ADAPTER)
+    option(p, "--latent-steps", spec=d.LATENT_STEPS)
     add_alias(p, "--think-steps", "--latent-steps", "latent_steps", type=int)
 
 
@@ -32,9 +33,7 @@ def sample_record(args, kind: str, **what) -> dict:
 
 
 def add_precision_flag(p) -> None:
-    p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
-                   help="fp32 (default) | bf16 autocast | auto: bf16 where the CPU/GPU has bf16 matrix units "
-                        "(see docs/training.md, Precision)")
+    option(p, "--precision", spec=d.PRECISION, default="fp32")
 
 
 def sampling_device(args):
@@ -69,14 +68,12 @@ def add_run_flags(p) -> None:
     """--no-resume / --resume-from / --overwrite of the training commands (see `Trainer.fit`)."""
     p.add_argument("--no-resume", action="store_true", help="start from scratch (refused in a folder holding a "
                    "run unless --overwrite)")
-    p.add_argument("--resume-from", default=None, metavar="CHECKPOINT",
-                   help="resume from this checkpoint folder instead of OUT/checkpoints/latest")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start over (implies --no-resume): replace the run already in the folder (its checkpoints "
-                        "and metrics); a resume with another request (base, data, config) is refused without it")
-    p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default=None,
-                   help="compute precision (overrides the config's `precision`): fp32 | bf16 autocast (weights, "
-                        "optimiser, EMA and losses stay fp32) | auto (see docs/training.md, Precision)")
+    option(p, "--resume-from", spec=d.RESUME_FROM, metavar="CHECKPOINT",
+           help="resume from this checkpoint folder instead of OUT/checkpoints/latest")
+    option(p, "--overwrite", spec=d.OVERWRITE,
+           help="start over (implies --no-resume): replace the run already in the folder (its checkpoints "
+                "and metrics); a resume with another request (base, data, config) is refused without it")
+    option(p, "--precision", spec=d.RUN_PRECISION)
 
 
 def precision_override(args) -> list[str]:

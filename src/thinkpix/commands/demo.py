@@ -7,19 +7,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import declarations as d
 from ..resources import resource
+from ..schema import option
 
 DEFAULT_PROMPTS = "eval/geneval.jsonl"  # shipped with the package (thinkpix.resources)
 
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="generate, score and show a sample of the evaluation set", description=__doc__)
-    p.add_argument("--out", default="outputs/demo", help="output folder (default outputs/demo)")
-    p.add_argument("--prompts", default=None, help="metadata JSONL (default: the committed set, shipped with the package)")
-    p.add_argument("--per-task", type=int, default=3, help="prompts per task to sample (default 3)")
-    p.add_argument("--images-per-prompt", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", default=None, help="model folder or bundled name (default: the bundled base)")
+    option(p, "--out", spec=d.OUT_DIR, default="outputs/demo")
+    option(p, "--prompts", spec=d.PROMPTS_FILE, help="metadata JSONL (default: the committed set, shipped with the "
+           "package)")
+    option(p, "--per-task", spec=d.PER_TASK, default=3, help="prompts per task to sample")
+    option(p, "--images-per-prompt", spec=d.IMAGES_PER_PROMPT, default=4)
+    option(p, "--seed", spec=d.SEED, default=0)
+    option(p, "--model", spec=d.MODEL, help="model folder or bundled name (default: the bundled base)")
     p.add_argument("--ground-truth", action="store_true", help="render ground truth instead of generating")
     p.set_defaults(func=run)
 

@@ -11,14 +11,16 @@ import argparse
 import json
 import sys
 
+from .. import declarations as d
+from ..schema import option
+
 
 def register(sub) -> None:
     p = sub.add_parser("evaluate", help="score a folder of images (GenEval layout) with the exact evaluator",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dir", metavar="DIR", help="DIR/00000/metadata.jsonl and DIR/00000/samples/0000.png ...")
+    option(p, "dir", spec=d.INPUT_DIR, metavar="DIR")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    p.add_argument("--canvas", type=int, default=None,
-                   help="required image side in pixels (default: the first image's; all must match)")
+    option(p, "--canvas", spec=d.EVAL_CANVAS)
     p.add_argument("--partial", action="store_true",
                    help="score an incomplete folder's complete prompt folders (reported as incomplete_prompts)")
     p.set_defaults(func=run)

@@ -27,63 +27,22 @@ from __future__ import annotations
 
 import argparse
 
+from .. import declarations as d
+from ..declarations import FINETUNE_FLAGS
 from ..deprecation import DeprecatedFlag, add_alias
+from ..schema import option
 from ._common import check_export, finish_run
 
 DEFAULT_CONFIG = "configs/finetune_rsr.yaml"  # shipped with the package (thinkpix.resources)
 
-FLAGS = [  # (flag, type, default, help); bools are store_true; defaults apply to a flags run
-    ("--data", str, "shapes", "imagefolder (images + metadata.jsonl/csv), a dataset saved with save_to_disk, or "
-                              "'shapes' (the shapes-world stream)"),
-    ("--caption_column", str, "text", "caption column (DiT bases: a class name or index)"),
-    ("--image_column", str, "image", "image column of a saved dataset"),
-    ("--resolution", int, 0, "training resolution in pixels (0: the base's default)"),
-    ("--center_crop", bool, False, "centre crop (default: random crop)"),
-    ("--random_flip", bool, False, "random horizontal flip"),
-    ("--caption_dropout", float, 0.1, "share of captions replaced by '' (guidance)"),
-    ("--train_batch_size", int, 4, "batch size per optimiser micro-step (all processes together)"),
-    ("--max_train_steps", int, 500, "optimiser steps (wins over --num_train_epochs)"),
-    ("--num_train_epochs", int, 0, "passes over --data (0: use --max_train_steps)"),
-    ("--gradient_accumulation_steps", int, 1, "micro-batches per optimiser step"),
-    ("--learning_rate", float, 1e-4, "adapter learning rate"),
-    ("--gate_learning_rate", float, 0.0, "RSR gates' learning rate (0: --learning_rate)"),
-    ("--lr_scheduler", str, "constant", "diffusers scheduler: constant, constant_with_warmup, linear, cosine, ..."),
-    ("--lr_warmup_steps", int, 0, "warm-up steps of the scheduler"),
-    ("--max_grad_norm", float, 1.0, "gradient clipping"),
-    ("--adam_weight_decay", float, 0.0, "AdamW weight decay"),
-    ("--use_8bit_adam", bool, False, "bitsandbytes' AdamW8bit (needs thinkpix[bnb])"),
-    ("--mixed_precision", str, "no", "no | bf16 | fp16: autocast of the base; adapters stay fp32"),
-    ("--gradient_checkpointing", bool, False, "recompute the transformer's blocks in backward"),
-    ("--weighting_scheme", str, "logit_normal", "SD3 timestep density / loss weighting: logit_normal, sigma_sqrt, "
-                                                "mode, cosmap, none"),
-    ("--logit_mean", float, 0.0, "logit_normal mean"),
-    ("--logit_std", float, 1.0, "logit_normal std"),
-    ("--mode_scale", float, 1.29, "scale of the 'mode' scheme"),
-    ("--checkpointing_steps", int, 500, "save a checkpoint every N steps"),
-    ("--checkpoints_total_limit", int, 2, "checkpoints kept"),
-    ("--validation_prompt", str, "", "prompt rendered into OUTPUT_DIR/validation every --validation_steps"),
-    ("--num_validation_images", int, 4, "images per validation"),
-    ("--validation_steps", int, 0, "validate every N steps (0: at the end only)"),
-    ("--validation_inference_steps", int, 20, "sampler steps of the validation images"),
-    ("--validation_guidance", float, 3.0, "guidance scale of the validation images"),
-    ("--cache_latents", bool, False, "encode every image once (one crop and flip per image)"),
-    ("--cache_text_embeddings", bool, False, "encode every caption once"),
-    ("--max_sequence_length", int, 77, "T5 tokens (SD3, FLUX)"),
-    ("--report_to", str, "none", "none | tensorboard (needs thinkpix[tensorboard]); logs in OUTPUT_DIR/logs"),
-    ("--seed", int, 0, "data order, noise, timesteps"),
-    ("--device", str, "auto", "auto | cpu | cuda"),
-    ("--dtype", str, "auto", "base weights: auto (bf16 on GPU, else fp32) | fp32 | bf16 | fp16"),
-    ("--log_every", int, 10, "metrics line every N steps"),
-]
-DEFAULTS = {flag.lstrip("-"): default for flag, _, default, _ in FLAGS}
-TYPES = {flag.lstrip("-"): typ for flag, typ, _, _ in FLAGS}
+DEFAULTS = {flag.lstrip("-"): default for flag, _, default in FINETUNE_FLAGS}
 # flags that name a trainer-config key (a trainer-config run takes these and refuses the other FLAGS)
 CONFIG_KEYS = {"max_train_steps": "steps", "train_batch_size": "batch_size", "learning_rate": "optim.lr",
                "seed": "seed", "checkpointing_steps": "ckpt_every", "checkpoints_total_limit": "keep_checkpoints",
                "gradient_checkpointing": "grad_checkpointing", "log_every": "log_every",
                "max_grad_norm": "optim.grad_clip", "adam_weight_decay": "optim.weight_decay",
                "caption_dropout": "cond_dropout"}
-TOP_LEVEL = ("pretrained", "rsr", "method", "rank", "output_dir")  # flags-YAML keys beside the FLAGS
+TOP_LEVEL = tuple(d.TOP_LEVEL_SPECS)  # flags-YAML keys beside the FINETUNE_FLAGS
 OLD_KEYS = {"out": "output_dir", "lora_rank": "rank"}  # flags-YAML keys' earlier names (deprecated)
 
 
@@ -98,41 +57,33 @@ class BaseFlag(DeprecatedFlag):
 def register(sub) -> None:
     p = sub.add_parser("finetune", help="fine-tune an RSR (or LoRA) adapter on a frozen base", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pretrained", "--pretrained_model_name_or_path", dest="pretrained", default=None,
-                   metavar="BASE", help="the base: a bundled model or `thinkpix train` folder, a diffusers pipeline "
-                                        "folder, or a hub id in the local cache")
+    option(p, "--pretrained", "--pretrained_model_name_or_path", dest="pretrained", spec=d.PRETRAINED, metavar="BASE",
+           help="the base: a bundled model or `thinkpix train` folder, a diffusers pipeline folder, or a hub id in "
+                "the local cache")
     p.add_argument("--base", dest="pretrained", action=BaseFlag, new="--pretrained (with a trainer config)",
                    default=argparse.SUPPRESS)
-    p.add_argument("--rsr", default=None, help="RSR spec, e.g. layers=2,3,experts=2,latent_steps=2,rank=8 (LoRA: "
-                                                "its blocks and parameter count)")
-    p.add_argument("--method", choices=("rsr", "lora", "full"), default=None,
-                   help="rsr (default), lora (the paper's SFT baseline), or full: the base's whole transformer "
-                        "trained further (a trainer-config run; exports a model folder)")
-    p.add_argument("--rank", type=int, default=None, help="LoRA rank (default: parameter-matched to --rsr)")
+    option(p, "--rsr", spec=d.RSR_SPEC)
+    option(p, "--method", spec=d.METHOD)
+    option(p, "--rank", spec=d.RANK)
     add_alias(p, "--lora-rank", "--rank", "rank", type=int)
-    p.add_argument("--output_dir", default=None, metavar="DIR",
-                   help="run folder: checkpoints, metrics, validation, the adapter (default runs/finetune)")
+    option(p, "--output_dir", spec=d.FT_OUTPUT_DIR, metavar="DIR")
     add_alias(p, "--out", "--output_dir", "output_dir")
-    p.add_argument("--export", default=None, help="adapter (or model) folder (default OUTPUT_DIR/adapter)")
-    p.add_argument("--resume_from_checkpoint", default=None, metavar="latest|DIR",
-                   help="the checkpoint to resume from (default: latest, when the run folder holds one)")
+    option(p, "--export", spec=d.EXPORT_DIR, help="adapter (or model) folder (default OUTPUT_DIR/adapter)")
+    option(p, "--resume_from_checkpoint", spec=d.RESUME_FROM, metavar="latest|DIR",
+           help="the checkpoint to resume from (default: latest, when the run folder holds one)")
     add_alias(p, "--resume-from", "--resume_from_checkpoint", "resume_from_checkpoint")
     p.add_argument("--no_resume", action="store_true",
                    help="start from scratch (refused in a folder holding a run unless --overwrite)")
     add_alias(p, "--no-resume", "--no_resume", "no_resume", nargs=0, const=True)
-    p.add_argument("--overwrite", action="store_true",
-                   help="start over: replace the run already in the folder; a resume with another request (base, "
-                        "data, settings) is refused without it")
-    p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default=None,
-                   help="compute precision: fp32 | bf16 autocast | auto (see docs/training.md, Precision)")
-    p.add_argument("--config", default=None, help="YAML: flags without '--' (with a `pretrained` key), or a "
+    option(p, "--overwrite", spec=d.OVERWRITE,
+           help="start over: replace the run already in the folder; a resume with another request (base, "
+                "data, settings) is refused without it")
+    option(p, "--precision", spec=d.RUN_PRECISION)
+    option(p, "--config", spec=d.CONFIG_FILE, help="YAML: flags without '--' (with a `pretrained` key), or a "
                                                   "trainer config (default configs/finetune_rsr.yaml)")
-    p.add_argument("overrides", nargs="*", help="trainer-config overrides, e.g. steps=300 optim.lr=5e-4")
-    for flag, typ, default, help_text in FLAGS:  # absent unless given: a trainer-config run sees what was asked
-        if typ is bool:
-            p.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=help_text)
-        else:
-            p.add_argument(flag, type=typ, default=argparse.SUPPRESS, help=f"{help_text} (default {default!r})")
+    option(p, "overrides", spec=d.OVERRIDE, nargs="*", help="trainer-config overrides, e.g. steps=300 optim.lr=5e-4")
+    for flag, spec, default in FINETUNE_FLAGS:  # absent unless given: a trainer-config run sees what was asked
+        option(p, flag, spec=spec, default=argparse.SUPPRESS, help=f"{spec.help} (default {default!r})")
     p.set_defaults(func=run, config_run=False)
 
 

@@ -4,7 +4,8 @@ flag is read and checked here, before the base loads."""
 
 from __future__ import annotations
 
-from .finetune import DEFAULTS, OLD_KEYS, TOP_LEVEL, TYPES, read_flags_config, resume_kwargs
+from ..declarations import FLAG_SPECS, TOP_LEVEL_SPECS
+from .finetune import DEFAULTS, OLD_KEYS, TOP_LEVEL, read_flags_config, resume_kwargs
 
 
 def flag_value(args, name: str):
@@ -24,13 +25,7 @@ def apply_config(args, data: dict, path) -> None:
         if key not in DEFAULTS and key not in TOP_LEVEL:
             raise ThinkpixError(f"{path}: unknown key {key!r}; keys are the finetune flags without '--' "
                                 f"({', '.join([*TOP_LEVEL, *DEFAULTS][:12])}, ...)")
-        typ = int if key == "rank" else TYPES.get(key, str)
-        ok = (isinstance(value, bool) if typ is bool else isinstance(value, str) if typ is str
-              else isinstance(value, int) and not isinstance(value, bool) if typ is int
-              else isinstance(value, (int, float)) and not isinstance(value, bool))
-        if not ok:
-            raise ThinkpixError(f"{path}: key {key!r} must be {'true or false' if typ is bool else typ.__name__}, "
-                                f"got {value!r}")
+        value = (TOP_LEVEL_SPECS.get(key) or FLAG_SPECS[key]).check(value, f"{path}: key {key!r}")
         if key in TOP_LEVEL:
             if getattr(args, key, None) is None:
                 setattr(args, key, value)

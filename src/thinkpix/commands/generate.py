@@ -4,6 +4,8 @@ class-conditional (DiT) model; the unconditional half of guidance is the DiT's n
 
 from __future__ import annotations
 
+from .. import declarations as d
+from ..schema import option
 from ._common import add_sampling_flags, sampling_kwargs, sampling_precision
 from .loading import load_model
 from .base_flags import add_base_flags
@@ -11,22 +13,16 @@ from .base_flags import add_base_flags
 
 def register(sub) -> None:
     p = sub.add_parser("generate", help="generate images for a prompt (or a class)", description=__doc__)
-    p.add_argument("prompt", nargs="?", default=None, help="the prompt (text-to-image models)")
-    p.add_argument("--class", dest="class_name", default=None, metavar="NAME",
-                   help='a class of a class-conditional model, e.g. "red circle" (instead of a prompt)')
-    p.add_argument("-n", "--num-images", type=int, default=4)
-    p.add_argument("--out", default="grid.png", help="PNG file for the grid (default grid.png; an existing file is "
-                   "refused unless --overwrite)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (and --trace) file")
-    p.add_argument("--upscale", type=int, default=None,
-                   help="nearest-neighbour upscale of the grid (default: a small image shown at about 128 px, 4x "
-                        "at 32 px; images of 128 px and more, e.g. a pipeline's, at their own size)")
-    p.add_argument("--trace", default=None, metavar="FILE",
-                   help="save RSR routing decisions (expert per token, layer, latent step, diffusion step) "
-                        "to a safetensors file")
-    p.add_argument("--lake", default=None, metavar="MAP_OR_SEED",
-                   help="solve a lake map with a lake --model (see `thinkpix lake generate`): rows "
-                        "'S.H.,..H.,....,H..G' or the seed of a random 5x5 map of 5 moves")
+    option(p, "prompt", spec=d.PROMPT, nargs="?", metavar="PROMPT")
+    option(p, "--class", dest="class_name", spec=d.CLASS, metavar="NAME")
+    option(p, "-n", "--num-images", spec=d.NUM_IMAGES, default=4)
+    option(p, "--out", spec=d.GRID_OUT, default="grid.png")
+    option(p, "--overwrite", spec=d.OVERWRITE, help="replace an existing --out (and --trace) file")
+    option(p, "--upscale", spec=d.UPSCALE)
+    option(p, "--trace", spec=d.TRACE_OUT, metavar="FILE")
+    option(p, "--lake", spec=d.LAKE_MAP_OPTIONAL, metavar="MAP_OR_SEED",
+           help="solve a lake map with a lake --model (see `thinkpix lake generate`): rows "
+                "'S.H.,..H.,....,H..G' or the seed of a random 5x5 map of 5 moves")
     add_sampling_flags(p)
     add_base_flags(p)  # --pretrained BASE --device --dtype --resolution --force-base
     p.set_defaults(func=run)

@@ -15,7 +15,9 @@ import argparse
 import json
 from pathlib import Path
 
+from .. import declarations as d
 from ..deprecation import add_alias
+from ..schema import option
 from ._common import add_precision_flag, finish_run, precision_record, sampling_precision
 
 
@@ -25,44 +27,43 @@ def register(sub) -> None:
     lake = p.add_subparsers(dest="lake_command", required=True, metavar="ACTION")
 
     pr = lake.add_parser("prompts", help="write an evaluation set of maps (metadata JSONL)")
-    pr.add_argument("--out", required=True, help="JSONL file to write (an existing file is refused unless --overwrite)")
-    pr.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    pr.add_argument("--per-cell", type=int, default=8, help="maps per (grid size, path length) pair (default 8)")
-    pr.add_argument("--sizes", default="4-8", help="grid sizes, e.g. 4-8 (lengths 1..2N each)")
-    pr.add_argument("--target", choices=("path", "position"), default="path",
-                    help="path: draw a shortest path; position: draw the agent after k moves (k per map)")
-    pr.add_argument("--seed", type=int, default=0)
+    option(pr, "--out", spec=d.JSONL_OUT, required=True)
+    option(pr, "--overwrite", spec=d.OVERWRITE, help="replace an existing --out file")
+    option(pr, "--per-cell", spec=d.LAKE_PER_CELL, default=8)
+    option(pr, "--sizes", spec=d.LAKE_SIZES, default="4-8")
+    option(pr, "--target", spec=d.LAKE_TARGET, default="path")
+    option(pr, "--seed", spec=d.SEED, default=0, help="seed of the maps")
     pr.set_defaults(func=run_prompts)
 
     rd = lake.add_parser("render", help="render ground-truth solutions in GenEval's folder layout")
-    rd.add_argument("--prompts", required=True, help="metadata JSONL (e.g. data/eval/lake.jsonl)")
-    rd.add_argument("--out", required=True)
-    rd.add_argument("--canvas", type=int, choices=(32, 64), default=32)
-    rd.add_argument("--overwrite", action="store_true", help="replace prompt folders already in OUT")
+    option(rd, "--prompts", spec=d.PROMPTS_FILE, required=True, help="metadata JSONL (e.g. data/eval/lake.jsonl)")
+    option(rd, "--out", spec=d.OUT_DIR, required=True)
+    option(rd, "--canvas", spec=d.CANVAS, default=32)
+    option(rd, "--overwrite", spec=d.OVERWRITE, help="replace prompt folders already in OUT")
     rd.set_defaults(func=run_render)
 
     ev = lake.add_parser("evaluate", help="score a folder of lake solutions with the exact path evaluator")
-    ev.add_argument("dir", metavar="DIR")
+    option(ev, "dir", spec=d.INPUT_DIR, metavar="DIR")
     ev.add_argument("--json", action="store_true", help="print one JSON summary instead of a table")
     ev.set_defaults(func=run_evaluate)
 
     tr = lake.add_parser("train", help="train a lake model from a YAML config (resumes from checkpoints)")
-    tr.add_argument("config")
-    tr.add_argument("overrides", nargs="*", help="dotted overrides, e.g. seed=1 out_dir=runs/x lake.depth=6")
+    option(tr, "config", spec=d.CONFIG_FILE, metavar="CONFIG")
+    option(tr, "overrides", spec=d.OVERRIDE, nargs="*", help="dotted overrides, e.g. seed=1 out_dir=runs/x lake.depth=6")
     tr.add_argument("--no-resume", action="store_true")
-    tr.add_argument("--stop-after", type=int, default=None, metavar="STEP")
-    tr.add_argument("--export", default=None, help="model folder (default OUT_DIR/final)")
+    option(tr, "--stop-after", spec=d.STOP_AFTER, metavar="STEP")
+    option(tr, "--export", spec=d.EXPORT_DIR, help="model folder (default OUT_DIR/final)")
     tr.set_defaults(func=run_train)
 
     ft = lake.add_parser("finetune", help="an RSR (or parameter-matched LoRA) adapter on a frozen lake model")
-    ft.add_argument("--config", default=None, help="YAML config (default: configs/lake_base.yaml's schedule)")
-    ft.add_argument("overrides", nargs="*")
-    ft.add_argument("--pretrained", default=None, metavar="BASE", help="a trained lake model folder (required)")
+    option(ft, "--config", spec=d.CONFIG_FILE, help="YAML config (default: configs/lake_base.yaml's schedule)")
+    option(ft, "overrides", spec=d.OVERRIDE, nargs="*", help="dotted config overrides")
+    option(ft, "--pretrained", spec=d.PRETRAINED, metavar="BASE", help="a trained lake model folder (required)")
     add_alias(ft, "--base", "--pretrained", "pretrained")
-    ft.add_argument("--rsr", required=True, help="RSR spec, e.g. layers=1,2,experts=2,latent_steps=4,rank=8")
-    ft.add_argument("--method", choices=("rsr", "lora"), default="rsr")
-    ft.add_argument("--output_dir", default=None, metavar="DIR",
-                    help="run folder (required); the adapter goes to OUTPUT_DIR/adapter")
+    option(ft, "--rsr", spec=d.RSR_SPEC, required=True)
+    option(ft, "--method", spec=d.LAKE_METHOD, default="rsr")
+    option(ft, "--output_dir", spec=d.FT_OUTPUT_DIR, metavar="DIR",
+           help="run folder (required); the adapter goes to OUTPUT_DIR/adapter")
     add_alias(ft, "--out", "--output_dir", "output_dir")
     ft.add_argument("--no_resume", action="store_true", help="start from scratch")
     add_alias(ft, "--no-resume", "--no_resume", "no_resume", nargs=0, const=True)
@@ -72,29 +73,28 @@ def register(sub) -> None:
     for name, helptext in (("sample", "solutions for an evaluation set, in GenEval's folder layout"),
                            ("generate", "solutions for one map, as a grid")):
         s = samplers[name] = lake.add_parser(name, help=helptext)
-        s.add_argument("--model", required=True, help="a trained lake model folder")
-        s.add_argument("--adapter", default=None, help="RSR or LoRA adapter folder (from `thinkpix lake finetune`)")
-        s.add_argument("--latent-steps", type=int, default=None, help="RSR latent steps T (0 = without RSR)")
+        option(s, "--model", spec=d.MODEL, required=True, help="a trained lake model folder")
+        option(s, "--adapter", spec=d.ADAPTER, help="RSR or LoRA adapter folder (from `thinkpix lake finetune`)")
+        option(s, "--latent-steps", spec=d.LATENT_STEPS)
         add_alias(s, "--think-steps", "--latent-steps", "latent_steps", type=int)
-        s.add_argument("--steps", type=int, default=20, help="sampler steps (default 20)")
-        s.add_argument("--seed", type=int, default=0)
-        s.add_argument("--threads", type=int, default=0)
+        option(s, "--steps", spec=d.SAMPLER_STEPS, default=20)
+        option(s, "--seed", spec=d.SEED, default=0)
+        option(s, "--threads", spec=d.THREADS, default=0)
         add_precision_flag(s)
-        s.add_argument("--out", required=True)
+        option(s, "--out", spec=d.OUT_DIR if name == "sample" else d.GRID_OUT, required=True)
     sa = samplers["sample"]
-    sa.add_argument("--prompts", required=True, help="metadata JSONL (e.g. data/eval/lake.jsonl)")
-    sa.add_argument("--images-per-map", type=int, default=1)
-    sa.add_argument("--overwrite", action="store_true", help="remove OUT's map folders and start afresh "
-                    "(default: rerunning the same command resumes, another run's folder is refused)")
+    option(sa, "--prompts", spec=d.PROMPTS_FILE, required=True, help="metadata JSONL (e.g. data/eval/lake.jsonl)")
+    option(sa, "--images-per-map", spec=d.IMAGES_PER_PROMPT, default=1, help="images per map")
+    option(sa, "--overwrite", spec=d.OVERWRITE, help="remove OUT's map folders and start afresh "
+           "(default: rerunning the same command resumes, another run's folder is refused)")
     sa.set_defaults(func=run_sample)
     ge = samplers["generate"]
-    ge.add_argument("--map", required=True, metavar="MAP_OR_SEED",
-                    help="rows separated by commas ('S.H.,..H.,....,H..G') or an integer seed of a random map")
-    ge.add_argument("--size", type=int, default=5, help="grid size of a random map (default 5)")
-    ge.add_argument("--length", type=int, default=5, help="shortest-path length of a random map (default 5)")
-    ge.add_argument("-k", type=int, default=None, help="position-target models: moves after which to draw the agent")
-    ge.add_argument("-n", "--num-images", type=int, default=4)
-    ge.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    option(ge, "--map", spec=d.LAKE_MAP, required=True, metavar="MAP_OR_SEED")
+    option(ge, "--size", spec=d.LAKE_SIZE, default=5, help="grid size of a random map")
+    option(ge, "--length", spec=d.LAKE_LENGTH, default=5)
+    option(ge, "-k", spec=d.LAKE_K)
+    option(ge, "-n", "--num-images", spec=d.NUM_IMAGES, default=4)
+    option(ge, "--overwrite", spec=d.OVERWRITE, help="replace an existing --out file")
     ge.set_defaults(func=run_generate)
 
 
@@ -119,8 +119,6 @@ def run_prompts(args) -> int:
 
     from ..worlds.lake.maps import MAX_SIZE, MIN_SIZE
 
-    if args.per_cell < 1:
-        raise ThinkpixError(f"--per-cell must be >= 1, got {args.per_cell}")
     try:
         sizes = parse_range(args.sizes)
     except ThinkpixError as exc:
@@ -198,15 +196,10 @@ def run_finetune(args) -> int:
 def _model(args):
     import torch
 
-    from ..errors import ThinkpixError
     from ..worlds.lake.sampling import load_lake
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.steps < 1:
-        raise ThinkpixError(f"--steps must be >= 1, got {args.steps}")
-    if args.latent_steps is not None and args.latent_steps < 0:
-        raise ThinkpixError(f"--latent-steps must be >= 0, got {args.latent_steps}")
     return load_lake(args.model, args.adapter, args.latent_steps)
 
 
@@ -247,8 +240,6 @@ def run_generate(args) -> int:
     from ..worlds.lake.maps import from_text, random_map, shortest_length, to_text
     from ..worlds.lake.render import render
 
-    if args.num_images < 1:
-        raise ThinkpixError(f"-n must be >= 1, got {args.num_images}")
     spec = (args.map if getattr(args, "map", None) is not None else args.lake).strip()
     if not args.model:
         raise ThinkpixError("a lake map needs a lake --model (from `thinkpix lake train`)")

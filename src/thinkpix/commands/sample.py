@@ -10,6 +10,8 @@ class (DIR/00_red_circle/0000.png, ...), image k of class i with seed SEED + i *
 
 from __future__ import annotations
 
+from .. import declarations as d
+from ..schema import option
 from ._common import add_sampling_flags, sample_record, sampling_kwargs, sampling_precision
 from .loading import load_model, model_path
 from .base_flags import add_base_flags
@@ -19,12 +21,12 @@ def register(sub) -> None:
     p = sub.add_parser("sample", help="generate a GenEval-layout folder for a prompt file (or every class)",
                        description=__doc__)
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--prompts", help="metadata JSONL (one GenEval metadata object per line)")
+    option(what, "--prompts", spec=d.PROMPTS_FILE)
     what.add_argument("--classes", action="store_true", help="every class of a class-conditional model")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--images-per-prompt", type=int, default=4, help="images per prompt (or per class)")
-    p.add_argument("--limit", type=int, default=0, help="only the first N prompts (0 = all)")
-    p.add_argument("--batch-size", type=int, default=64)
+    option(p, "--out", spec=d.OUT_DIR, required=True)
+    option(p, "--images-per-prompt", spec=d.IMAGES_PER_PROMPT, default=4)
+    option(p, "--limit", spec=d.LIMIT, default=0)
+    option(p, "--batch-size", spec=d.BATCH_SIZE, default=64)
     add_sampling_flags(p)
     add_base_flags(p)  # --pretrained BASE --device --dtype --resolution --force-base
     p.set_defaults(func=run)

@@ -6,23 +6,26 @@ Runs on CPU with the bundled models; one sampler runs at a time (a request queue
 
 from __future__ import annotations
 
+from .. import declarations as d
+from ..schema import option
+
 
 def register(sub) -> None:
     p = sub.add_parser("serve", help="a web page to try the models in a browser (needs thinkpix[web])",
                        description=__doc__)
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--pretrained", default=None, metavar="NAME_OR_FOLDER",
-                   help="text-to-image base: a bundled name, a thinkpix model folder or a diffusers pipeline folder "
-                        "(default: the bundled shapes-base)")
-    p.add_argument("--adapter", action="append", default=[], metavar="DIR",
-                   help="an RSR or LoRA adapter folder for the base (repeatable; each becomes a choice in the page)")
-    p.add_argument("--class-model", default=None, metavar="DIR", help="class-conditional model (default shapes-dit)")
-    p.add_argument("--class-adapter", default=None, metavar="DIR", help="an RSR adapter for the class model")
-    p.add_argument("--lake-model", default=None, metavar="DIR", help="a lake model folder (`thinkpix lake train`)")
-    p.add_argument("--lake-adapter", default=None, metavar="DIR", help="an adapter for it (`thinkpix lake finetune`)")
-    p.add_argument("--queue-size", type=int, default=64, help="requests that may wait in the queue (default 64)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    option(p, "--port", spec=d.PORT, default=7860)
+    option(p, "--host", spec=d.HOST, default="127.0.0.1")
+    option(p, "--pretrained", spec=d.PRETRAINED, metavar="NAME_OR_FOLDER",
+           help="text-to-image base: a bundled name, a thinkpix model folder or a diffusers pipeline folder "
+                "(default: the bundled shapes-base)")
+    option(p, "--adapter", spec=d.ADAPTER, action="append", default=[], metavar="DIR",
+           help="an RSR or LoRA adapter folder for the base (repeatable; each becomes a choice in the page)")
+    option(p, "--class-model", spec=d.MODEL, metavar="DIR", help="class-conditional model (default shapes-dit)")
+    option(p, "--class-adapter", spec=d.ADAPTER, metavar="DIR", help="an RSR adapter for the class model")
+    option(p, "--lake-model", spec=d.MODEL, metavar="DIR", help="a lake model folder (`thinkpix lake train`)")
+    option(p, "--lake-adapter", spec=d.ADAPTER, metavar="DIR", help="an adapter for it (`thinkpix lake finetune`)")
+    option(p, "--queue-size", spec=d.QUEUE_SIZE, default=64)
+    option(p, "--threads", spec=d.THREADS, default=0)
     p.add_argument("--no-generate-on-load", action="store_true",
                    help="do not draw the default prompt's samples when the page opens")
     p.set_defaults(func=run)
@@ -30,10 +33,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..errors import ThinkpixError
-    from ..validation import integer
 
-    integer(args.port, "--port", 1, 65535)
-    integer(args.queue_size, "--queue-size", 1, 10_000)
     if args.lake_adapter and not args.lake_model:
         raise ThinkpixError("--lake-adapter needs a --lake-model")
     try:
@@ -46,7 +46,7 @@ def run(args) -> int:
     from ..web.service import load_service
 
     if args.threads:
-        torch.set_num_threads(integer(args.threads, "--threads", 1, 1024))
+        torch.set_num_threads(args.threads)
     service = load_service(args.pretrained, args.adapter, args.class_model, args.class_adapter, args.lake_model,
                            args.lake_adapter)
     demo = app.build(service, generate_on_load=not args.no_generate_on_load)

@@ -4,17 +4,24 @@ text-to-image MMDiT). Resumes from the run folder's latest checkpoint. Under
 
 from __future__ import annotations
 
+import argparse
+
+from .. import declarations as d
+from ..schema import keys_help, option
 from ._common import add_run_flags, check_export, finish_run, precision_override, run_flags
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train a model from a YAML config", description=__doc__)
-    p.add_argument("config", help="YAML config file")
-    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=5e-4 steps=2000")
+    from ..training.config import TrainConfig
+
+    p = sub.add_parser("train", help="train a model from a YAML config", description=__doc__,
+                       epilog=keys_help(TrainConfig, "config keys (in the YAML file or as dotted overrides)"),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    option(p, "config", spec=d.CONFIG_FILE, metavar="CONFIG")
+    option(p, "overrides", spec=d.OVERRIDE, nargs="*", help="dotted overrides, e.g. optim.lr=5e-4 steps=2000")
     add_run_flags(p)
-    p.add_argument("--stop-after", type=int, default=None, metavar="STEP",
-                   help="stop at this step of the configured schedule (the schedule still spans `steps`)")
-    p.add_argument("--export", default=None, help="folder for the final EMA weights (default OUT_DIR/final)")
+    option(p, "--stop-after", spec=d.STOP_AFTER, metavar="STEP")
+    option(p, "--export", spec=d.EXPORT_DIR, help="folder for the final EMA weights (default OUT_DIR/final)")
     p.set_defaults(func=run)
 
 

@@ -12,6 +12,9 @@ import json
 import shutil
 from pathlib import Path
 
+from .. import declarations as d
+from ..schema import option
+
 
 def register(sub) -> None:
     p = sub.add_parser("world", help="prompt sets and ground-truth renders of the shapes world",
@@ -19,24 +22,22 @@ def register(sub) -> None:
     world = p.add_subparsers(dest="world_command", required=True, metavar="ACTION")
 
     pr = world.add_parser("prompts", help="write a prompt set (metadata JSONL)")
-    pr.add_argument("--out", required=True, help="JSONL file to write (an existing file is refused unless --overwrite)")
-    pr.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    pr.add_argument("--set", dest="which", choices=("geneval", "dense"), default="geneval",
-                    help="geneval: the six GenEval tasks; dense: multi-object prompts with DPG-style questions")
-    pr.add_argument("--per-task", type=int, default=100,
-                    help="prompts per task (dense counts as one task) (default 100)")
-    pr.add_argument("--seed", type=int, default=0)
+    option(pr, "--out", spec=d.JSONL_OUT, required=True)
+    option(pr, "--overwrite", spec=d.OVERWRITE, help="replace an existing --out file")
+    option(pr, "--set", dest="which", spec=d.PROMPT_SET, default="geneval")
+    option(pr, "--per-task", spec=d.PER_TASK, default=100, help="prompts per task (dense counts as one task)")
+    option(pr, "--seed", spec=d.SEED, default=0, help="seed of the prompt set")
     pr.set_defaults(func=run_prompts)
 
     rd = world.add_parser("render", help="render ground truth for a prompt set in GenEval's folder layout")
-    rd.add_argument("--prompts", required=True, help="metadata JSONL (e.g. data/eval/geneval.jsonl)")
-    rd.add_argument("--out", required=True, help="folder: OUT/00000/metadata.jsonl, OUT/00000/samples/0000.png ...")
-    rd.add_argument("--images-per-prompt", type=int, default=4)
-    rd.add_argument("--seed", type=int, default=0)
-    rd.add_argument("--distractors", type=int, default=0,
-                    help="extra objects of shapes the prompt does not name (default 0)")
-    rd.add_argument("--canvas", type=int, choices=(32, 64), default=32)
-    rd.add_argument("--overwrite", action="store_true", help="replace prompt folders already in OUT")
+    option(rd, "--prompts", spec=d.PROMPTS_FILE, required=True, help="metadata JSONL (e.g. data/eval/geneval.jsonl)")
+    option(rd, "--out", spec=d.OUT_DIR, required=True,
+           help="folder: OUT/00000/metadata.jsonl, OUT/00000/samples/0000.png ...")
+    option(rd, "--images-per-prompt", spec=d.IMAGES_PER_PROMPT, default=4)
+    option(rd, "--seed", spec=d.SEED, default=0)
+    option(rd, "--distractors", spec=d.DISTRACTORS, default=0)
+    option(rd, "--canvas", spec=d.CANVAS, default=32)
+    option(rd, "--overwrite", spec=d.OVERWRITE, help="replace prompt folders already in OUT")
     rd.set_defaults(func=run_render)
 
 

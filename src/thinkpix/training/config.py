@@ -14,44 +14,59 @@ from pathlib import Path
 
 import yaml
 
+from ..declarations import MAX_SEED
 from ..errors import ThinkpixError
-from ..validation import config_ranges
+from ..rsr.config import BOUNDS
+from ..schema import Spec, Word, key, spec_of
+
+
+WHY_CANVAS = "the shapes world renders 32 and 64 px canvases"
 
 
 @dataclass
 class ModelConfig:
-    kind: str = "mmdit"  # mmdit (text-to-image) | dit (class-conditional) | autoencoder | features (FD network)
-    size: str = "tiny"  # a name from thinkpix.models.registry
-    space: str = "pixel"  # pixel | latent (needs `autoencoder`); mmdit and dit only
-    autoencoder: str = ""  # folder of a trained autoencoder (latent space)
-    text_encoder: str = "minilm"  # minilm (frozen, offline) | words (small learned encoder, tests); mmdit only
-    canvas: int = 32
-    rsr: str = ""  # RSR trained in from the start (base trainable), e.g. "layers=2,3,experts=2,latent_steps=4,random_depth=true"
+    kind: str = key("mmdit", Spec(str, "mmdit (text-to-image) | dit (class-conditional) | autoencoder | features "
+                                       "(FD network)", choices=("mmdit", "dit", "autoencoder", "features")))
+    size: str = key("tiny", Spec(str, "a size name from thinkpix.models.registry", empty=False))
+    space: str = key("pixel", Spec(str, "pixel | latent (needs `autoencoder`); mmdit and dit only",
+                                   choices=("pixel", "latent")))
+    autoencoder: str = key("", Spec(str, "folder of a trained autoencoder (latent space)"))
+    text_encoder: str = key("minilm", Spec(str, "minilm (frozen, offline) | words (small learned encoder, tests); "
+                                               "mmdit only", choices=("minilm", "words")))
+    canvas: int = key(32, Spec(int, "image side", choices=(32, 64), unit="pixels"))
+    rsr: str = key("", Spec(str, "RSR trained in from the start (base trainable), e.g. "
+                                 "layers=2,3,experts=2,latent_steps=4,random_depth=true"))
 
 
 @dataclass
 class OptimConfig:
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    beta1: float = 0.9
-    beta2: float = 0.99
-    warmup_steps: int = 200
-    schedule: str = "constant"  # constant | cosine (after warm-up)
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
+    lr: float = key(1e-3, Spec(float, "AdamW learning rate", 0.0, 10.0, lo_open=True))
+    weight_decay: float = key(0.0, Spec(float, "AdamW weight decay", 0.0, 10.0))
+    beta1: float = key(0.9, Spec(float, "AdamW beta1", 0.0, 1.0, hi_open=True))
+    beta2: float = key(0.99, Spec(float, "AdamW beta2", 0.0, 1.0, hi_open=True))
+    warmup_steps: int = key(200, Spec(int, "linear warm-up of the learning rate", 0, 10**9, unit="steps"))
+    schedule: str = key("constant", Spec(str, "after warm-up: constant | cosine", choices=("constant", "cosine")))
+    min_lr_ratio: float = key(0.1, Spec(float, "cosine: the last learning rate / lr", 0.0, 1.0))
+    grad_clip: float = key(1.0, Spec(float, "gradient-norm clipping", 0.0, lo_open=True))
 
 
 @dataclass
 class FinetuneConfig:
     """Adapter-only fine-tuning of a frozen base (method none = train from scratch)."""
 
-    base: str = ""  # model folder or bundled name
-    method: str = "none"  # none | rsr | lora (the paper's SFT baseline) | full (the whole transformer trains further)
-    rsr: str = ""  # RSRConfig spec, e.g. "layers=2,3,experts=2,latent_steps=2,rank=8"
-    lora_layers: str = ""  # LoRA blocks, e.g. "2,3" (default: the RSR spec's layers)
-    lora_rank: int = 0  # 0: the rank whose parameter count matches the RSR spec
-    gate_lr_mult: float = 1.0  # RSR: learning rate of the gates = optim.lr * this (own AdamW group)
-    expert_lr_mult: float = 1.0  # RSR: learning rate of the experts = optim.lr * this
+    base: str = key("", Spec(str, "model folder or bundled name of the frozen base"))
+    method: str = key("none", Spec(str, "none (train from scratch) | rsr | lora (the paper's SFT baseline) | full "
+                                        "(the whole transformer trains further)", choices=("none", "rsr", "lora", "full")))
+    rsr: str = key("", Spec(str, "RSR spec, e.g. layers=2,3,experts=2,latent_steps=2,rank=8 (latent_steps <= "
+                                 f"{BOUNDS['latent_steps'][0]}, experts <= {BOUNDS['num_experts'][0]}, rank <= "
+                                 f"{BOUNDS['rank'][0]})"))
+    lora_layers: str = key("", Spec(str, "LoRA blocks, e.g. 2,3 (default: the RSR spec's layers)"))
+    lora_rank: int = key(0, Spec(int, "LoRA rank (0: the rank whose parameter count matches the RSR spec)", 0,
+                                 BOUNDS["rank"][0], why_max=BOUNDS["rank"][1]))
+    gate_lr_mult: float = key(1.0, Spec(float, "RSR: learning rate of the gates = optim.lr * this", 0.0, 1e6,
+                                        lo_open=True))
+    expert_lr_mult: float = key(1.0, Spec(float, "RSR: learning rate of the experts = optim.lr * this", 0.0, 1e6,
+                                          lo_open=True))
 
 
 @dataclass
@@ -59,99 +74,87 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    out_dir: str = "runs/default"
-    steps: int = 1000
-    batch_size: int = 64  # global batch (split across data-parallel processes)
-    seed: int = 0
-    ema_decay: float = 0.999
-    cond_dropout: float = 0.1  # share of captions (class labels) replaced by the empty prompt (null class), for CFG
-    data_pool: int = 0  # 0: the infinite stream; N: a fixed set of N samples, seen for many epochs
-    validate_every: int = 0  # steps between validation-loss (+ RSR instrument) records in metrics.jsonl; 0: off
-    validation_samples: int = 64  # size of the fixed validation set (held out, disjoint from data/eval prompts)
-    data_mix: str = ""  # text: weights of the stream's kinds, e.g. "position=2,free=1"; class: of colours and shapes, e.g. "circle=3" ("" = default)
-    threads: int = 0  # torch threads per process; 0 = leave torch's default
-    precision: str = "fp32"  # fp32 | bf16 (autocast; weights, optimiser, EMA, losses stay fp32) | auto (thinkpix.precision)
-    log_every: int = 25
-    sample_every: int = 1000
-    ckpt_every: int = 500
-    keep_checkpoints: int = 2
-    grad_checkpointing: bool = False
-
-
-VALID_CHOICES = {
-    "model.kind": ("mmdit", "dit", "autoencoder", "features"),
-    "model.space": ("pixel", "latent"),
-    "model.text_encoder": ("minilm", "words"),
-    "model.canvas": (32, 64),
-    "optim.schedule": ("constant", "cosine"),
-    "finetune.method": ("none", "rsr", "lora", "full"),
-    "precision": ("fp32", "bf16", "auto"),
-}
-
-
-def _coerce(value, typ, key: str):
-    if isinstance(typ, str):
-        typ = {"int": int, "float": float, "str": str, "bool": bool}[typ]
-    if typ in (int, float) and isinstance(value, bool):  # YAML `steps: true` is no number
-        raise ThinkpixError(f"config key {key!r}: expected {'an integer' if typ is int else 'a number'}, got {value!r}")
-    if typ is str and (value is None or isinstance(value, (bool, dict, list))):
-        raise ThinkpixError(f"config key {key!r}: expected text, got {value!r}")
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise ThinkpixError(f"config key {key!r}: expected true/false, got {value!r}")
-    if typ is int and isinstance(value, float) and value.is_integer():
-        value = int(value)
-    try:
-        if typ is int and isinstance(value, str):
-            return int(float(value)) if float(value).is_integer() else int(value)
-        out = typ(value)
-    except (TypeError, ValueError):
-        raise ThinkpixError(f"config key {key!r}: expected {typ.__name__}, got {value!r}") from None
-    if typ is int and isinstance(value, float) and not value.is_integer():
-        raise ThinkpixError(f"config key {key!r}: expected an integer, got {value!r}")
-    return out
+    out_dir: str = key("runs/default", Spec(str, "run folder: checkpoints, metrics, samples, the export", path="out-dir"))
+    steps: int = key(1000, Spec(int, "optimiser steps", 1, 10**9, unit="steps"))
+    batch_size: int = key(64, Spec(int, "global batch (split across data-parallel processes)", 1, 65_536,
+                                   unit="samples", why_max="a batch is held in memory"))
+    seed: int = key(0, Spec(int, "seed of data, noise and initialisation", 0, MAX_SEED,
+                            why_max="seeds feed torch and NumPy generators"))
+    ema_decay: float = key(0.999, Spec(float, "EMA decay of the exported weights (0: no EMA)", 0.0, 1.0, hi_open=True))
+    cond_dropout: float = key(0.1, Spec(float, "share of captions (class labels) replaced by the empty prompt (null "
+                                               "class), for guidance", 0.0, 1.0, hi_open=True))
+    data_pool: int = key(0, Spec(int, "0: the infinite stream; N: a fixed set of N samples, seen for many epochs", 0,
+                                 10**7, unit="samples"))
+    validate_every: int = key(0, Spec(int, "steps between validation-loss (+ RSR instrument) records in "
+                                           "metrics.jsonl; 0: off", 0, unit="steps"))
+    validation_samples: int = key(64, Spec(int, "size of the fixed validation set (held out, disjoint from data/eval "
+                                                "prompts)", 1, 10**6, unit="samples"))
+    data_mix: str = key("", Spec(str, 'weights of the stream\'s kinds, e.g. "position=2,free=1" (text), or of colours '
+                                      'and shapes, e.g. "circle=3" (class); "" = default'))
+    threads: int = key(0, Spec(int, "torch threads per process; 0 = leave torch's default", 0, 1024))
+    precision: str = key("fp32", Spec(str, "fp32 | bf16 (autocast; weights, optimiser, EMA, losses stay fp32) | auto "
+                                           "(thinkpix.precision)", choices=("fp32", "bf16", "auto")))
+    log_every: int = key(25, Spec(int, "steps between metrics lines", 1, unit="steps"))
+    sample_every: int = key(1000, Spec(int, "steps between preview samples", 1, unit="steps"))
+    ckpt_every: int = key(500, Spec(int, "steps between checkpoints", 1, unit="steps"))
+    keep_checkpoints: int = key(2, Spec(int, "checkpoints kept", 1, 10_000))
+    grad_checkpointing: bool = key(False, Spec(bool, "recompute the transformer's blocks in backward"))
 
 
 def apply_mapping(obj, data: dict, prefix: str = "") -> None:
-    """Set the dataclass `obj`'s fields from a nested mapping; ThinkpixError naming an unknown key or bad value."""
+    """Set the dataclass `obj`'s fields from a nested mapping, each value checked by its field's Spec
+    (`thinkpix.schema`); ThinkpixError naming an unknown key or a bad value."""
     hints = typing.get_type_hints(type(obj))
-    names = {f.name for f in dataclasses.fields(obj)}
-    for key, value in data.items():
-        full = f"{prefix}{key}"
-        if key not in names:
-            raise ThinkpixError(f"unknown config key {full!r}; known: {', '.join(sorted(names))}")
-        current = getattr(obj, key)
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    for name, value in data.items():
+        full = f"{prefix}{name}"
+        if name not in fields:
+            raise ThinkpixError(f"unknown config key {full!r}; known: {', '.join(sorted(fields))}")
+        current = getattr(obj, name)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
                 raise ThinkpixError(f"config key {full!r} is a section; give its fields")
             apply_mapping(current, value, full + ".")
         else:
-            setattr(obj, key, _coerce(value, hints[key], full))
+            if value is None:
+                raise ThinkpixError(f"config key {full!r}: no value given (a key with nothing after the colon)")
+            spec, label = spec_of(fields[name], hints[name]), f"config key {full!r}"
+            setattr(obj, name, spec.parse(value, label) if isinstance(value, Word) else spec.check(value, label))
 
 
-def _get(cfg, dotted: str):
-    for part in dotted.split("."):
-        cfg = getattr(cfg, part)
-    return cfg
+def check_fields(obj, prefix: str = "") -> None:
+    """Every field of a config (as built, loaded or set by the library) checked by its Spec; an out-dir checked
+    for writability."""
+    from ..validation import output_path
+
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value, full = getattr(obj, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            check_fields(value, full + ".")
+            continue
+        spec = spec_of(f, hints[f.name])
+        spec.check(value, f"config key {full!r}")
+        if spec.path == "out-dir":
+            output_path(value, f"config key {full!r}", "dir")
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:
-    for key, choices in VALID_CHOICES.items():
-        if _get(cfg, key) not in choices:
-            raise ThinkpixError(f"config key {key!r}: {_get(cfg, key)!r} is not one of {list(choices)}")
-    config_ranges(cfg)  # numbers (NaN, ranges), data-mix weights, text, a writable out_dir
+    check_fields(cfg)  # types, ranges and choices of every key (NaN refused), a writable out_dir
     if cfg.data_mix:
         from ..worlds.classes.sets import CLASS_PARTS
         from ..worlds.shapes.stream import DEFAULT_MIX
         from .data import parse_mix
 
         try:
-            names = set(parse_mix(cfg.data_mix))
+            weights = parse_mix(cfg.data_mix)
         except ValueError:
             raise ThinkpixError(f"config key 'data_mix': weights must be numbers, got {cfg.data_mix!r}") from None
+        for mix_name, weight in weights.items():
+            Spec(float, "a data-mix weight", 0.0).check(weight, f"config key 'data_mix' weight of {mix_name!r}")
+        if not any(w > 0 for w in weights.values()):
+            raise ThinkpixError(f"config key 'data_mix': at least one weight must be > 0, got {cfg.data_mix!r}")
+        names = set(weights)
         class_names = {part for pair in CLASS_PARTS for part in pair}  # colours and shapes
         if not (names <= set(DEFAULT_MIX) or names <= class_names):
             raise ThinkpixError(f"config key 'data_mix': {sorted(names)} is neither a text-stream mix (kinds: "
@@ -194,17 +197,20 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 
 
 def parse_overrides(overrides: list[str]) -> dict:
+    """['optim.lr=5e-4', 'steps=2000'] -> {'optim': {'lr': Word('5e-4')}, 'steps': Word('2000')}: each value is
+    parsed later by its key's Spec (an integer key takes digits, a text key keeps its text, `true` is a switch)."""
     nested: dict = {}
     for item in overrides:
         if "=" not in item:
             raise ThinkpixError(f"override {item!r} must look like key.sub=value")
-        key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw else ""
+        key_text, raw = item.split("=", 1)
         node = nested
-        parts = key.strip().split(".")
+        parts = key_text.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = value
+            if not isinstance(node, dict):
+                raise ThinkpixError(f"override {item!r}: {part!r} is not a section")
+        node[parts[-1]] = Word(raw)
     return nested
 
 

@@ -15,7 +15,6 @@ from torch import nn
 from ..errors import ThinkpixError
 
 MIXED_PRECISION = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-TRACKERS = ("none", "tensorboard")
 
 
 @dataclass
@@ -29,15 +28,11 @@ class TrainerOptions:
     validate_at_end: bool = False  # a preview after the last step, also off the sample_every grid
 
     def check(self) -> None:
-        """Refuse a bad value, or an option whose optional package is missing, with its flag's name."""
-        from ..validation import integer
+        """Refuse a bad value (each option checked by its flag's declaration, `declarations.FINETUNE_FLAGS`), or
+        an option whose optional package is missing, with its flag's name."""
+        from ..declarations import check_flag_values
 
-        integer(self.gradient_accumulation_steps, "--gradient_accumulation_steps", 1, 10**6)
-        integer(self.lr_warmup_steps, "--lr_warmup_steps", 0, 10**9)
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ThinkpixError(f"--mixed_precision must be one of {', '.join(MIXED_PRECISION)}")
-        if self.report_to not in TRACKERS:
-            raise ThinkpixError(f"--report_to must be one of {', '.join(TRACKERS)}")
+        check_flag_values(self)
         if self.lr_scheduler:
             from diffusers.optimization import SchedulerType
 

@@ -15,7 +15,6 @@ from torch import nn
 from tqdm import tqdm
 
 from .. import flow
-from ..errors import ThinkpixError
 from .config import TrainConfig
 from .data import sample_seed, world_batch
 from .datasets import CaptionedImages, ImageOptions, load_captioned
@@ -23,7 +22,6 @@ from .objectives import AdapterTraining
 from .options import MIXED_PRECISION, TrainerOptions
 from .seeding import seed_everything
 
-WEIGHTING_SCHEMES = ("logit_normal", "sigma_sqrt", "mode", "cosmap", "none")  # diffusers' SD3 training schemes
 
 
 @dataclass
@@ -57,21 +55,7 @@ class PipelineOptions(TrainerOptions):
     dtype: str = "auto"
 
     def check(self) -> None:
-        super().check()  # the trainer's options
-        if self.weighting_scheme not in WEIGHTING_SCHEMES:
-            raise ThinkpixError(f"--weighting_scheme must be one of {', '.join(WEIGHTING_SCHEMES)}")
-        from ..validation import MAX_IMAGE_SIDE, integer, number
-
-        for name, lo, hi in (("num_validation_images", 1, 4096), ("validation_inference_steps", 1, 10_000),
-                             ("max_sequence_length", 1, 4096), ("resolution", 0, MAX_IMAGE_SIDE),
-                             ("validation_steps", 0, 10**9)):
-            integer(getattr(self, name), f"--{name}", lo, hi)
-        # numbers that must be finite (NaN would train on a NaN loss or export NaN weights)
-        number(self.gate_learning_rate, "--gate_learning_rate", 0.0, 10.0)  # 0: --learning_rate; at most 10, as it
-        number(self.logit_mean, "--logit_mean", -100.0, 100.0)
-        number(self.logit_std, "--logit_std", 0.0, 100.0, lo_open=True)
-        number(self.mode_scale, "--mode_scale", -100.0, 100.0)
-        number(self.validation_guidance, "--validation_guidance", 0.0, 100.0)  # as generate's --guidance
+        super().check()  # every option by its flag's declaration (`declarations.FINETUNE_FLAGS`), the packages
 
     def to_dict(self) -> dict:
         return asdict(self)
