@@ -54,8 +54,16 @@ def clocks(fn) -> tuple[float, float]:
     return cpu_seconds() - c, time.perf_counter() - w
 
 
+RECOMPILE_LIMIT = 64  # graphs per block: {train, sample} x {fp32, bf16} x {block, last block} x shapes > dynamo's 8
+
+
 def compiled_copy(model):
     """A deep copy of `model` (same weights) whose transformer blocks are compiled (regional compile)."""
+    import torch._dynamo
+
+    for name in ("recompile_limit", "cache_size_limit"):  # past dynamo's limit a block would silently run eagerly
+        if hasattr(torch._dynamo.config, name):
+            setattr(torch._dynamo.config, name, RECOMPILE_LIMIT)
     twin = copy.deepcopy(model)
     for block in twin.transformer.transformer_blocks:
         block.compile()  # nn.Module.compile: in place, inductor, mode default
@@ -169,24 +177,6 @@ def _step_in(step, precision: str) -> None:
         step(0)
 
 
-def table(result: dict) -> str:
-    """The Markdown table of docs/training.md (torch.compile) from a result (tested verbatim)."""
-    rows = ["| size (width) | setting | train step (CPU) | compiled | train speed-up | sample call (CPU) | compiled "
-            "| sample speed-up | first compiled train step | break-even steps | max abs diff: loss | grads | sampled latents |",
-            "|" + "---|" * 13]
-    for size, entry in result["sizes"].items():
-        for p in SETTINGS:
-            e, c = entry["variants"][f"{p} eager"], entry["variants"][f"{p} compiled"]
-            even, d = c["break_even_train_steps"], entry["max_abs_diff"][p]
-            rows.append(
-                f"| {size} ({entry['width']}) | {p} | {e['train_step_cpu_s'] * 1000:.0f} ms "
-                f"| {c['train_step_cpu_s'] * 1000:.0f} ms | {c['train_speedup_over_eager']:.2f}x "
-                f"| {e['sample_call_cpu_s']:.2f} s | {c['sample_call_cpu_s']:.2f} s | {c['sample_speedup_over_eager']:.2f}x "
-                f"| {entry['compile_s'][p]['train_first_fwd_bwd_cpu']:.0f} s | {'never' if even is None else f'{even:.0f}'} "
-                f"| {d['loss']:.1e} | {d['grad_max_abs_diff']:.1e} | {d['sample_latents']:.1e} |")
-    return "\n".join(rows)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", default="demo,w256")
@@ -215,10 +205,16 @@ def main() -> None:
     start_cpu, start_wall = time.process_time(), time.perf_counter()
     for size in sizes:
         result["sizes"][size] = measure_size(size, args)
+        from torch._dynamo.utils import counters
+
+        result["sizes"][size]["dynamo_counters"] = {k: {str(n): c for n, c in v.items()} for k, v in counters.items()
+                                                    if k in ("stats", "recompiles", "graph_break")}
         result["load_average_1min_after"] = os.getloadavg()[0]
         result["process_cpu_over_wall"] = (time.process_time() - start_cpu) / (time.perf_counter() - start_wall)
         write_json(args.out, result)  # after every size: a cut run keeps what it measured
-    print(table(result))
+    from thinkpix.analysis.speed_tables import compile_table
+
+    print(compile_table(result))
 
 
 if __name__ == "__main__":

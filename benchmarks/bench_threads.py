@@ -85,18 +85,6 @@ def run_setting(name: str, args, work: Path) -> dict:
             "load_before": load_before, "load_after": os.getloadavg()[0]}
 
 
-def table(result: dict) -> str:
-    """The Markdown table of the docs from a result (tested verbatim)."""
-    rows = ["| setting | train img/s (wall) | over 1 x 1 | CPU s / image | load average (before - after) |",
-            "|---|---|---|---|---|"]
-    for name, s in result["settings"].items():
-        loads = [x for r in s["rounds"] for x in (r["load_before"], r["load_after"])]
-        ratio = "-" if s["speedup_over_1x1"] is None else f"{s['speedup_over_1x1']:.2f}x"
-        rows.append(f"| {name} | {s['images_per_s']:.1f} | {ratio} | {s['cpu_s_per_image']:.4f} "
-                    f"| {min(loads):.1f} - {max(loads):.1f} |")
-    return "\n".join(rows)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=60, help="training steps per run (the first window is dropped)")
@@ -134,7 +122,9 @@ def main() -> None:
     for s in result["settings"].values():
         s["speedup_over_1x1"] = s["images_per_s"] / base["images_per_s"] if base else None
     write_json(args.out, result)
-    print(table(result))
+    from thinkpix.analysis.speed_tables import threads_table
+
+    print(threads_table(result))
 
 
 if __name__ == "__main__":
