@@ -29,8 +29,7 @@ def test_every_option_of_every_command_is_declared_and_its_help_shows_type_and_r
     undeclared = []
     for path, parser in all_parsers():
         for action in parser._actions:
-            plain = isinstance(action, (argparse._HelpAction, argparse._SubParsersAction, DeprecatedFlag,
-                                        argparse._StoreTrueAction))
+            plain = isinstance(action, (argparse._HelpAction, argparse._SubParsersAction, DeprecatedFlag))
             if plain:
                 continue
             spec = getattr(action, "spec", None)
@@ -190,7 +189,8 @@ def test_help_prints_type_range_and_unit(capsys):
                                                    "one of euler, heun", "number in [0, 100]"]),
                         (["train", "--help"], ["optim.lr = 0.001 (number in (0, 10])", "steps = 1000 (int in [1, ",
                                                "model.canvas = 32 (one of 32, 64 pixels)"]),
-                        (["finetune", "--help"], ["--learning_rate", "number in (0, 10]", "--rank"])):
+                        (["finetune", "--help"], ["--learning_rate", "number in (0, 10]", "--rank", "trainer-config keys",
+                                                   "finetune.lora_rank = 0 (int in [0, 4096]"])):
         with pytest.raises(SystemExit):
             main(argv)
         out = " ".join(capsys.readouterr().out.split())

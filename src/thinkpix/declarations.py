@@ -73,6 +73,7 @@ EXPORT_DIR = Spec(str, "folder for the exported model or adapter (default: insid
                   nullable=True)
 RESUME_FROM = Spec(str, "resume from this checkpoint folder instead of the run's latest", path="input", nullable=True)
 OVERRIDE = Spec(str, "a dotted config override, key.sub=value")
+SWITCH = Spec(bool, "on when given")  # a plain switch; its command gives the meaning
 OVERWRITE = Spec(bool, "replace what is already there (only what thinkpix wrote)")
 
 # ---- training runs ---------------------------------------------------------------------------------------

@@ -66,8 +66,8 @@ def sampling_kwargs(args) -> dict:
 
 def add_run_flags(p) -> None:
     """--no-resume / --resume-from / --overwrite of the training commands (see `Trainer.fit`)."""
-    p.add_argument("--no-resume", action="store_true", help="start from scratch (refused in a folder holding a "
-                   "run unless --overwrite)")
+    option(p, "--no-resume", spec=d.SWITCH, help="start from scratch (refused in a folder holding a "
+           "run unless --overwrite)")
     option(p, "--resume-from", spec=d.RESUME_FROM, metavar="CHECKPOINT",
            help="resume from this checkpoint folder instead of OUT/checkpoints/latest")
     option(p, "--overwrite", spec=d.OVERWRITE,

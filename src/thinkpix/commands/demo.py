@@ -23,7 +23,7 @@ def register(sub) -> None:
     option(p, "--images-per-prompt", spec=d.IMAGES_PER_PROMPT, default=4)
     option(p, "--seed", spec=d.SEED, default=0)
     option(p, "--model", spec=d.MODEL, help="model folder or bundled name (default: the bundled base)")
-    p.add_argument("--ground-truth", action="store_true", help="render ground truth instead of generating")
+    option(p, "--ground-truth", spec=d.SWITCH, help="render ground truth instead of generating")
     p.set_defaults(func=run)
 
 

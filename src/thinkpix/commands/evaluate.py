@@ -19,10 +19,10 @@ def register(sub) -> None:
     p = sub.add_parser("evaluate", help="score a folder of images (GenEval layout) with the exact evaluator",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     option(p, "dir", spec=d.INPUT_DIR, metavar="DIR")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    option(p, "--json", spec=d.SWITCH, help="print one JSON object instead of a table")
     option(p, "--canvas", spec=d.EVAL_CANVAS)
-    p.add_argument("--partial", action="store_true",
-                   help="score an incomplete folder's complete prompt folders (reported as incomplete_prompts)")
+    option(p, "--partial", spec=d.SWITCH,
+           help="score an incomplete folder's complete prompt folders (reported as incomplete_prompts)")
     p.set_defaults(func=run)
 
 

@@ -55,7 +55,12 @@ class BaseFlag(DeprecatedFlag):
 
 
 def register(sub) -> None:
+    from ..schema import keys_help
+    from ..training.config import TrainConfig
+
     p = sub.add_parser("finetune", help="fine-tune an RSR (or LoRA) adapter on a frozen base", description=__doc__,
+                       epilog=keys_help(TrainConfig, "trainer-config keys (a --config of trainer keys, or key=value "
+                                                     "overrides)"),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     option(p, "--pretrained", "--pretrained_model_name_or_path", dest="pretrained", spec=d.PRETRAINED, metavar="BASE",
            help="the base: a bundled model or `thinkpix train` folder, a diffusers pipeline folder, or a hub id in "
@@ -72,8 +77,8 @@ def register(sub) -> None:
     option(p, "--resume_from_checkpoint", spec=d.RESUME_FROM, metavar="latest|DIR",
            help="the checkpoint to resume from (default: latest, when the run folder holds one)")
     add_alias(p, "--resume-from", "--resume_from_checkpoint", "resume_from_checkpoint")
-    p.add_argument("--no_resume", action="store_true",
-                   help="start from scratch (refused in a folder holding a run unless --overwrite)")
+    option(p, "--no_resume", spec=d.SWITCH,
+           help="start from scratch (refused in a folder holding a run unless --overwrite)")
     add_alias(p, "--no-resume", "--no_resume", "no_resume", nargs=0, const=True)
     option(p, "--overwrite", spec=d.OVERWRITE,
            help="start over: replace the run already in the folder; a resume with another request (base, "

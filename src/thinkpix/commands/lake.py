@@ -44,13 +44,13 @@ def register(sub) -> None:
 
     ev = lake.add_parser("evaluate", help="score a folder of lake solutions with the exact path evaluator")
     option(ev, "dir", spec=d.INPUT_DIR, metavar="DIR")
-    ev.add_argument("--json", action="store_true", help="print one JSON summary instead of a table")
+    option(ev, "--json", spec=d.SWITCH, help="print one JSON summary instead of a table")
     ev.set_defaults(func=run_evaluate)
 
     tr = lake.add_parser("train", help="train a lake model from a YAML config (resumes from checkpoints)")
     option(tr, "config", spec=d.CONFIG_FILE, metavar="CONFIG")
     option(tr, "overrides", spec=d.OVERRIDE, nargs="*", help="dotted overrides, e.g. seed=1 out_dir=runs/x lake.depth=6")
-    tr.add_argument("--no-resume", action="store_true")
+    option(tr, "--no-resume", spec=d.SWITCH, help="start from scratch")
     option(tr, "--stop-after", spec=d.STOP_AFTER, metavar="STEP")
     option(tr, "--export", spec=d.EXPORT_DIR, help="model folder (default OUT_DIR/final)")
     tr.set_defaults(func=run_train)
@@ -65,7 +65,7 @@ def register(sub) -> None:
     option(ft, "--output_dir", spec=d.FT_OUTPUT_DIR, metavar="DIR",
            help="run folder (required); the adapter goes to OUTPUT_DIR/adapter")
     add_alias(ft, "--out", "--output_dir", "output_dir")
-    ft.add_argument("--no_resume", action="store_true", help="start from scratch")
+    option(ft, "--no_resume", spec=d.SWITCH, help="start from scratch")
     add_alias(ft, "--no-resume", "--no_resume", "no_resume", nargs=0, const=True)
     ft.set_defaults(func=run_finetune)
 

@@ -22,7 +22,7 @@ def register(sub) -> None:
                        description=__doc__)
     what = p.add_mutually_exclusive_group(required=True)
     option(what, "--prompts", spec=d.PROMPTS_FILE)
-    what.add_argument("--classes", action="store_true", help="every class of a class-conditional model")
+    option(what, "--classes", spec=d.SWITCH, help="every class of a class-conditional model")
     option(p, "--out", spec=d.OUT_DIR, required=True)
     option(p, "--images-per-prompt", spec=d.IMAGES_PER_PROMPT, default=4)
     option(p, "--limit", spec=d.LIMIT, default=0)

@@ -26,8 +26,8 @@ def register(sub) -> None:
     option(p, "--lake-adapter", spec=d.ADAPTER, metavar="DIR", help="an adapter for it (`thinkpix lake finetune`)")
     option(p, "--queue-size", spec=d.QUEUE_SIZE, default=64)
     option(p, "--threads", spec=d.THREADS, default=0)
-    p.add_argument("--no-generate-on-load", action="store_true",
-                   help="do not draw the default prompt's samples when the page opens")
+    option(p, "--no-generate-on-load", spec=d.SWITCH,
+           help="do not draw the default prompt's samples when the page opens")
     p.set_defaults(func=run)
 
 
