@@ -157,6 +157,7 @@ FINETUNE_FLAGS = [  # (flag, Spec, default of a flags run); bools are switches
     ("--log_every", Spec(int, "metrics line every N steps", 1, 10**9, unit="steps"), 10),
 ]
 FLAG_SPECS = {flag.lstrip("-"): spec for flag, spec, _ in FINETUNE_FLAGS}
+FLAG_SPELLINGS = {"--data": ("--dataset_name",)}  # diffusers' own names for a flag, equally current
 # keys of a flags YAML beside the FINETUNE_FLAGS (flags of their own on the command line)
 TOP_LEVEL_SPECS = {"pretrained": PRETRAINED, "rsr": RSR_SPEC, "method": METHOD, "rank": RANK,
                    "output_dir": FT_OUTPUT_DIR}

@@ -88,7 +88,8 @@ def register(sub) -> None:
                                                   "trainer config (default configs/finetune_rsr.yaml)")
     option(p, "overrides", spec=d.OVERRIDE, nargs="*", help="trainer-config overrides, e.g. steps=300 optim.lr=5e-4")
     for flag, spec, default in FINETUNE_FLAGS:  # absent unless given: a trainer-config run sees what was asked
-        option(p, flag, spec=spec, default=argparse.SUPPRESS, help=f"{spec.help} (default {default!r})")
+        option(p, flag, *d.FLAG_SPELLINGS.get(flag, ()), spec=spec, default=argparse.SUPPRESS,
+               help=f"{spec.help} (default {default!r})")
     p.set_defaults(func=run, config_run=False)
 
 

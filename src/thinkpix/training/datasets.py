@@ -4,7 +4,9 @@
 - an `imagefolder`: a folder of images plus `metadata.jsonl` or `metadata.csv` with a `file_name`
   column and a caption column (`--caption_column`, default `text`);
 - a `datasets` dataset saved with `save_to_disk` (its `train` split if it is a DatasetDict), with an
-  image column (`--image_column`, default `image`) and a caption column.
+  image column (`--image_column`, default `image`) and a caption column;
+- a hub id (`owner/name`, as diffusers' `--dataset_name`) of a dataset repository already in the local
+  Hugging Face cache: its parquet files, or its snapshot folder read as above. Nothing is downloaded.
 
 Sample j of optimiser micro-step s is fully determined by (seed, s, j): which image (a seeded
 permutation per epoch, so every image is seen once per epoch), its random crop and flip, and whether
@@ -34,6 +36,24 @@ class ImageOptions:
     caption_dropout: float = 0.0  # share of captions replaced by '' (guidance)
 
 
+def cached_hub_dataset(name: str) -> Path:
+    """The snapshot folder of the dataset repository `name` (owner/name) in the local Hugging Face cache; a
+    one-line error if `name` is neither a folder nor such a cached repository (thinkpix never downloads)."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", name):
+        raise ThinkpixError(f"--data {name}: not a folder (an imagefolder, or a dataset saved with save_to_disk) "
+                            "nor a hub id (owner/name)")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, repo_type="dataset", local_files_only=True))
+    except Exception as exc:  # LocalEntryNotFoundError, a malformed cache, a missing package
+        raise ThinkpixError(f"--data {name}: not a folder, and no dataset repository of that hub id in the local "
+                            f"cache ({type(exc).__name__}); thinkpix never downloads: fetch it first with "
+                            f"`huggingface-cli download --repo-type dataset {name}`") from None
+
+
 def _datasets():
     try:
         import datasets
@@ -49,8 +69,12 @@ def load_captioned(path, caption_column: str = "text", image_column: str = "imag
     datasets = _datasets()
     p = Path(path)
     if not p.is_dir():
-        raise ThinkpixError(f"--data {path}: not a folder (an imagefolder, or a dataset saved with save_to_disk)")
-    if (p / "dataset_info.json").is_file() or (p / "dataset_dict.json").is_file() or (p / "state.json").is_file():
+        p = cached_hub_dataset(str(path))
+    saved = any((p / name).is_file() for name in ("dataset_info.json", "dataset_dict.json", "state.json"))
+    parquet = [] if saved or (p / "metadata.jsonl").is_file() else sorted(p.rglob("*.parquet"))
+    if parquet:  # a hub repository's parquet shards
+        ds = datasets.load_dataset("parquet", data_files={"train": [str(f) for f in parquet]}, split="train")
+    elif saved:
         ds = datasets.load_from_disk(str(p))
         if isinstance(ds, datasets.DatasetDict):
             if "train" not in ds:
