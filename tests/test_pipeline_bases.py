@@ -123,7 +123,7 @@ def test_bundled_base_through_the_same_path(tmp_path):
 
 
 def test_a_flags_run_trains_the_adapter_as_every_fine_tune_does(tmp_path):
-    """The adapter half is shared (`AdapterTraining`): gates and experts in their own groups, and an RSR spec's
+    """The adapter half is shared (`FinetuneObjective`): gates and experts in their own groups, and an RSR spec's
     temperature annealed by optimiser step, whatever the accumulation."""
     argv = ["finetune", "--pretrained", "shapes-base", "--rsr",
             "layers=2,3,experts=2,latent_steps=2,rank=2,tau=5,temperature_end=1", "--output_dir", str(tmp_path),

@@ -99,7 +99,7 @@ def run_flags_run(args) -> int:
     from ..models.pipeline_base import load_base, resolve_device
     from ..training import distributed
     from ..training.loop import Trainer
-    from ..training.pipeline_objective import PipelineFinetune
+    from ..training.pipeline_objective import pipeline_finetune
     from ._common import check_export, finish_run
 
     cfg, opts = build(args)
@@ -110,7 +110,7 @@ def run_flags_run(args) -> int:
     if device.type == "cuda" and device.index is None and dist.device.type == "cuda":
         device = dist.device  # one GPU per process under torchrun / accelerate
     base = load_base(opts.pretrained, str(device), opts.dtype)
-    objective = PipelineFinetune(cfg, opts, base, rank=dist.rank)
+    objective = pipeline_finetune(cfg, opts, base, rank=dist.rank)
     trainer = Trainer(cfg, objective, device=torch.device(device), options=opts)
     if trainer.dist.is_main:
         n = objective.adapter.num_parameters

@@ -4,9 +4,9 @@ makes its own deterministic batch and returns (loss, metrics); the trainer wraps
 - `AutoencoderObjective`: trains the small AutoencoderKL on world renders.
 - `FlowObjective`: rectified-flow training of the text-to-image MMDiT (from scratch).
 - `ClassFlowObjective`: the same for the class-conditional DiT (labels dropped once per sample for CFG).
-- `FinetuneObjective` / `ClassFinetuneObjective`: either of the two on a frozen base with an adapter
-  (RSR or LoRA) attached; only the adapter trains (`AdapterTraining`, the adapter half every fine-tune
-  shares, `pipeline_objective.PipelineFinetune` included).
+- `FinetuneObjective`: the one fine-tune objective, an adapter (RSR or LoRA) on any frozen base; the base's
+  loss and data are its part (`FrozenFlow` / `FrozenClassFlow` here for the bundled models, the lake's
+  and `pipeline_objective.PipelinePart` elsewhere); only the adapter trains.
 - `FurtherTrainingObjective`: the text-to-image base's transformer trained further (all weights).
 - `FeatureObjective`: the feature network of the class track's Fréchet distance.
 """
@@ -196,27 +196,68 @@ class PooledLatents:
         return torch.stack([cache[k] for k in keys])  # (B, C, h, w)
 
 
-class AdapterTraining:
-    """Mixin: the adapter half of every fine-tune objective (the shapes-world flow objectives here, any base
-    in `pipeline_objective`): only the adapter (RSR experts + gates, or LoRA) on `adapted()` trains.
-    RSR's auxiliary losses (zero unless their weights are set) join the base's loss (`frozen_base_loss`);
-    routing statistics of the last forward are reported as metrics. RSR's gates and experts are two
-    optimiser groups (learning-rate multipliers `finetune.gate_lr_mult`, `expert_lr_mult`); an annealed
-    temperature (`temperature_end`) is set before every step; validation adds RSR's instruments."""
+class FinetuneObjective(nn.Module):
+    """The one fine-tune objective: a frozen base with an adapter (RSR experts + gates, or LoRA) attached to
+    its transformer; only the adapter trains. What differs per base is its `part`, an `nn.Module` whose
+    forward(step, indices) is the frozen base's own (loss, metrics) on its own deterministic batch:
+
+    - `FrozenFlow` / `FrozenClassFlow`: a bundled text-to-image model / class-conditional DiT on the shapes
+      world's stream, the project's rectified flow (a trainer-config run, `build_objective`);
+    - `worlds.lake.training.LakeFlowObjective`: a trained lake model (`build_lake_objective`);
+    - `pipeline_objective.PipelinePart`: any base behind `models.pipeline_base` on your images or the
+      shapes stream, with diffusers' timestep densities and caches (a flags run, `pipeline_finetune`).
+
+    The adapter half is this class's: RSR's auxiliary losses (zero unless their weights are set) join the
+    part's loss; routing statistics of the last forward are reported as metrics; RSR's gates and experts are
+    two optimiser groups (learning-rate multipliers `finetune.gate_lr_mult`, `expert_lr_mult`); an annealed
+    temperature (`temperature_end`) is set before every step; validation adds RSR's instruments. Every other
+    attribute (the model, previews, the run's request and files, the resolution, ...) is the part's.
+    Parameter names (checkpoints, optimiser groups) are the part's own, so a run resumes across this class."""
+
+    def __init__(self, cfg: TrainConfig, part: nn.Module):
+        from ..integrations.methods import attach_adapter
+
+        super().__init__()
+        self.cfg = cfg
+        self.part = part
+        self.adapter = attach_adapter(self.adapted(), cfg.finetune)
+        self.train()
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)  # parameters, buffers, submodules (`part`)
+        except AttributeError:
+            if name == "part" or "part" not in self.__dict__.get("_modules", {}):
+                raise
+            return getattr(self._modules["part"], name)
+
+    @property
+    def autocast_dtype(self):
+        """The part's own autocast (a flags run's --mixed_precision); absent when the part has none."""
+        return self.part.autocast_dtype
+
+    @autocast_dtype.setter
+    def autocast_dtype(self, value) -> None:
+        self.part.autocast_dtype = value
 
     def adapted(self) -> nn.Module:
         """The frozen transformer the adapter is attached to."""
-        return self.model.transformer
+        adapted = getattr(self.part, "adapted", None)
+        return adapted() if adapted is not None else self.part.model.transformer
 
     def optimiser_step(self, micro_step: int) -> int:
-        """The optimiser step of a forward's id (the trainer's micro-step id; one per step here)."""
-        return micro_step
+        """The optimiser step of a forward's id (the trainer's micro-step id; the part's when it accumulates)."""
+        own = getattr(self.part, "optimiser_step", None)
+        return own(micro_step) if own is not None else micro_step
 
-    def attach(self, cfg: TrainConfig) -> None:
-        from ..integrations.methods import attach_adapter
+    def train(self, mode: bool = True):
+        """The part decides which of its modules follow train/eval (a pipeline's encoders stay in eval)."""
+        self.training = mode
+        self.part.train(mode)
+        return self
 
-        self.adapter = attach_adapter(self.adapted(), cfg.finetune)
-        self.train()
+    def trainable_parameters(self) -> dict[str, nn.Parameter]:
+        return self.part.trainable_parameters()
 
     def parameter_groups(self) -> list[dict]:
         """[{name, params (names), lr_mult}]: RSR gates and experts apart; LoRA one group."""
@@ -236,25 +277,27 @@ class AdapterTraining:
                 progress = self.optimiser_step(step) / max(1, self.cfg.steps - 1)
                 rsr.set_temperature(rsr.config.temperature_at(progress))
                 annealed = {"temperature": rsr.temperature}
-        loss, metrics = self.frozen_base_loss(step, indices)
+        loss, metrics = self.part(step, indices)  # the frozen base's loss with the adapter on it
         aux, stats = self.adapter.step_outputs(self.adapted())
         return loss + aux, dict(metrics, **stats, **annealed)
 
-    def frozen_base_loss(self, step: int, indices: range):
-        """(loss, metrics) of the base with the adapter on it: the flow objective's own forward here."""
-        return super().forward(step, indices)
-
     def validate(self, step: int) -> dict:
-        base = getattr(super(), "validate", None)
-        out = base(step) if base is not None else {}
-        if self.adapter.method == "rsr" and getattr(self, "_validation_set", None) is not None:
+        own = getattr(self.part, "validate", None)
+        out = own(step) if own is not None else {}
+        held_out = getattr(self.part, "_validation_set", None)
+        if self.adapter.method == "rsr" and held_out is not None:
             from .instruments import probe_rsr
 
-            out.update(probe_rsr(self.model, self._validation_set).summary())
+            out.update(probe_rsr(self.part.model, held_out).summary())
         return out
 
     def export(self, path: Path) -> None:
-        self.adapter.save(self.adapted(), path)
+        """The adapter folder (a part may write its own, e.g. with a model card of its data)."""
+        own = getattr(self.part, "save_adapter", None)
+        if own is not None:
+            own(self.adapter, path)
+        else:
+            self.adapter.save(self.adapted(), path)
 
 
 def _frozen_base(cfg: TrainConfig, bundle):
@@ -266,30 +309,28 @@ def _frozen_base(cfg: TrainConfig, bundle):
     return model
 
 
-class FinetuneObjective(AdapterTraining, PooledLatents, FlowObjective):
-    """Adapter fine-tuning of a frozen text-to-image base."""
+class FrozenFlow(PooledLatents, FlowObjective):
+    """A frozen bundled text-to-image base on the shapes world: `FinetuneObjective`'s part for it."""
 
     def __init__(self, cfg: TrainConfig):
         super().__init__(cfg, _frozen_base(cfg, TextToImage))
-        self.attach(cfg)
 
 
-class FurtherTrainingObjective(PooledLatents, FlowObjective):
+class FrozenClassFlow(PooledLatents, ClassFlowObjective):
+    """A frozen bundled class-conditional DiT on the class world: `FinetuneObjective`'s part for it."""
+
+    def __init__(self, cfg: TrainConfig):
+        super().__init__(cfg, _frozen_base(cfg, ClassToImage))
+
+
+class FurtherTrainingObjective(FrozenFlow):
     """The base trained further (`finetune.method=full`): every transformer weight trains, the text
     encoder and autoencoder stay frozen; the compute-matched baseline of an adapter fine-tune."""
 
     def __init__(self, cfg: TrainConfig):
-        super().__init__(cfg, _frozen_base(cfg, TextToImage))
+        super().__init__(cfg)
         self.model.transformer.requires_grad_(True)
         self.model.train()
-
-
-class ClassFinetuneObjective(AdapterTraining, PooledLatents, ClassFlowObjective):
-    """Adapter fine-tuning of a frozen class-conditional DiT base."""
-
-    def __init__(self, cfg: TrainConfig):
-        super().__init__(cfg, _frozen_base(cfg, ClassToImage))
-        self.attach(cfg)
 
 
 class FeatureObjective(nn.Module):
@@ -320,7 +361,7 @@ def build_objective(cfg: TrainConfig) -> nn.Module:
             if dit:
                 raise ThinkpixError("finetune.method=full is implemented for text-to-image bases only")
             return FurtherTrainingObjective(cfg)
-        return ClassFinetuneObjective(cfg) if dit else FinetuneObjective(cfg)
+        return FinetuneObjective(cfg, FrozenClassFlow(cfg) if dit else FrozenFlow(cfg))
     if cfg.model.kind == "autoencoder":
         return AutoencoderObjective(cfg)
     if cfg.model.kind == "features":

@@ -1,7 +1,8 @@
 """Adapter fine-tuning on any base (`models.pipeline_base`): your captioned images or the shapes stream,
 the base's own loss with SD3's timestep density and weighting schemes, mixed-precision autocast, and
-optional caches of VAE latents and text embeddings. An objective for the shared `Trainer`:
-`forward(step, indices)` builds its own deterministic batch (exact resume) and returns (loss, metrics).
+optional caches of VAE latents and text embeddings. `PipelinePart` is the base's part of the one
+fine-tune objective (`objectives.FinetuneObjective`, which owns the adapter); `pipeline_finetune` builds
+both. `forward(step, indices)` builds its own deterministic batch (exact resume) and returns (loss, metrics).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .. import flow
 from .config import TrainConfig
 from .data import sample_seed, world_batch
 from .datasets import CaptionedImages, ImageOptions, load_captioned
-from .objectives import AdapterTraining
+from .objectives import FinetuneObjective
 from .options import MIXED_PRECISION, TrainerOptions
 from .seeding import seed_everything
 
@@ -61,10 +62,19 @@ class PipelineOptions(TrainerOptions):
         return asdict(self)
 
 
-class PipelineFinetune(AdapterTraining, nn.Module):
-    """A frozen base (bundled or diffusers) with an adapter (RSR or LoRA); only the adapter trains
-    (`AdapterTraining`: the optimiser groups, temperature annealing, auxiliary losses and routing
-    statistics of every fine-tune); this class adds the base's own loss, the data and the validation."""
+def pipeline_finetune(cfg: TrainConfig, opts: PipelineOptions, base, rank: int = 0) -> FinetuneObjective:
+    """The fine-tune objective of a flags run: the adapter on `base` (bundled or diffusers), its part a
+    `PipelinePart` (the base's loss, the data, the validation)."""
+    part = PipelinePart(cfg, opts, base, rank)
+    seed_everything(cfg.seed)  # LoRA's A (peft draws it from torch's generator) follows the seed, not the process
+    objective = FinetuneObjective(cfg, part)
+    part.load_data()  # the data and its caches, once the adapter is attached
+    return objective
+
+
+class PipelinePart(nn.Module):
+    """A frozen base (bundled or diffusers) as the part of `FinetuneObjective`: the base's own loss on your
+    images or the shapes stream, the caches, the validation images and the adapter's model card."""
 
     def __init__(self, cfg: TrainConfig, opts: PipelineOptions, base, rank: int = 0):
         super().__init__()
@@ -72,17 +82,19 @@ class PipelineFinetune(AdapterTraining, nn.Module):
         self.parts = nn.ModuleDict(base.modules())  # registered: .to(device), DDP and state see them
         self.resolution = opts.resolution or base.resolution
         base.check_resolution(self.resolution)
-        seed_everything(cfg.seed)  # LoRA's A (peft draws it from torch's generator) follows the seed, not the process
-        self.attach(cfg)
         self.autocast_dtype = MIXED_PRECISION[opts.mixed_precision]
         self.images = None
+        self.latent_cache: dict[int, torch.Tensor] = {}
+        self.text_cache: dict[str, dict[str, torch.Tensor]] = {}
+
+    def load_data(self) -> None:
+        """The data set, and the caches of its latents and captions when asked for."""
+        cfg, opts = self.cfg, self.opts
         if opts.data != "shapes":
             ds = load_captioned(opts.data, opts.caption_column, opts.image_column)
             self.images = CaptionedImages(ds, ImageOptions(self.resolution, opts.center_crop, opts.random_flip,
                                                            cfg.cond_dropout), opts.caption_column,
                                           opts.image_column, cfg.seed, per_row_crop=opts.cache_latents)
-        self.latent_cache: dict[int, torch.Tensor] = {}
-        self.text_cache: dict[str, dict[str, torch.Tensor]] = {}
         if opts.cache_latents and self.images is not None:
             self._fill_latent_cache()
         if opts.cache_text_embeddings:
@@ -188,7 +200,7 @@ class PipelineFinetune(AdapterTraining, nn.Module):
             o.weighting_scheme, 1, o.logit_mean, o.logit_std, o.mode_scale,
             generator=torch.Generator().manual_seed(s ^ 0x5DEECE66D)) for s in seeds])
 
-    def frozen_base_loss(self, step: int, indices):
+    def forward(self, step: int, indices):
         # RSR's own random numbers (Gumbel noise, random depth) from the step's seed: exact resume
         torch.manual_seed(sample_seed(self.cfg.seed + 1_000_003 * (self.rank + 1), step, 0))
         x0, captions, seeds = self.batch(step, indices)  # (B, C, h, w)
@@ -221,11 +233,12 @@ class PipelineFinetune(AdapterTraining, nn.Module):
                                       steps=o.validation_inference_steps, guidance=o.validation_guidance,
                                       resolution=self.resolution)
 
-    def export(self, path: Path) -> None:
+    def save_adapter(self, adapter, path: Path) -> None:
+        """The adapter folder; an RSR adapter's model card names the data, steps, resolution and precision."""
         from ..integrations.adapters import save_rsr
 
-        if self.adapter.method != "rsr":
-            self.adapter.save(self.base.transformer, path)
+        if adapter.method != "rsr":
+            adapter.save(self.base.transformer, path)
             return
         data = "shapes-world stream" if self.images is None else f"{self.opts.data} ({len(self.images)} images)"
         save_rsr(self.base.transformer, path, base_name=self.base.name,

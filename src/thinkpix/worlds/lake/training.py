@@ -1,10 +1,11 @@
 """Training on the lake world with the project's trainer and flow objective.
 
 `LakeTrainConfig` is the usual `TrainConfig` plus a `lake` section (training range, path choice, depth,
-RSR trained in). Three objectives, all rectified flow on (map, solution) pairs:
+RSR trained in). Rectified flow on (map, solution) pairs:
 - `LakeFlowObjective`: the lake MMDiT from scratch; with `lake.rsr` set, RSR is attached from the start
   with the base weights trainable (random depth and input re-injection as the spec says);
-- `LakeFinetuneObjective`: an RSR or LoRA adapter on a frozen trained lake model (`finetune.*`).
+- an RSR or LoRA adapter on a frozen trained lake model (`finetune.*`): the shared `FinetuneObjective`
+  with a `LakeFlowObjective` of that model as its part (`build_lake_objective`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ...errors import ThinkpixError
 from ...rsr.config import RSRConfig
 from ...training.config import TrainConfig, apply_mapping, parse_overrides, read_config_file, validate
 from ...training.data import sample_seed
-from ...training.objectives import AdapterTraining, FlowObjective
+from ...training.objectives import FinetuneObjective, FlowObjective
 from .maps import MAX_SIZE, MIN_SIZE, random_map
 from .model import LakeModel, map_inputs
 from .render import render
@@ -131,17 +132,14 @@ class LakeFlowObjective(FlowObjective):
         return generate_lake_images(self.model, grids, seed=0, steps=20, ks=ks)
 
 
-class LakeFinetuneObjective(AdapterTraining, LakeFlowObjective):
-    """An RSR or LoRA adapter on a frozen lake model (finetune.base: a lake model folder)."""
-
-    def __init__(self, cfg: LakeTrainConfig):
-        base = load_lake(cfg.finetune.base)
-        base.requires_grad_(False)
-        cfg.model.canvas = base.meta["canvas"]
-        cfg.lake.target = base.target  # the data follows the base model's target
-        super().__init__(cfg, base)
-        self.attach(cfg)
-
-
 def build_lake_objective(cfg: LakeTrainConfig):
-    return LakeFinetuneObjective(cfg) if cfg.finetune.method != "none" else LakeFlowObjective(cfg)
+    """A lake model from scratch (`LakeFlowObjective`), or with `finetune.*` an RSR or LoRA adapter on a frozen
+    trained lake model (finetune.base: a lake model folder): the one `FinetuneObjective` with that model's
+    rectified flow as its part."""
+    if cfg.finetune.method == "none":
+        return LakeFlowObjective(cfg)
+    base = load_lake(cfg.finetune.base)
+    base.requires_grad_(False)
+    cfg.model.canvas = base.meta["canvas"]
+    cfg.lake.target = base.target  # the data follows the base model's target
+    return FinetuneObjective(cfg, LakeFlowObjective(cfg, base))
