@@ -7,17 +7,74 @@ from __future__ import annotations
 from pathlib import Path
 
 CARD = "README.md"
+LICENSE_KEYS = ("license", "license_name", "license_link")  # carried over from the base's own card
+
+
+def hub_id(name: str) -> str | None:
+    """The hub id of a base named `name`: the name itself when it is one (owner/name, not a local folder), the
+    repository of a snapshot folder in the Hugging Face cache (models--OWNER--NAME/snapshots/REV), else None."""
+    import re
+
+    path = Path(name)
+    for part in path.parts:
+        found = re.fullmatch(r"models--([\w.-]+)--([\w.-]+)", part)
+        if found:
+            return f"{found.group(1)}/{found.group(2)}"
+    if not path.is_absolute() and not path.exists() and re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", name):
+        return name
+    return None
+
+
+def base_card_fields(name: str) -> dict:
+    """`license` (and `license_name`, `license_link`) from the front matter of the base's own README.md: in its
+    folder, or in the local Hugging Face cache for a hub id; {} when there is no card or no license in it."""
+    import yaml
+
+    card = Path(name) / CARD if name else None
+    if not (card and card.is_file()) and hub_id(name):
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(hub_id(name), CARD)
+            card = Path(cached) if isinstance(cached, str) else None
+        except Exception:  # no huggingface_hub, a malformed cache: no license known
+            card = None
+    if not (card and card.is_file()):
+        return {}
+    text = card.read_text(encoding="utf-8", errors="replace")
+    if not text.startswith("---"):
+        return {}
+    try:
+        meta = yaml.safe_load(text.split("---", 2)[1])
+    except (yaml.YAMLError, IndexError):
+        return {}
+    return {k: meta[k] for k in LICENSE_KEYS if isinstance(meta, dict) and isinstance(meta.get(k), str)}
+
+
+def front_matter(base: dict, library: str, tags: list[str], pipeline_tag: str) -> list[str]:
+    """The card's YAML header as the Hub reads it: library_name, pipeline_tag, tags, base_model (the hub id
+    where known) and the base's license."""
+    lines = ["---", f"library_name: {library}", f"pipeline_tag: {pipeline_tag}", "tags:", *[f"- {t}" for t in tags]]
+    repo = hub_id(base.get("name") or "")
+    if repo:
+        lines.append(f"base_model: {repo}")
+    lines += [f"{k}: {v}" for k, v in base_card_fields(base.get("name") or "").items()]
+    return lines + ["---"]
+
+
+def pipeline_tag(backbone: str | None) -> str:
+    """The Hub's task of an adapter's base: a class-conditional DiT draws images without a prompt."""
+    return "unconditional-image-generation" if backbone == "dit" else "text-to-image"
 
 
 def card_text(record: dict, info: dict | None = None) -> str:
     info = dict(info or {})
     cfg, base = record["config"], record.get("base") or {}
     base_name = base.get("name") or "unknown"
-    lines = ["---", "library_name: thinkpix", "tags:", "- thinkpix", "- rsr", "- recursive-sparse-reasoning",
-             f"- {record['backbone'].get('name', 'diffusers')}"]
-    if base.get("name") and not Path(base["name"]).is_absolute():
-        lines.append(f"base_model: {base['name']}")
-    lines += ["---", "", f"# RSR adapter for {Path(base_name).name if Path(base_name).is_absolute() else base_name}",
+    backbone = record["backbone"].get("name", "diffusers")
+    lines = front_matter(base, "thinkpix", ["thinkpix", "rsr", "recursive-sparse-reasoning", backbone],
+                         pipeline_tag(backbone))
+    lines += ["", f"# RSR adapter for {Path(base_name).name if Path(base_name).is_absolute() else base_name}",
               "", "Recursive Sparse Reasoning (RSR) adapter made with thinkpix: a sparse",
               "mixture of LoRA experts on the image stream's q/k/v, run for T latent steps inside the",
               "joint attention of the blocks below. The base weights are not included.", "",
@@ -65,10 +122,9 @@ def lora_card_text(record: dict) -> str:
     (`load_lora_weights`; the weights are in diffusers' peft format)."""
     base = record.get("base") or {}
     base_name = base.get("name") or "unknown"
-    lines = ["---", "library_name: diffusers", "tags:", "- thinkpix", "- lora", "- sft-baseline"]
-    if base.get("name") and not Path(base["name"]).is_absolute():
-        lines.append(f"base_model: {base['name']}")
-    lines += ["---", "", f"# LoRA adapter (thinkpix SFT baseline) for {Path(base_name).name}", "",
+    lines = front_matter(base, "diffusers", ["thinkpix", "lora", "sft-baseline"],
+                         pipeline_tag("dit" if "DiT" in str(base.get("class")) else None))
+    lines += ["", f"# LoRA adapter (thinkpix SFT baseline) for {Path(base_name).name}", "",
               "A plain LoRA on the image stream's q/k/v of the blocks below, made with thinkpix as the",
               "parameter-matched baseline of an RSR adapter. The base weights are not included.", "",
               "| | |", "|---|---|", f"| base | `{base_name}` ({base.get('class', '?')}) |",
