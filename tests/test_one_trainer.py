@@ -110,3 +110,39 @@ def test_finetune_flags_are_checked_before_the_base_loads(flags, flag, tmp_path,
     assert main(argv) == 2
     assert flag in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_every_fine_tune_is_the_one_objective_with_a_part_per_base(tmp_path):
+    """A bundled text-to-image base, a bundled DiT (trainer-config runs) and a flags run build the same
+    `FinetuneObjective`; only its part differs. The part's names reach the trainer unchanged, the adapter is
+    the only trainable thing, and what the trainer asks of the part (the model, its autocast) is the part's."""
+    from thinkpix.models.pipeline_base import load_base
+    from thinkpix.training.config import load_config
+    from thinkpix.training.objectives import FinetuneObjective, FrozenClassFlow, FrozenFlow
+    from thinkpix.training.pipeline_objective import PipelineOptions, PipelinePart, pipeline_finetune
+
+    spec = ["finetune.method=rsr", "finetune.rsr=layers=0,1,experts=2,latent_steps=2,rank=2", "steps=2",
+            "batch_size=2", f"out_dir={tmp_path / 'run'}"]
+    built = {}
+    for base, part in (("shapes-base", FrozenFlow), ("shapes-dit", FrozenClassFlow)):
+        objective = build_objective(load_config(None, [f"finetune.base={base}", *spec]))
+        assert type(objective) is FinetuneObjective and type(objective.part) is part, base
+        assert objective.model is objective.part.model and not hasattr(objective, "autocast_dtype")
+        built[base] = objective
+    cfg = load_config(None, ["finetune.base=shapes-base", *spec])
+    flags = pipeline_finetune(cfg, PipelineOptions(pretrained="shapes-base", mixed_precision="bf16"),
+                              load_base("shapes-base", "cpu", "fp32"))
+    assert type(flags) is FinetuneObjective and type(flags.part) is PipelinePart
+    assert flags.autocast_dtype == torch.bfloat16 == flags.part.autocast_dtype
+    flags.autocast_dtype = None  # the trainer sets it on the objective (--precision); the part autocasts
+    assert flags.part.autocast_dtype is None
+    for objective in (*built.values(), flags):
+        params = objective.trainable_parameters()
+        assert params == objective.part.trainable_parameters() and params
+        assert all(".rsr." in name for name in params)  # the adapter alone trains
+        assert {p for p in objective.parameters() if p.requires_grad} == set(params.values())
+        assert [g["name"] for g in objective.parameter_groups()] == ["gates", "experts"]
+    flags.train()  # the part decides: the transformer trains, the encoders stay in eval
+    inside = set(flags.part.base.transformer.modules())
+    assert flags.part.base.transformer.training and flags.training
+    assert not [m for m in flags.part.modules() if m not in inside and m.training]
