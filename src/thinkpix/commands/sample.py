@@ -35,6 +35,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from ..errors import ThinkpixError
     from ..evaluation.metadata import read_metadata
     from ..sample_record import open_output, rows_digest
     from ..sampling import write_geneval_folder
@@ -43,9 +44,16 @@ def run(args) -> int:
         from ..models.bundle import read_meta
         from ..sampling import write_class_folder
 
-        record = sample_record(args, "dit", classes=read_meta(model_path(args, "dit")).get("classes"))
+        # a bundled/trained DiT names its classes in thinkpix.json; a DiT pipeline's come with the pipeline (its
+        # folder's checksum is in the record) and are read once it is loaded
+        classes = None if args.pretrained else read_meta(model_path(args, "dit")).get("classes")
+        record = sample_record(args, "dit", classes=classes)
         open_output(args.out, record, write=False)  # refuse another run's folder before loading anything
         model = load_model(args, "dit")
+        if not model.classes:
+            raise ThinkpixError(f"{args.pretrained or args.model}: the class-conditional model names no classes "
+                                "(a DiT pipeline lists them in its scheduler's id2label); sample them by index with "
+                                "`thinkpix generate --class N`")
         open_output(args.out, record)
         with sampling_precision(args, model):
             write_class_folder(model, args.out, args.images_per_prompt, args.seed, args.batch_size,
