@@ -238,7 +238,7 @@ LAYERS = (
     ("world definitions", ("worlds.__init__", "worlds.shapes", "worlds.classes.__init__", "worlds.classes.sets",
                            "worlds.lake.__init__", "worlds.lake.maps", "worlds.lake.render", "worlds.lake.sets")),
     ("models", ("models",)),
-    ("mechanics", ("validation", "sampling", "training", "evaluation")),
+    ("mechanics", ("validation", "schema", "declarations", "sampling", "training", "evaluation")),
     ("worlds", ("worlds",)),
     ("analysis", ("analysis",)),
     ("front ends", ("commands", "web")),
