@@ -374,6 +374,12 @@ CASES = [
     ([*T, "optim=3"], "'optim'"),
     ([*T, "model.rsr=layers=0,latent_steps=65"], "at most 64"),
     ([*T, "model.rsr=layers=0,experts=1000"], "at most 256"),
+    # the typed schema: switches take true/false only, text keys refuse emptiness, bounds name their reason
+    ([*T, "grad_checkpointing=1"], "'grad_checkpointing'"),
+    ([*T, "finetune.lora_rank=5000"], "above the widest projection"),
+    ([*T, "model.size="], "'model.size'"),
+    (["lake", "generate", "--model", M, "--map", "7", "--size", "9", "--out", "lg.png"], "8 cells fill"),
+    (["serve", "--host", " "], "--host"),
     # serve (checked before gradio is imported or a model loaded)
     (["serve", "--port", "0"], "--port"),
     (["serve", "--lake-adapter", "adir"], "--lake-model"),

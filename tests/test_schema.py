@@ -40,6 +40,12 @@ def test_every_option_of_every_command_is_declared_and_its_help_shows_type_and_r
     assert not undeclared
 
 
+def test_every_commands_help_renders():
+    for path, parser in all_parsers():
+        text = parser.format_help()  # argparse formats each help with %: a stray % would raise here
+        assert parser.prog in text, path
+
+
 def test_every_config_key_is_declared_with_a_meaning():
     for dotted, spec, default in config_keys(TrainConfig):
         field_names = dotted.split(".")
