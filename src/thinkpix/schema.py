@@ -222,8 +222,8 @@ class _ArgType:
         self.__name__ = spec.type.__name__  # argparse names the type in some messages
 
     def __call__(self, word: str):
-        """The word as the Spec's type (and one of its choices); its range, finiteness and text rules are
-        checked by `check_args` after parsing, so that `main` returns 2 for them with the command's name."""
+        """The word as the Spec's type; its choices, range, finiteness and text rules are checked by
+        `check_args` after parsing, so that `main` returns 2 for them with the command's name."""
         spec = self.spec
         try:
             if spec.type is int and not re.fullmatch(r"\s*[+-]?\d+\s*", word):
@@ -233,8 +233,6 @@ class _ArgType:
             raise argparse.ArgumentTypeError(f"must be a number, got {word!r}") from None
         except ThinkpixError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
-        if spec.choices and value not in spec.choices:
-            raise argparse.ArgumentTypeError(f"must be one of {', '.join(map(str, spec.choices))}, got {word!r}")
         return value
 
 
