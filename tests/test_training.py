@@ -66,10 +66,10 @@ def test_checkpoint_files_are_safetensors_and_json(tiny_cfg):
 @pytest.mark.parametrize(
     "override, message",
     [
-        (["optim.lr=-1"], "'optim.lr' must be in (0.0"),
+        (["optim.lr=-1"], "'optim.lr' must be in (0, 10], got -1.0"),
         (["model.space=voxel"], "'model.space'"),
         (["nonsense=3"], "unknown config key 'nonsense'"),
-        (["steps=abc"], "'steps': expected int"),
+        (["steps=abc"], "'steps' must be an integer, got 'abc'"),
         (["model.size=huge"], "unknown size 'huge'"),
         (["model.space=latent"], "'model.autoencoder' is required"),
         (["steps"], "must look like key.sub=value"),
