@@ -142,6 +142,11 @@ def test_spec_checks_and_parses_each_type():
     with pytest.raises(ThinkpixError, match="must not be empty"):
         name.parse("  ", "--device")
     assert isinstance(Word("3"), str)
+    import numpy as np
+
+    assert steps.check(np.int64(3), "k") == 3 and type(steps.check(np.int64(3), "k")) is int  # computed counts
+    with pytest.raises(ThinkpixError, match="must be an integer"):
+        steps.check(np.bool_(True), "k")
 
 
 def test_a_word_of_the_wrong_type_is_an_argparse_error(capsys):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import numbers
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,11 +142,21 @@ def _error(name, message: str) -> ThinkpixError:
     return ThinkpixError(f"{name} {message}" if name else message)
 
 
+def np_bool():
+    """NumPy's bool type when NumPy is loaded (a numpy.bool_ is no number either), else bool."""
+    import sys
+
+    numpy = sys.modules.get("numpy")
+    return numpy.bool_ if numpy is not None else bool
+
+
 def _as_int(value, name):
     if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
         value = float(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, (bool, np_bool())) or not isinstance(value, numbers.Real):
         raise _error(name, f"must be an integer, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
     if isinstance(value, float):
         if not (math.isfinite(value) and value.is_integer()):
             raise _error(name, f"must be an integer, got {value!r}")
@@ -156,7 +167,7 @@ def _as_int(value, name):
 def _as_float(value, name):
     if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
         value = float(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, (bool, np_bool())) or not isinstance(value, numbers.Real):
         raise _error(name, f"must be a number, got {value!r}")
     value = float(value)
     if not math.isfinite(value):
