@@ -56,8 +56,8 @@ def test_same_seed_gives_identical_weights_from_scratch(reference, tmp_path):
 @pytest.mark.parametrize("method", ["rsr", "lora"])
 def test_same_seed_gives_identical_adapters(reference, tmp_path, method):
     def finetune(out, seed=0):
-        return main(["finetune", "--base", str(reference / "a" / "final"), "--method", method,
-                     "--rsr", "layers=0,1,experts=2,latent_steps=2,rank=2", "--out", str(out), "steps=3",
+        return main(["finetune", "--pretrained", str(reference / "a" / "final"), "--method", method,
+                     "--rsr", "layers=0,1,experts=2,latent_steps=2,rank=2", "--output_dir", str(out), "steps=3",
                      "batch_size=4", "ckpt_every=3", "threads=1", f"seed={seed}"])
 
     def tensors(out):
@@ -257,7 +257,7 @@ def assert_same_tensors(a: dict, b: dict) -> None:
 def rsr_uninterrupted(reference, tmp_path_factory):
     """An uninterrupted RSR fine-tune that draws Gumbel noise, random depths and an annealed temperature."""
     run = tmp_path_factory.mktemp("rsr_whole") / "run"
-    assert main(["finetune", "--base", str(reference / "a" / "final"), "--out", str(run), *RSR_RESUME]) == 0
+    assert main(["finetune", "--pretrained", str(reference / "a" / "final"), "--output_dir", str(run), *RSR_RESUME]) == 0
     return run
 
 
@@ -266,13 +266,13 @@ def test_rsr_finetune_resumed_from_its_own_checkpoint_equals_uninterrupted(refer
     run = tmp_path / "run"
     shutil.copytree(rsr_uninterrupted, run)
     start = run / "checkpoints" / "step_0000004"
-    assert main(["finetune", "--base", str(reference / "a" / "final"), "--out", str(run), *RSR_RESUME,
-                 "--resume-from", str(start)]) == 0
+    assert main(["finetune", "--pretrained", str(reference / "a" / "final"), "--output_dir", str(run), *RSR_RESUME,
+                 "--resume_from_checkpoint", str(start)]) == 0
     assert "resumed from step 4" in capsys.readouterr().out
     assert_same_tensors(adapter_tensors(run / "adapter"), adapter_tensors(rsr_uninterrupted / "adapter"))
     # the check can fail: the same run with another seed ends elsewhere
     other = tmp_path / "other"
-    assert main(["finetune", "--base", str(reference / "a" / "final"), "--out", str(other), *RSR_RESUME,
+    assert main(["finetune", "--pretrained", str(reference / "a" / "final"), "--output_dir", str(other), *RSR_RESUME,
                  "seed=5"]) == 0
     a, b = adapter_tensors(other / "adapter"), adapter_tensors(rsr_uninterrupted / "adapter")
     assert not all(torch.equal(a[k], b[k]) for k in a)
@@ -281,7 +281,7 @@ def test_rsr_finetune_resumed_from_its_own_checkpoint_equals_uninterrupted(refer
 @pytest.mark.slow
 def test_rsr_finetune_killed_then_resumed_equals_uninterrupted(reference, rsr_uninterrupted, tmp_path, capsys):
     run = tmp_path / "run"
-    argv = ["finetune", "--base", str(reference / "a" / "final"), "--out", str(run), *RSR_RESUME]
+    argv = ["finetune", "--pretrained", str(reference / "a" / "final"), "--output_dir", str(run), *RSR_RESUME]
     kill9(run_until_paused("step", 4, argv))  # inside step 4; the step-2 checkpoint is on disk
     assert main(argv) == 0
     assert "resumed from step 2" in capsys.readouterr().out

@@ -20,7 +20,7 @@ def lora_run(inputs, out, seed=0):
     assert main(["finetune", "--pretrained", str(pipe), "--data", str(data), "--resolution", "32", "--method", "lora",
                  "--rsr", "layers=0,1,experts=2,latent_steps=2,rank=2", "--max_train_steps", "2", "--train_batch_size", "2",
                  "--checkpointing_steps", "2", "--max_sequence_length", "16", "--seed", str(seed),
-                 "--out", str(out)]) == 0
+                 "--output_dir", str(out)]) == 0
     return load_file(out / "adapter" / "pytorch_lora_weights.safetensors")
 
 

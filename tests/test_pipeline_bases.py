@@ -113,7 +113,7 @@ def test_bases_share_one_interface_and_train(pipes):
 
 def test_bundled_base_through_the_same_path(tmp_path):
     """--pretrained also takes a bundled model: same trainer, data stream, validation and adapter."""
-    argv = ["finetune", "--pretrained", "shapes-base", "--rsr", "layers=2,3,experts=2,latent_steps=2,rank=2", "--out",
+    argv = ["finetune", "--pretrained", "shapes-base", "--rsr", "layers=2,3,experts=2,latent_steps=2,rank=2", "--output_dir",
             str(tmp_path), "--max_train_steps", "1", "--train_batch_size", "2", "--validation_prompt", "a red circle",
             "--num_validation_images", "2", "--validation_inference_steps", "2", "--weighting_scheme", "none"]
     assert main(argv) == 0
@@ -284,7 +284,8 @@ def test_finetune_cli_on_every_pipeline(pipes, images, tmp_path, kind):
     extra = ["--caption_column", "label"] if kind == "dit" else []
     argv = ["finetune", "--pretrained", str(pipes[kind]), "--data", str(images), "--resolution", "32", "--rsr", RSR,
             "--max_train_steps", "2", "--train_batch_size", "2", "--max_sequence_length", "16",
-            "--checkpointing_steps", "2", "--cache_latents", "--cache_text_embeddings", "--out", str(tmp_path), *extra]
+            "--checkpointing_steps", "2", "--cache_latents", "--cache_text_embeddings", "--output_dir", str(tmp_path),
+            *extra]
     assert main(argv) == 0
     record = json.loads((tmp_path / "adapter" / "rsr_config.json").read_text())
     assert record["backbone"]["name"] == ("sd3" if kind == "sd35" else kind)
@@ -294,7 +295,7 @@ def test_bf16_autocast_on_cpu_keeps_adapters_fp32(pipes, images, tmp_path):
     argv = ["finetune", "--pretrained", str(pipes["sd3"]), "--data", str(images), "--resolution", "32", "--rsr", RSR,
             "--max_train_steps", "2", "--train_batch_size", "2", "--max_sequence_length", "16", "--learning_rate",
             "1e-2", "--mixed_precision", "bf16", "--gradient_accumulation_steps", "2", "--gradient_checkpointing",
-            "--device", "cpu", "--out", str(tmp_path)]
+            "--device", "cpu", "--output_dir", str(tmp_path)]
     assert main(argv) == 0
     metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert all(np.isfinite(m["loss"]) for m in metrics)
@@ -304,7 +305,7 @@ def test_bf16_autocast_on_cpu_keeps_adapters_fp32(pipes, images, tmp_path):
 
 
 def test_bad_inputs_are_one_line_errors(pipes, images, tmp_path, capsys):
-    common = ["finetune", "--pretrained", str(pipes["sd3"]), "--rsr", RSR, "--out", str(tmp_path)]
+    common = ["finetune", "--pretrained", str(pipes["sd3"]), "--rsr", RSR, "--output_dir", str(tmp_path)]
     assert main([*common, "--data", str(images), "--caption_column", "caption"]) == 2
     assert "no column 'caption'" in capsys.readouterr().err
     assert main([*common, "--data", str(images), "--resolution", "30"]) == 2
@@ -325,7 +326,7 @@ def test_config_file_of_flag_names(pipes, images, tmp_path):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(f"pretrained: {pipes['sd3']}\ndata: {images}\nresolution: 32\nrsr: {RSR}\nmax_train_steps: 1\n"
                    "train_batch_size: 2\nmax_sequence_length: 16\ncache_text_embeddings: true\n")
-    assert main(["finetune", "--config", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    assert main(["finetune", "--config", str(cfg), "--output_dir", str(tmp_path / "run")]) == 0
     assert json.loads((tmp_path / "run" / "pipeline_options.json").read_text())["cache_text_embeddings"] is True
     paper = Path(__file__).resolve().parents[1] / "configs" / "sd3_medium_rsr.yaml"
     train_cfg, opts = build(build_parser().parse_args(["finetune", "--config", str(paper), "--max_train_steps", "7"]))
@@ -342,6 +343,6 @@ def test_optional_extras_are_named_when_missing(pipes, tmp_path, capsys, flag, m
     if importlib.util.find_spec(module) is not None:
         pytest.skip(f"{module} is installed")
     argv = ["finetune", "--pretrained", str(pipes["sd3"]), "--rsr", RSR, "--resolution", "32", "--max_train_steps",
-            "1", "--out", str(tmp_path), flag]
+            "1", "--output_dir", str(tmp_path), flag]
     assert main(argv) == 2
     assert "pip install 'thinkpix[" in capsys.readouterr().err

@@ -138,9 +138,9 @@ def test_learning_rate_groups_as_configured(tiny_base, tmp_path):
 
 
 def test_finetune_logs_annealing_validation_and_instruments(tiny_base, tmp_path):
-    argv = ["finetune", "--base", str(tiny_base), "--rsr", "layers=0,1,latent_steps=2,rank=2,gate_init_std=0.5,tau=5,"
+    argv = ["finetune", "--pretrained", str(tiny_base), "--rsr", "layers=0,1,latent_steps=2,rank=2,gate_init_std=0.5,tau=5,"
             "temperature_end=1", "steps=4", "batch_size=2", "log_every=1", "validate_every=2", "validation_samples=6",
-            "data_pool=5", "--out", str(tmp_path / "rsr")]
+            "data_pool=5", "--output_dir", str(tmp_path / "rsr")]
     assert main(argv) == 0
     records = _records(tmp_path / "rsr")
     assert [r["step"] for r in records if "val_loss" in r] == [0, 2, 4]
@@ -187,8 +187,9 @@ def test_verdict_follows_the_declared_thresholds(record, routing, recursion):
 
 
 def test_one_expert_fine_tunes_as_pure_recursion(tiny_base, tmp_path):
-    argv = ["finetune", "--base", str(tiny_base), "--rsr", "layers=0,1,experts=1,latent_steps=2,rank=2", "steps=2",
-            "batch_size=2", "log_every=1", "validate_every=2", "validation_samples=4", "--out", str(tmp_path / "m1")]
+    argv = ["finetune", "--pretrained", str(tiny_base), "--rsr", "layers=0,1,experts=1,latent_steps=2,rank=2", "steps=2",
+            "batch_size=2", "log_every=1", "validate_every=2", "validation_samples=4",
+            "--output_dir", str(tmp_path / "m1")]
     assert main(argv) == 0
     last = _records(tmp_path / "m1")[-1]
     assert last["expert_usage"] == [1.0] and last["routing_entropy"] == 0.0
@@ -306,8 +307,9 @@ def test_class_track_validation_and_probe():
 def test_full_finetune_trains_only_the_transformer_and_exports_a_loadable_model(tiny_base, tmp_path):
     """`--method full` (the base trained further, issue 12's compute-matched baseline): every transformer
     weight moves, the text encoder and autoencoder do not, and the exported model folder loads and differs."""
-    argv = ["finetune", "--method", "full", "--base", str(tiny_base), "steps=3", "batch_size=2", "log_every=1",
-            "validate_every=3", "validation_samples=4", "data_pool=5", "optim.warmup_steps=1", "--out", str(tmp_path / "full")]
+    argv = ["finetune", "--method", "full", "--pretrained", str(tiny_base), "steps=3", "batch_size=2", "log_every=1",
+            "validate_every=3", "validation_samples=4", "data_pool=5", "optim.warmup_steps=1",
+            "--output_dir", str(tmp_path / "full")]
     assert main(argv) == 0
     base, further = TextToImage.load(tiny_base), TextToImage.load(tmp_path / "full" / "model")
     moved = {n: not torch.equal(p, dict(further.transformer.named_parameters())[n])
@@ -320,7 +322,8 @@ def test_full_finetune_trains_only_the_transformer_and_exports_a_loadable_model(
     records = _records(tmp_path / "full")
     assert [r["step"] for r in records if "val_loss" in r] == [0, 3]
     # a DiT base is refused with the documented one-line error (exit 2), before any training
-    assert main(["finetune", "--method", "full", "--base", "shapes-dit", "steps=1", "--out", str(tmp_path / "dit")]) == 2
+    assert main(["finetune", "--method", "full", "--pretrained", "shapes-dit", "steps=1",
+                 "--output_dir", str(tmp_path / "dit")]) == 2
     assert not (tmp_path / "dit" / "metrics.jsonl").exists()
 
 

@@ -34,12 +34,12 @@ def bases(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(bases, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "ft"
-    assert main(["finetune", "--base", str(bases[0]), "--rsr", RSR, "--out", str(out), *RUN]) == 0
+    assert main(["finetune", "--pretrained", str(bases[0]), "--rsr", RSR, "--output_dir", str(out), *RUN]) == 0
     return out
 
 
 def finetune(base, out, *extra, rsr=RSR):
-    return main(["finetune", "--base", str(base), "--rsr", rsr, "--out", str(out), *RUN, *extra])
+    return main(["finetune", "--pretrained", str(base), "--rsr", rsr, "--output_dir", str(out), *RUN, *extra])
 
 
 @pytest.mark.parametrize("change", ["base", "rsr", "method", "seed", "lr"])
@@ -88,7 +88,8 @@ def test_a_run_that_crashed_before_its_first_checkpoint_is_checked_too(bases, ru
 
 
 def test_resume_from_and_overwrite_contradict(bases, run, tmp_path, capsys):
-    assert finetune(bases[0], tmp_path / "x", "--overwrite", "--resume-from", str(run / "checkpoints" / "step_0000002")) == 2
+    assert finetune(bases[0], tmp_path / "x", "--overwrite", "--resume_from_checkpoint",
+                    str(run / "checkpoints" / "step_0000002")) == 2
     assert "contradict" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
@@ -101,7 +102,7 @@ def test_pipeline_finetune_resumed_with_another_resolution_or_data_is_refused(tm
     def finetune_pipe(*extra):
         return main(["finetune", "--pretrained", str(pipe), "--data", str(data), "--resolution", "32", "--rsr", RSR,
                      "--max_train_steps", "2", "--train_batch_size", "2", "--checkpointing_steps", "2",
-                     "--max_sequence_length", "16", "--out", str(tmp_path / "run"), *extra])
+                     "--max_sequence_length", "16", "--output_dir", str(tmp_path / "run"), *extra])
 
     assert finetune_pipe() == 0
     before = snapshot(tmp_path / "run")
