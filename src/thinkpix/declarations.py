@@ -8,6 +8,7 @@ from __future__ import annotations
 from .rsr.config import BOUNDS
 from .schema import Spec
 from .validation import MAX_IMAGE_SIDE, MAX_PROMPT_CHARS, MAX_SEED
+
 WHY_SIDE = ("larger images are refused before decoding: memory and compute grow with the side squared "
             "(4096 px is the largest side any supported base samples)")
 WHY_LATENT = BOUNDS["latent_steps"][1]
@@ -46,7 +47,7 @@ NUM_IMAGES = Spec(int, "images to generate", 1, 4096, unit="images", why_max=WHY
 UPSCALE = Spec(int, "nearest-neighbour upscale of the grid (default: a small image shown at about 128 px; 128 px and "
                "more at their own size)", 1, 64, unit="x", why_max="the grid is held in memory, upscaled",
                nullable=True)
-IMAGES_PER_PROMPT = Spec(int, "images per prompt (or per class)", 1, 10_000, unit="images", why_max=WHY_IMAGES)
+IMAGES_PER_PROMPT = Spec(int, "images per prompt (or per class)", 1, 10_000, unit="images")
 LIMIT = Spec(int, "only the first N prompts (0 = all)", 0, 10**7, unit="prompts")
 BATCH_SIZE = Spec(int, "images sampled in one batch", 1, 65_536, unit="images", why_max="a batch is held in memory")
 PER_TASK = Spec(int, "prompts per task", 1, 100_000, unit="prompts")
