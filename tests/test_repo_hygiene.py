@@ -211,7 +211,7 @@ def _unknown_flags(text: str) -> tuple[int, list[str]]:
 
 def test_every_flag_a_doc_command_uses_exists():
     assert _unknown_flags("run `thinkpix generate --no-such-flag x`")[1] == ["thinkpix generate --no-such-flag"]
-    assert _unknown_flags("thinkpix lake train configs/lake_base.yaml \\\n    --no-resume")[1] == []
+    assert _unknown_flags("thinkpix lake train configs/lake_base.yaml \\\n    --no_resume")[1] == []
     assert _unknown_flags("`thinkpix finetune --out R`")[1] == ["thinkpix finetune --out (deprecated)"]
     assert _unknown_flags("thinkpix lake finetune --pretrained M --base M")[1] == [
         "thinkpix lake finetune --base (deprecated)"]
@@ -232,7 +232,7 @@ def test_every_flag_a_doc_command_uses_exists():
 # model glue, training, evaluation, sampling, experiments) sits over the shared mechanics.
 LAYERS = (
     ("foundation", ("errors", "version", "deprecation", "files", "imaging", "flow", "precision", "resources",
-                    "bundled", "sample_record")),
+                    "bundled", "sample_record", "spec")),
     ("rsr", ("rsr",)),
     ("integrations", ("integrations",)),
     ("world definitions", ("worlds.__init__", "worlds.shapes", "worlds.classes.__init__", "worlds.classes.sets",

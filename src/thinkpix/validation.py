@@ -16,10 +16,10 @@ import warnings
 from pathlib import Path
 
 from .errors import ThinkpixError
+from .spec import MAX_PROMPT_CHARS, text  # noqa: F401 (checks on text live with Spec)
 
 MAX_SEED = 2**32 - 1  # seeds are offset (seed + i * n + k) and fed to torch and numpy generators
 MAX_IMAGE_SIDE = 4096  # evaluation refuses larger images from their header, before decoding
-MAX_PROMPT_CHARS = 2000
 
 
 def integer(value, name: str, lo: int | None = None, hi: int | None = None) -> int:
@@ -49,21 +49,6 @@ def number(value, name: str, lo: float | None = None, hi: float | None = None, l
         left, right = ("(" if lo_open else "["), (")" if hi_open else "]")
         raise ThinkpixError(f"{name} must be in {left}{lo if lo is not None else '-inf'}, "
                             f"{hi if hi is not None else 'inf'}{right}, got {value}")
-    return value
-
-
-def text(value, name: str, allow_empty: bool = True) -> str:
-    """A string that is valid Unicode (a non-UTF-8 command-line word arrives as lone surrogates)."""
-    if not isinstance(value, str):
-        raise ThinkpixError(f"{name} must be a string, got {type(value).__name__} {value!r}")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ThinkpixError(f"{name} is not valid UTF-8 text") from None
-    if not allow_empty and not value.strip():
-        raise ThinkpixError(f"{name} must not be empty")
-    if len(value) > MAX_PROMPT_CHARS:
-        raise ThinkpixError(f"{name} is {len(value)} characters long (at most {MAX_PROMPT_CHARS})")
     return value
 
 
