@@ -23,6 +23,7 @@ from ..errors import ThinkpixError
 from ..files import write_atomic
 from ..imaging import grid, save_png
 from ..precision import autocast, resolve
+from .compiling import compile_blocks
 from . import distributed
 from .checkpoint import (bad_checkpoint, latest_checkpoint, list_checkpoints, load_checkpoint, load_rng,
                          save_checkpoint, verify_checkpoint)
@@ -102,6 +103,8 @@ class Trainer:
             for module in objective.modules():
                 if hasattr(module, "enable_gradient_checkpointing") and module is not objective:
                     module.enable_gradient_checkpointing()
+        if cfg.compile:
+            compile_blocks(objective)  # in place: parameter names and checkpoints unchanged
         # optimiser groups (an objective may name several, each with a learning-rate multiplier)
         self.groups = (objective.parameter_groups() if hasattr(objective, "parameter_groups")
                        else [{"name": "all", "params": list(self.params), "lr_mult": 1.0}])

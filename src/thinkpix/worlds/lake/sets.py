@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ThinkpixError
+from ...spec import int_ranges
 from .maps import from_text, random_map, shortest_length, shortest_path, to_text, with_path
 
 TAG = "lake"
@@ -90,20 +91,8 @@ def eval_set(per_cell: int = 8, seed: int = 0, sizes=EVAL_SIZES, target: str = "
 
 def parse_range(spec: str) -> list[int]:
     """'4,5' or '4-6' or '4-5,7' -> sorted distinct ints; a reversed ('8-4') or open ('4-', '-4') range
-    and an empty one are refused."""
-    values: set[int] = set()
-    for part in str(spec).split(","):
-        lo, dash, hi = part.strip().partition("-")
-        try:
-            lo_i, hi_i = int(lo), int(hi if dash else lo)
-        except ValueError:
-            raise ThinkpixError(f"expected integers like '4,5' or '4-6', got {spec!r} (an open range such as "
-                                "'4-' names no end)") from None
-        if lo_i > hi_i:
-            raise ThinkpixError(f"range {part.strip()!r} in {spec!r} is reversed; write it low-high, e.g. "
-                                f"'{hi_i}-{lo_i}'")
-        values.update(range(lo_i, hi_i + 1))
-    return sorted(values)
+    and an empty one are refused (`thinkpix.spec.int_ranges`)."""
+    return int_ranges(spec)
 
 
 def training_pair(rng: np.random.Generator, sizes: list[int], lengths: list[int], random_path: bool = False,

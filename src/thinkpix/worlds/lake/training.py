@@ -18,6 +18,7 @@ import torch
 
 from ...errors import ThinkpixError
 from ...rsr.config import RSRConfig
+from ...spec import Spec, key
 from ...training.config import TrainConfig, apply_mapping, parse_overrides, read_config_file, validate
 from ...training.data import sample_seed
 from ...training.objectives import FinetuneObjective, FlowObjective
@@ -28,16 +29,29 @@ from .sampling import generate_lake_images, load_lake
 from .sets import TARGETS, parse_range, training_pair
 
 
+MAX_LENGTH = MAX_SIZE * MAX_SIZE - 1  # a shortest path visits each cell of the largest map at most once
+RSR_HELP = "RSR trained in from the start, base trainable, e.g. layers=1,2,latent_steps=4,random_depth=true"
+
+
 @dataclass
 class LakeSection:
-    sizes: str = "4,5"  # grid sizes of the training maps
-    lengths: str = "1-6"  # shortest-path lengths (moves) of the training maps
-    random_path: bool = False  # target: a random shortest path (default: the canonical one, see maps.shortest_path)
-    target: str = "path"  # path | position (the agent's cell after k moves; k is a condition token)
-    depth: int = 0  # transformer blocks (0: the model.size's own)
-    rsr: str = ""  # RSR trained in from the start, base trainable, e.g. "layers=1,2,latent_steps=4,random_depth=true"
-    path_weight: float = 1.0  # flow-loss weight of the pixels where the solution differs from the map (the path)
-    patch_context: int = 0  # patches on each side the patch embedding sees (0: plain; 1: 3x3 cells at 32x32)
+    """The `lake.*` config keys, each declared with its Spec (type, range, unit, meaning)."""
+
+    sizes: str = key("4,5", Spec(str, "grid sizes of the training maps", MIN_SIZE, MAX_SIZE, unit="cells a side",
+                                 ranges=True, empty=False, why_max="8 cells fill the 32x32 canvas at 4 pixels a cell"))
+    lengths: str = key("1-6", Spec(str, "shortest-path lengths of the training maps", 1, MAX_LENGTH, unit="moves",
+                                   ranges=True, empty=False, why_max="a shortest path visits each cell of an 8x8 map at most once"))
+    random_path: bool = key(False, Spec(bool, "target: a random shortest path (default: the canonical one, "
+                                              "maps.shortest_path)"))
+    target: str = key("path", Spec(str, "path | position (the agent's cell after k moves; k is a condition token)",
+                                   choices=TARGETS))
+    depth: int = key(0, Spec(int, "transformer blocks (0: the model.size's own)", 0, 64, unit="blocks",
+                             why_max="each block adds its weights and its share of every forward pass"))
+    rsr: str = key("", Spec(str, RSR_HELP + " (keys: `thinkpix lake train --help`)"))
+    path_weight: float = key(1.0, Spec(float, "flow-loss weight of the pixels where the solution differs from the "
+                                              "map (the path); 1: the plain loss", 1.0))
+    patch_context: int = key(0, Spec(int, "patches on each side the patch embedding sees (0: plain; 1: 3x3 cells "
+                                          "at 32x32)", 0, 3, unit="cells"))
 
 
 @dataclass
@@ -53,21 +67,9 @@ def lake_config(path: str | Path | None, overrides: list[str] = ()) -> LakeTrain
     validate(cfg)
     if cfg.model.kind != "mmdit" or cfg.model.space != "pixel":
         raise ThinkpixError("the lake model is a pixel-space MMDiT: model.kind must be mmdit, model.space pixel")
-    sizes, lengths = parse_range(cfg.lake.sizes), parse_range(cfg.lake.lengths)
-    if not sizes or min(sizes) < MIN_SIZE or max(sizes) > MAX_SIZE:
-        raise ThinkpixError(f"config key 'lake.sizes': sizes must be in {MIN_SIZE}..{MAX_SIZE}, got {cfg.lake.sizes!r}")
-    if not lengths or min(lengths) < 1:
-        raise ThinkpixError(f"config key 'lake.lengths': lengths must be >= 1, got {cfg.lake.lengths!r}")
-    if cfg.lake.target not in TARGETS:
-        raise ThinkpixError(f"config key 'lake.target': {cfg.lake.target!r} is not one of {list(TARGETS)}")
-    if cfg.lake.target == "position" and max(lengths) < 2:
+    # types, ranges and choices of every lake.* key: checked by their Specs (apply_mapping, validate)
+    if cfg.lake.target == "position" and max(parse_range(cfg.lake.lengths)) < 2:
         raise ThinkpixError("config key 'lake.lengths': the position target needs paths of 2 or more moves")
-    if not cfg.lake.path_weight >= 1.0:
-        raise ThinkpixError(f"config key 'lake.path_weight' must be >= 1 (1: the plain loss), got {cfg.lake.path_weight}")
-    if cfg.lake.depth < 0:
-        raise ThinkpixError(f"config key 'lake.depth' must be >= 0, got {cfg.lake.depth}")
-    if not 0 <= cfg.lake.patch_context <= 3:
-        raise ThinkpixError(f"config key 'lake.patch_context' must be in 0..3 (cells on each side), got {cfg.lake.patch_context}")
     if cfg.lake.rsr:
         RSRConfig.parse(cfg.lake.rsr)  # a ThinkpixError if malformed
         if cfg.finetune.method != "none":
