@@ -99,6 +99,8 @@ class TrainConfig:
     ckpt_every: int = key(500, Spec(int, "steps between checkpoints", 1, unit="steps"))
     keep_checkpoints: int = key(2, Spec(int, "checkpoints kept", 1, 10_000))
     grad_checkpointing: bool = key(False, Spec(bool, "recompute the transformer's blocks in backward"))
+    compile: bool = key(False, Spec(bool, "torch.compile each transformer block (inductor; the first step compiles; "
+                                          "docs/training.md, torch.compile)"))
 
 
 def apply_mapping(obj, data: dict, prefix: str = "") -> None:
