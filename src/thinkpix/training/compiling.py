@@ -10,7 +10,6 @@ the limit a block would silently run uncompiled.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from ..errors import ThinkpixError
