@@ -47,3 +47,13 @@ def test_runs_on_different_maps_are_refused(tmp_path):
     b = _run(tmp_path / "b", [1, 0] * 301)
     with pytest.raises(ValueError, match="different maps"):
         compare({"fp32": a, "bf16": b})
+
+
+def test_the_parity_page_shows_the_committed_lake_result_verbatim():
+    """docs/lab/precision_parity.md's lake table is `table` of the committed results file."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    result = json.loads((root / "experiments/results/precision_parity_lake.json").read_text())
+    assert table(result) in (root / "docs/lab/precision_parity.md").read_text(encoding="utf-8")
