@@ -55,12 +55,13 @@ class BaseFlag(DeprecatedFlag):
 
 
 def register(sub) -> None:
+    from ..rsr.config import keys_help as rsr_keys_help
     from ..schema import keys_help
     from ..training.config import TrainConfig
 
     p = sub.add_parser("finetune", help="fine-tune an RSR (or LoRA) adapter on a frozen base", description=__doc__,
                        epilog=keys_help(TrainConfig, "trainer-config keys (a --config of trainer keys, or key=value "
-                                                     "overrides)"),
+                                                     "overrides)") + "\n\n" + rsr_keys_help(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     option(p, "--pretrained", "--pretrained_model_name_or_path", dest="pretrained", spec=d.PRETRAINED, metavar="BASE",
            help="the base: a bundled model or `thinkpix train` folder, a diffusers pipeline folder, or a hub id in "

@@ -21,6 +21,17 @@ from ..schema import option
 from ._common import add_precision_flag, finish_run, precision_record, sampling_precision
 
 
+def keys_epilog() -> str:
+    """--help of `lake train` and `lake finetune`: every config key (the lake.* section included) and every key of
+    an RSR spec, with type, range, unit, default and meaning."""
+    from ..rsr.config import keys_help as rsr_keys_help
+    from ..schema import keys_help
+    from ..worlds.lake.training import LakeTrainConfig
+
+    return (keys_help(LakeTrainConfig, "config keys (in the YAML file or as dotted overrides)") + "\n\n"
+            + rsr_keys_help("keys of an RSR spec (--rsr, lake.rsr=layers=1,2,...)"))
+
+
 def register(sub) -> None:
     p = sub.add_parser("lake", help="the lake world: maps, renders, exact path evaluator, training, sampling",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -47,7 +58,8 @@ def register(sub) -> None:
     option(ev, "--json", spec=d.SWITCH, help="print one JSON summary instead of a table")
     ev.set_defaults(func=run_evaluate)
 
-    tr = lake.add_parser("train", help="train a lake model from a YAML config (resumes from checkpoints)")
+    tr = lake.add_parser("train", help="train a lake model from a YAML config (resumes from checkpoints)",
+                         epilog=keys_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     option(tr, "config", spec=d.CONFIG_FILE, metavar="CONFIG")
     option(tr, "overrides", spec=d.OVERRIDE, nargs="*", help="dotted overrides, e.g. seed=1 out_dir=runs/x lake.depth=6")
     option(tr, "--no-resume", spec=d.SWITCH, help="start from scratch")
@@ -55,7 +67,8 @@ def register(sub) -> None:
     option(tr, "--export", spec=d.EXPORT_DIR, help="model folder (default OUT_DIR/final)")
     tr.set_defaults(func=run_train)
 
-    ft = lake.add_parser("finetune", help="an RSR (or parameter-matched LoRA) adapter on a frozen lake model")
+    ft = lake.add_parser("finetune", help="an RSR (or parameter-matched LoRA) adapter on a frozen lake model",
+                         epilog=keys_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     option(ft, "--config", spec=d.CONFIG_FILE, help="YAML config (default: configs/lake_base.yaml's schedule)")
     option(ft, "overrides", spec=d.OVERRIDE, nargs="*", help="dotted config overrides")
     option(ft, "--pretrained", spec=d.PRETRAINED, metavar="BASE", help="a trained lake model folder (required)")

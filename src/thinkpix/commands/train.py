@@ -12,10 +12,12 @@ from ._common import add_run_flags, check_export, finish_run, precision_override
 
 
 def register(sub) -> None:
+    from ..rsr.config import keys_help as rsr_keys_help
     from ..training.config import TrainConfig
 
     p = sub.add_parser("train", help="train a model from a YAML config", description=__doc__,
-                       epilog=keys_help(TrainConfig, "config keys (in the YAML file or as dotted overrides)"),
+                       epilog=keys_help(TrainConfig, "config keys (in the YAML file or as dotted overrides)") + "\n\n"
+                       + rsr_keys_help("keys of an RSR spec (model.rsr=layers=2,3,...)"),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     option(p, "config", spec=d.CONFIG_FILE, metavar="CONFIG")
     option(p, "overrides", spec=d.OVERRIDE, nargs="*", help="dotted overrides, e.g. optim.lr=5e-4 steps=2000")

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import numbers
 from dataclasses import dataclass, field
 
 from thinkpix.deprecation import deprecated
 from thinkpix.errors import ThinkpixError
+from thinkpix.spec import Spec, key
 
 GATES = ("mlp", "tokens_only", "linear")
 ROUTINGS = ("hard", "soft")
@@ -28,17 +27,19 @@ LOOP_BODIES = ("attention", "block")
 # neither the parameters nor what was learned (inference depth, and which kernel computes experts).
 RUNTIME_FIELDS = ("latent_steps", "expert_impl")
 
-# Bounds that protect the machine, the same in training and at inference (`--latent-steps`): field -> (maximum,
-# why). A rank above a layer's own width is refused too, when RSR is attached (`RSRModule`).
-BOUNDS = {
-    "latent_steps": (64, "every latent step reruns the block's attention (the paper uses T = 2-4; inference caps "
-                         "--latent-steps at 64 too)"),
-    "rank": (4096, "above the widest projection of any supported base (FLUX: 3072), where a rank adds parameters, "
-                   "not expressiveness"),
-    "num_experts": (256, "the gate, the expert weights and the routing statistics grow with M"),
-    "gate_hidden": (65_536, "the gate's hidden width; its memory grows with it"),
-    "seed": (2**32 - 1, "seeds feed torch and NumPy generators"),
+# Reasons for the maxima that protect the machine, the same in training and at inference (`--latent_steps`). A rank
+# above a layer's own width is refused too, when RSR is attached (`RSRModule`). `BOUNDS` (field -> (maximum, why))
+# is read from the fields' Specs below.
+WHY = {
+    "latent_steps": "every latent step reruns the block's attention (the paper uses T = 2-4; inference caps "
+                    "--latent_steps at 64 too)",
+    "rank": "above the widest projection of any supported base (FLUX: 3072), where a rank adds parameters, "
+            "not expressiveness",
+    "num_experts": "the gate, the expert weights and the routing statistics grow with M",
+    "gate_hidden": "the gate's hidden width; its memory grows with it",
+    "seed": "seeds feed torch and NumPy generators",
 }
+LAYER = Spec(int, "index of a transformer block that gets RSR (a list: layers=4,8,12)", 0, unit="block index")
 
 # Named readings of RSR (`RSRConfig.preset`, `--rsr preset=NAME,layers=...`): the RSRConfig fields each sets.
 # What each does on the recursion ladder: docs/lab/recursion_ladder.md and docs/rsr.md.
@@ -67,90 +68,83 @@ class RSRConfig:
     adaLN between steps, re-injection of the modulated input x~, gate on [token ; proj(y)].
     """
 
-    layers: list[int]  # indices of the transformer blocks that get RSR
-    num_experts: int = 2  # M: LoRA experts per pool
-    latent_steps: int = 2  # T: latent "thinking" steps (max depth if random_depth); 0 = base model
-    rank: int = 8  # r: LoRA rank of each expert (per q/k/v projection)
-    alpha: float | None = None  # LoRA scaling alpha / rank; None means scale 1.0
-    temperature: float = 5.0  # Gumbel-Softmax tau (fixed, as in the paper); the start value when annealed
-    temperature_end: float | None = None  # anneal tau geometrically to this over training (None: fixed tau)
-    top_k: int = 1  # experts per token (paper: 1, winner-takes-all)
-    routing: str = "hard"  # "hard": Gumbel top-k straight-through; "soft": dense softmax mixture
-    scale_by_prob: bool = True  # selected expert output scaled by its (Gumbel-)softmax probability
-    gate: str = "mlp"  # "mlp" on [u ; proj(y)] | "tokens_only" (MLP on u) | "linear" on [u ; y]
-    gate_hidden: int = 64  # hidden width of the MLP gate
-    base_every_step: bool = False  # intermediate steps also add the frozen base W(u_t) (ablation)
-    final_input: str = "x0"  # what the final step's W sees: "x0" x~ | "refined" u_T | "gated" x~ + g*(u_T - x~), g=0 at init
-    loop_body: str = "attention"  # looped between steps: "attention" only (paper) | "block" (+ out-proj, MLP; SD3)
-    remodulate: bool = True  # u_t = modulate(LN(a); shift, scale) between steps; False: u_t = a
-    reinject: bool = True  # a = a_x + x~ between steps; False: a = a_x
-    state: str = "attention"  # a_x is the attention output before ("attention") or after ("projected") out-proj
-    shared_experts: bool = False  # one expert pool shared by all RSR layers (default: one per layer)
-    random_depth: bool = False  # training: T ~ U{1..latent_steps} per forward (all layers share it)
-    grad_steps: int | None = None  # backprop through only the last grad_steps latent steps (None: all)
-    load_balance_weight: float = 0.0  # Switch-style load-balancing loss (paper: none)
-    z_loss_weight: float = 0.0  # router z-loss (paper: none)
-    init_std: float | None = None  # std of A's normal init; None: 1/sqrt(d_in) (LoRA-style small random)
-    expert_init: str = "random"  # "random": A i.i.d. normal; "orthogonal": the experts' A span orthogonal subspaces
-    gate_init_std: float = 0.0  # std of the gate's logit-layer weights at init (0: zero, uniform start)
-    seed: int = 0  # seed of the adapter initialisation (independent of the global RNG)
-    expert_impl: str = "sparse"  # "sparse": only selected experts computed; "dense": reference path
-    extra: dict = field(default_factory=dict)  # free-form notes saved with the adapter
+    layers: list[int] = field(metadata={"spec": LAYER})  # indices of the transformer blocks that get RSR
+    num_experts: int = key(2, Spec(int, "M: LoRA experts per pool", 1, 256, unit="experts",
+                                   why_max=WHY["num_experts"]))
+    latent_steps: int = key(2, Spec(int, "T: latent thinking steps (the most, with random_depth); 0: the base model",
+                                    0, 64, unit="steps", why_max=WHY["latent_steps"]))
+    rank: int = key(8, Spec(int, "r: LoRA rank of each expert (per q/k/v projection)", 1, 4096,
+                            why_max=WHY["rank"]))
+    alpha: float | None = key(None, Spec(float, "LoRA scaling: experts scaled by alpha / rank (none: 1)",
+                                         nullable=True))
+    temperature: float = key(5.0, Spec(float, "Gumbel-Softmax tau (fixed, as in the paper; the start value when "
+                                              "annealed)", 0.0, lo_open=True))
+    temperature_end: float | None = key(None, Spec(float, "anneal tau geometrically to this over training (none: a "
+                                                          "fixed tau)", 0.0, lo_open=True, nullable=True))
+    top_k: int = key(1, Spec(int, "experts per token (paper: 1, winner-takes-all); at most num_experts", 1, 256,
+                             unit="experts", why_max=WHY["num_experts"]))
+    routing: str = key("hard", Spec(str, "hard: Gumbel top-k straight-through | soft: dense softmax mixture",
+                                    choices=ROUTINGS))
+    scale_by_prob: bool = key(True, Spec(bool, "the selected expert's output scaled by its (Gumbel-)softmax "
+                                               "probability"))
+    gate: str = key("mlp", Spec(str, "mlp on [u ; proj(y)] | tokens_only (MLP on u) | linear on [u ; y]",
+                                choices=GATES))
+    gate_hidden: int = key(64, Spec(int, "hidden width of the MLP gate", 1, 65_536, why_max=WHY["gate_hidden"]))
+    base_every_step: bool = key(False, Spec(bool, "intermediate steps also add the frozen base W(u_t) (ablation)"))
+    final_input: str = key("x0", Spec(str, "what the final step's W sees: x0 (x~) | refined (u_T) | gated "
+                                           "(x~ + g (u_T - x~), g = 0 at init)", choices=FINAL_INPUTS))
+    loop_body: str = key("attention", Spec(str, "looped between steps: attention only (paper) | block (+ out-proj, "
+                                                "MLP; SD3)", choices=LOOP_BODIES))
+    remodulate: bool = key(True, Spec(bool, "u_t = modulate(LN(a); shift, scale) between steps (false: u_t = a)"))
+    reinject: bool = key(True, Spec(bool, "a = a_x + x~ between steps (false: a = a_x)"))
+    state: str = key("attention", Spec(str, "a_x is the attention output before (attention) or after (projected) "
+                                            "the out-projection", choices=STATES))
+    shared_experts: bool = key(False, Spec(bool, "one expert pool shared by all RSR layers (default: one per layer)"))
+    random_depth: bool = key(False, Spec(bool, "training: T ~ U{1..latent_steps} per forward, shared by all layers"))
+    grad_steps: int | None = key(None, Spec(int, "backprop through only the last grad_steps latent steps (none: all)",
+                                            1, unit="steps", nullable=True))
+    load_balance_weight: float = key(0.0, Spec(float, "Switch-style load-balancing loss weight (paper: none)", 0.0))
+    z_loss_weight: float = key(0.0, Spec(float, "router z-loss weight (paper: none)", 0.0))
+    init_std: float | None = key(None, Spec(float, "std of the experts' A at init (none: 1/sqrt(d_in), LoRA-style)",
+                                            0.0, nullable=True))
+    expert_init: str = key("random", Spec(str, "random: A i.i.d. normal | orthogonal: the experts' A span orthogonal "
+                                               "subspaces", choices=EXPERT_INITS))
+    gate_init_std: float = key(0.0, Spec(float, "std of the gate's logit-layer weights at init (0: zero, a uniform "
+                                                "start)", 0.0))
+    seed: int = key(0, Spec(int, "seed of the adapter initialisation (independent of the global generator)", 0,
+                            2**32 - 1, why_max=WHY["seed"]))
+    expert_impl: str = key("sparse", Spec(str, "sparse: only the selected experts computed | dense: the reference "
+                                               "path", choices=EXPERT_IMPLS))
+    extra: dict = field(default_factory=dict)  # free-form notes saved with the adapter (JSON), not read by RSR
 
     def __post_init__(self):
-        self.layers = [int(i) for i in (self.layers if isinstance(self.layers, (list, tuple)) else [self.layers])]
+        """Every field checked by its Spec (strict types: no bool as a number, finite numbers, ranges, choices),
+        then the rules that join two fields; ThinkpixError 'invalid RSR config: ...' listing every problem."""
+        if not isinstance(self.layers, (list, tuple)):
+            self.layers = [self.layers]
         problems = []
-        if not self.layers:
-            problems.append("layers must name at least one block")
-        if len(set(self.layers)) != len(self.layers) or any(i < 0 for i in self.layers):
-            problems.append(f"layers must be distinct non-negative block indices, got {self.layers}")
-        for name, (hi, why) in BOUNDS.items():
-            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), numbers.Integral):
-                problems.append(f"{name} must be an integer, got {getattr(self, name)!r}")
-            elif getattr(self, name) > hi:
-                problems.append(f"{name} must be at most {hi}, got {getattr(self, name)}: {why}")
-        for name in ("alpha", "temperature", "temperature_end", "load_balance_weight", "z_loss_weight", "init_std",
-                     "gate_init_std"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                                      or not math.isfinite(value)):
-                problems.append(f"{name} must be a finite number, got {value!r}")
-        if problems:
-            raise ThinkpixError("invalid RSR config: " + "; ".join(problems))
-        if self.num_experts < 1:
-            problems.append(f"num_experts must be >= 1, got {self.num_experts}")
-        if self.latent_steps < 0:
-            problems.append(f"latent_steps must be >= 0, got {self.latent_steps}")
-        if self.rank < 1:
-            problems.append(f"rank must be >= 1, got {self.rank}")
-        if not self.temperature > 0:
-            problems.append(f"temperature must be > 0, got {self.temperature}")
-        if self.temperature_end is not None and not self.temperature_end > 0:
-            problems.append(f"temperature_end must be > 0 or None, got {self.temperature_end}")
-        if not self.gate_init_std >= 0:
-            problems.append(f"gate_init_std must be >= 0, got {self.gate_init_std}")
-        if not 1 <= self.top_k <= self.num_experts:
-            problems.append(f"top_k must be in 1..num_experts={self.num_experts}, got {self.top_k}")
-        for name, value, allowed in (
-            ("routing", self.routing, ROUTINGS),
-            ("gate", self.gate, GATES),
-            ("state", self.state, STATES),
-            ("expert_impl", self.expert_impl, EXPERT_IMPLS),
-            ("expert_init", self.expert_init, EXPERT_INITS),
-            ("final_input", self.final_input, FINAL_INPUTS),
-            ("loop_body", self.loop_body, LOOP_BODIES),
-        ):
-            if value not in allowed:
-                problems.append(f"{name} must be one of {allowed}, got {value!r}")
-        if self.loop_body == "block" and not self.remodulate:
-            problems.append("loop_body='block' needs remodulate=True (the looped residual stream is re-normalised "
-                            "by the block's adaLN before the next step)")
-        if self.grad_steps is not None and self.grad_steps < 1:
-            problems.append(f"grad_steps must be >= 1 or None, got {self.grad_steps}")
-        if self.load_balance_weight < 0 or self.z_loss_weight < 0:
-            problems.append("auxiliary loss weights must be >= 0")
-        if self.gate_hidden < 1:
-            problems.append(f"gate_hidden must be >= 1, got {self.gate_hidden}")
+        for name, spec in field_specs().items():
+            try:
+                if name == "layers":
+                    self.layers = [LAYER.check(i, "layers") for i in self.layers]
+                elif spec.type is int:  # an integral 2.0 (or a NumPy integer) kept as the int 2
+                    setattr(self, name, spec.check(getattr(self, name), name))
+                else:
+                    spec.check(getattr(self, name), name)
+            except ThinkpixError as exc:
+                problems.append(str(exc))
+        if not problems:
+            if not self.layers:
+                problems.append("layers must name at least one block")
+            if len(set(self.layers)) != len(self.layers):
+                problems.append(f"layers must be distinct block indices, got {self.layers}")
+            if self.top_k > self.num_experts:
+                problems.append(f"top_k must be in 1..num_experts={self.num_experts}, got {self.top_k}")
+            if self.loop_body == "block" and not self.remodulate:
+                problems.append("loop_body='block' needs remodulate=True (the looped residual stream is re-normalised "
+                                "by the block's adaLN before the next step)")
+        if not isinstance(self.extra, dict):
+            problems.append(f"extra must be a mapping of notes, got {type(self.extra).__name__}")
         if problems:
             raise ThinkpixError("invalid RSR config: " + "; ".join(problems))
 
@@ -206,7 +200,7 @@ class RSRConfig:
         Aliases: experts=num_experts, k=top_k, tau=temperature; `steps` (deprecated) = latent_steps.
         Booleans accept true/false/1/0/yes/no/on/off.
         """
-        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        types = {f.name for f in dataclasses.fields(cls)}
         values: dict = dict(defaults)
         key, preset = None, {}
         for token in [t.strip() for t in spec.split(",") if t.strip()]:
@@ -230,32 +224,46 @@ class RSRConfig:
         if "layers" not in values:
             raise ThinkpixError(f"--rsr: {spec!r} must name layers, e.g. layers=4,8,12")
         values = {**preset, **values}  # a preset's fields are defaults; fields named in the spec win
+        specs = field_specs()
         out = {}
         for k, v in values.items():
             if k == "layers" or not isinstance(v, str):
                 out[k] = v
                 continue
-            t = str(types[k])
-            try:
-                if "bool" in t:
-                    if v.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-                        raise ValueError(v)
-                    out[k] = v.lower() in ("true", "1", "yes", "on")
-                elif v.lower() == "none" and "None" in t:
-                    out[k] = None
-                elif t.startswith("int"):
-                    out[k] = int(v)
-                elif t.startswith("float"):
-                    out[k] = float(v)
-                else:
-                    out[k] = v
-            except ValueError:
-                raise ThinkpixError(f"--rsr: bad value {v!r} for {k} (expected {t})") from None
-        try:
-            out["layers"] = [int(x) for x in out["layers"]]
-        except (TypeError, ValueError):
-            raise ThinkpixError(f"--rsr: layers must be integers, got {out['layers']}") from None
+            spec = specs[k]
+            if spec.nullable and spec.type is not bool and v.strip().lower() == "none":
+                out[k] = None
+                continue
+            if spec.type is bool:
+                v = {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}.get(
+                    v.strip().lower(), v)
+            out[k] = spec.parse(v, f"--rsr {k}")
+        out["layers"] = [LAYER.parse(x, "--rsr layers") if isinstance(x, str) else x for x in out["layers"]]
         return cls(**out)
+
+
+def field_specs() -> dict:
+    """{field name: Spec} of every declared RSRConfig field (all but `extra`), in declaration order."""
+    return {f.name: f.metadata["spec"] for f in dataclasses.fields(RSRConfig) if "spec" in f.metadata}
+
+
+def keys_help(title: str = "keys of an RSR spec (--rsr / model.rsr / finetune.rsr / lake.rsr)") -> str:
+    """A --help section: every RSR key with its short names, default, type, range, unit and meaning."""
+    short = {v: k for k, v in ALIASES.items()}
+    rows = [f"{title}:", "  layers=4,8,12 is required; presets: preset=" + "|".join(PRESETS)]
+    for f in dataclasses.fields(RSRConfig):
+        if "spec" not in f.metadata:
+            continue
+        spec = f.metadata["spec"]
+        name = f"{f.name} (or {short[f.name]})" if f.name in short else f.name
+        shown = "none" if f.default is None else str(f.default).lower() if isinstance(f.default, bool) else f.default
+        default = "" if f.default is dataclasses.MISSING else f" = {shown}"
+        kind = "true|false" if spec.type is bool else spec.describe() + (" or none" if spec.nullable else "")
+        rows.append(f"  {name}{default}  ({kind}): {spec.help}")
+    return "\n".join(rows)
+
+
+BOUNDS = {name: (spec.hi, spec.why_max) for name, spec in field_specs().items() if spec.why_max and name != "top_k"}
 
 
 def _preset_fields(name: str) -> dict:
