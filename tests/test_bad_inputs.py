@@ -39,7 +39,7 @@ def sandbox(tmp_path_factory):
     box = tmp_path_factory.mktemp("sandbox")
     assert main(["train", TINY, f"out_dir={box / 'run'}", "steps=2", "ckpt_every=1", "batch_size=2"]) == 0
     model = box / "run" / "final"
-    assert main(["finetune", "--base", str(model), "--rsr", "layers=0,experts=2,latent_steps=1,rank=1", "--out",
+    assert main(["finetune", "--pretrained", str(model), "--rsr", "layers=0,experts=2,latent_steps=1,rank=1", "--output_dir",
                  str(box / "ft"), "steps=1", "batch_size=2", "ckpt_every=1"]) == 0
     (box / "good.jsonl").write_text(lines(GOOD_LINE))
     (box / "afile.txt").write_text("x")
@@ -90,7 +90,7 @@ def sandbox(tmp_path_factory):
     (big / "metadata.jsonl").write_text(lines(GOOD_LINE))
     (big / "samples" / "0000.png").write_bytes(png_header(12000, 12000))
     assert main(["sample", "--prompts", str(box / "good.jsonl"), "--model", str(model), "--steps", "1",
-                 "--images-per-prompt", "2", "--out", str(box / "sampled")]) == 0
+                 "--images_per_prompt", "2", "--out", str(box / "sampled")]) == 0
     shutil.copytree(box / "sampled", box / "incomplete")
     (box / "incomplete" / "00000" / "samples" / "0001.png").unlink()
     (box / "notdemo" / "images" / "00000").mkdir(parents=True)  # someone's folder: demo must not delete it
@@ -121,10 +121,10 @@ M = "run/final"  # the tiny model, relative to the sandbox
 G = ["generate", "a red circle", "--model", M, "--steps", "1"]
 S = ["sample", "--prompts", "good.jsonl", "--model", M, "--steps", "1", "--out", "s_out"]
 T = ["train", TINY, "steps=2", "batch_size=2", "out_dir=t_out"]
-F = ["finetune", "--base", M, "--rsr", "layers=0,experts=2,latent_steps=1,rank=1", "--out", "f_out", "steps=1",
+F = ["finetune", "--pretrained", M, "--rsr", "layers=0,experts=2,latent_steps=1,rank=1", "--output_dir", "f_out", "steps=1",
      "batch_size=2"]
 
-P = ["finetune", "--pretrained", M, "--rsr", "layers=0,experts=2,latent_steps=1,rank=1", "--out", "p_out",
+P = ["finetune", "--pretrained", M, "--rsr", "layers=0,experts=2,latent_steps=1,rank=1", "--output_dir", "p_out",
      "--max_train_steps", "1"]
 
 CASES = [
@@ -141,7 +141,7 @@ CASES = [
     ([*T, "out_dir=/"], "root"),
     (["finetune", "--config", "pipe_dupe.yaml"], "'pretrained' given twice"),
     (["finetune", "--config", "pipe_bool.yaml"], "'resolution'"),
-    (["finetune", "--config", "empty.yaml", "--base", M], "no config keys"),
+    (["finetune", "--config", "empty.yaml", "--pretrained", M], "no config keys"),
     ([*P, "--gate_learning_rate", "nan"], "gate_l"),  # the flag, or the config key it sets (gate_lr_mult)
     ([*P, "--learning_rate", "nan"], "--learning_rate"),
     ([*P, "--mode_scale", "nan"], "--mode_scale"),
@@ -166,13 +166,13 @@ CASES = [
     (["lake", "prompts", "--sizes", "8-4", "--out", "lp.jsonl"], "reversed"),
     (["lake", "prompts", "--sizes", "4-", "--out", "lp.jsonl"], "open range"),
     (["lake", "prompts", "--sizes", "4-12", "--out", "lp.jsonl"], "--sizes"),
-    (["lake", "prompts", "--per-cell", "0", "--out", "lp.jsonl"], "--per-cell"),
+    (["lake", "prompts", "--per_cell", "0", "--out", "lp.jsonl"], "--per_cell"),
     (["lake", "prompts", "--out", "afile.txt"], "exists"),
     (["lake", "generate", "--model", M, "--map", "S.,.G", "--out", "afile.txt"], "exists"),
     (["lake", "render", "--prompts", "good.jsonl", "--out", "lr_out"], "good.jsonl:1"),
     (["lake", "sample", "--model", M, "--prompts", "good.jsonl", "--out", "ls_out"], "'map' key"),
-    (["lake", "sample", "--model", M, "--prompts", "good.jsonl", "--out", "ls_out", "--images-per-map", "0"],
-     "--images-per-map"),
+    (["lake", "sample", "--model", M, "--prompts", "good.jsonl", "--out", "ls_out", "--images_per_map", "0"],
+     "--images_per_map"),
     # RSR bounded in training as at inference; steps=0 has nothing to train
     ([*F, "--rsr", "layers=0,experts=2,latent_steps=1000000"], "latent_steps must be at most 64"),
     ([*F, "--rsr", "layers=0,experts=2,rank=1000000"], "rank must be at most 4096"),
@@ -194,7 +194,7 @@ CASES = [
     ([*G, "-n", "0"], "-n"),
     ([*G, "-n", "100000"], "-n"),
     ([*G, "--upscale", "0"], "--upscale"),
-    ([*G, "--latent-steps", "-1"], "--latent-steps"),
+    ([*G, "--latent_steps", "-1"], "--latent_steps"),
     ([*G, "--out", "/proc/grid.png"], "--out"),
     ([*G, "--out", "adir"], "--out"),
     ([*G, "--out", "afile.txt/grid.png"], "afile.txt"),
@@ -227,8 +227,8 @@ CASES = [
     (["sample", "--prompts", "bad_position.jsonl", "--model", M, "--out", "s_out"], "'position'"),
     (["sample", "--prompts", "missing.jsonl", "--model", M, "--out", "s_out"], "missing.jsonl"),
     ([*S, "--limit", "-1"], "--limit"),
-    ([*S, "--images-per-prompt", "0"], "--images-per-prompt"),
-    ([*S, "--batch-size", "0"], "--batch-size"),
+    ([*S, "--images_per_prompt", "0"], "--images_per_prompt"),
+    ([*S, "--batch_size", "0"], "--batch_size"),
     ([*S, "--seed", "-5"], "--seed"),
     ([*S, "--guidance", "nan"], "--guidance"),
     ([*S, "--out", "afile.txt"], "--out"),
@@ -236,7 +236,7 @@ CASES = [
     ([*S, "--out", "adir/../afile.txt/x"], "afile.txt"),
     ([*S, "--out", "notdemo"], "no sample_run.json"),
     ([*S, "--out", "sampled", "--seed", "3"], "another run"),
-    ([*S, "--out", "sampled", "--images-per-prompt", "2", "--model", "shapes-base"], "another run"),
+    ([*S, "--out", "sampled", "--images_per_prompt", "2", "--model", "shapes-base"], "another run"),
     (["sample", "--classes", "--model", M, "--out", "s_out"], "text-to-image"),
     # train
     (["train", "missing.yaml"], "missing.yaml"),
@@ -261,25 +261,26 @@ CASES = [
     ([*T, "data_mix=position=0"], "data_mix"),
     ([*T, "out_dir=/proc/run"], "out_dir"),
     ([*T, "out_dir=afile.txt"], "out_dir"),
-    ([*T, "--stop-after", "-1"], "--stop-after"),
+    ([*T, "--stop_after", "-1"], "--stop_after"),
     ([*T, "--export", "/proc/final"], "--export"),
     ([*T, "--export", "afile.txt"], "--export"),
-    (["train", TINY, "out_dir=run", "--no-resume"], "holds a run"),
-    (["train", TINY, "out_dir=run", "--overwrite", "--resume-from", "run/checkpoints/step_0000001"], "contradict"),
-    (["train", TINY, "out_dir=run", "--resume-from", "run/checkpoints/nope"], "nope"),
+    (["train", TINY, "out_dir=run", "--no_resume"], "holds a run"),
+    (["train", TINY, "out_dir=run", "--overwrite", "--resume_from_checkpoint", "run/checkpoints/step_0000001"],
+     "contradict"),
+    (["train", TINY, "out_dir=run", "--resume_from_checkpoint", "run/checkpoints/nope"], "nope"),
     (["train", TINY, "out_dir=run", "seed=3", "steps=3"], "another request"),
-    (["finetune", "--base", "run/final", "--rsr", "layers=0,experts=2,latent_steps=1,rank=2", "--out", "ft", "steps=2",
+    (["finetune", "--pretrained", "run/final", "--rsr", "layers=0,experts=2,latent_steps=1,rank=2", "--output_dir", "ft", "steps=2",
       "batch_size=2"], "another request"),
     (["train", TINY, "out_dir=run", "steps=\udcff"], "override"),
     # finetune
-    (["finetune", "--base", "/no/base", "steps=1"], "no bundled model"),
-    (["finetune", "--base", "no_manifest", "--rsr", "layers=0,experts=2,latent_steps=1,rank=1", "steps=1"], "checksums"),
+    (["finetune", "--pretrained", "/no/base", "steps=1"], "no bundled model"),
+    (["finetune", "--pretrained", "no_manifest", "--rsr", "layers=0,experts=2,latent_steps=1,rank=1", "steps=1"], "checksums"),
     ([*F, "--rank", "0"], "--rank"),
-    ([*F, "--out", "/proc/ft"], "out"),
+    ([*F, "--output_dir", "/proc/ft"], "--output_dir"),
     ([*F, "--export", "afile.txt"], "--export"),
     ([*F, "optim.grad_clip=0"], "optim.grad_clip"),
     # world
-    (["world", "prompts", "--per-task", "0", "--out", "p.jsonl"], "--per-task"),
+    (["world", "prompts", "--per_task", "0", "--out", "p.jsonl"], "--per_task"),
     (["world", "prompts", "--seed", "-1", "--out", "p.jsonl"], "--seed"),
     (["world", "prompts", "--out", "/proc/p.jsonl"], "--out"),
     (["world", "prompts", "--out", "adir"], "--out"),
@@ -287,8 +288,8 @@ CASES = [
     (["world", "render", "--prompts", "huge_count.jsonl", "--out", "r_out"], "'count'"),
     (["world", "render", "--prompts", "good.jsonl", "--out", "r_out", "--distractors", "-1"], "--distractors"),
     (["world", "render", "--prompts", "good.jsonl", "--out", "afile.txt"], "--out"),
-    (["world", "render", "--prompts", "good.jsonl", "--out", "r_out", "--images-per-prompt", "0"],
-     "--images-per-prompt"),
+    (["world", "render", "--prompts", "good.jsonl", "--out", "r_out", "--images_per_prompt", "0"],
+     "--images_per_prompt"),
     # evaluate
     (["evaluate", "no_such_dir"], "no_such_dir"),
     (["evaluate", "big"], "12000x12000"),
@@ -296,16 +297,16 @@ CASES = [
     (["evaluate", "sampled", "--canvas", "0"], "--canvas"),
     (["evaluate", "adir"], "no prompt folders"),
     # demo
-    (["demo", "--per-task", "0", "--out", "d_out"], "--per-task"),
-    (["demo", "--per-task", "-1", "--out", "d_out"], "--per-task"),
-    (["demo", "--images-per-prompt", "0", "--out", "d_out"], "--images-per-prompt"),
+    (["demo", "--per_task", "0", "--out", "d_out"], "--per_task"),
+    (["demo", "--per_task", "-1", "--out", "d_out"], "--per_task"),
+    (["demo", "--images_per_prompt", "0", "--out", "d_out"], "--images_per_prompt"),
     (["demo", "--out", "afile.txt"], "--out"),
     (["demo", "--prompts", "non_utf8.jsonl", "--out", "d_out"], "non_utf8.jsonl:1"),
-    (["demo", "--out", "notdemo", "--model", M, "--per-task", "1", "--images-per-prompt", "1"], "no sample_run.json"),
-    (["demo", "--out", "notdemo", "--ground-truth", "--per-task", "1"], "no sample_run.json"),
+    (["demo", "--out", "notdemo", "--model", M, "--per_task", "1", "--images_per_prompt", "1"], "no sample_run.json"),
+    (["demo", "--out", "notdemo", "--ground_truth", "--per_task", "1"], "no sample_run.json"),
     (["demo", "--seed", "-1", "--out", "d_out"], "--seed"),
     # lake
-    (["lake", "prompts", "--out", "l.jsonl", "--per-cell", "0"], "--per-cell"),
+    (["lake", "prompts", "--out", "l.jsonl", "--per_cell", "0"], "--per_cell"),
     (["lake", "prompts", "--out", "l.jsonl", "--sizes", "9-12"], "lake size"),
     (["lake", "prompts", "--out", "l.jsonl", "--seed", "-1"], "--seed"),
     (["lake", "evaluate", "missing"], "missing"),
@@ -324,7 +325,7 @@ CASES = [
     ([*S, "--out", "linked_out"], "symbolic link"),
     (["world", "render", "--prompts", "good.jsonl", "--out", "linked_out", "--overwrite"], "symbolic link"),
     (["lake", "render", "--prompts", "good.jsonl", "--out", "linked_out", "--overwrite"], "symbolic link"),
-    (["demo", "--out", "linked_out", "--per-task", "1"], "symbolic link"),
+    (["demo", "--out", "linked_out", "--per_task", "1"], "symbolic link"),
     ([*T, "out_dir=linked_out"], "symbolic link"),
     ([*T, "--export", "linked_out"], "symbolic link"),
     (["generate", "x", "--model", "tampered"], "I32"),
@@ -343,19 +344,19 @@ CASES = [
     ([*G, "--threads", "2000"], "--threads"),
     ([*G, "--sampler", "bogus"], "--sampler"),
     ([*G, "--precision", "fp8"], "--precision"),
-    ([*G, "--latent-steps", "65"], "--latent-steps"),
+    ([*G, "--latent_steps", "65"], "--latent_steps"),
     ([*G, "--adapter", "afile.txt"], "afile.txt"),
-    ([*S, "--batch-size", "100000"], "--batch-size"),
-    ([*S, "--images-per-prompt", "20000"], "--images-per-prompt"),
+    ([*S, "--batch_size", "100000"], "--batch_size"),
+    ([*S, "--images_per_prompt", "20000"], "--images_per_prompt"),
     ([*S, "--limit", "abc"], "--limit"),
-    (["world", "prompts", "--per-task", "abc", "--out", "p.jsonl"], "--per-task"),
+    (["world", "prompts", "--per_task", "abc", "--out", "p.jsonl"], "--per_task"),
     (["world", "prompts", "--set", "bogus", "--out", "p.jsonl"], "--set"),
     (["world", "render", "--prompts", "good.jsonl", "--out", "r_out", "--canvas", "48"], "--canvas"),
     (["evaluate", "afile.txt"], "afile.txt"),
     (["evaluate", "sampled", "--canvas", "abc"], "--canvas"),
     (["lake", "prompts", "--sizes", "-4", "--out", "lp.jsonl"], "--sizes"),
     (["lake", "prompts", "--sizes", "abc", "--out", "lp.jsonl"], "--sizes"),
-    (["demo", "--images-per-prompt", "abc", "--out", "d_out"], "--images-per-prompt"),
+    (["demo", "--images_per_prompt", "abc", "--out", "d_out"], "--images_per_prompt"),
     (["serve", "--port", "70000"], "--port"),
     (["serve", "--port", "abc"], "--port"),
     # training configs: types, ranges, unknown keys, bounds with a reason
@@ -382,7 +383,7 @@ CASES = [
     (["serve", "--host", " "], "--host"),
     # serve (checked before gradio is imported or a model loaded)
     (["serve", "--port", "0"], "--port"),
-    (["serve", "--lake-adapter", "adir"], "--lake-model"),
+    (["serve", "--lake_adapter", "adir"], "--lake_model"),
 ]
 
 

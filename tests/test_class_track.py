@@ -214,7 +214,7 @@ def test_generate_class_refuses_a_text_to_image_model(tmp_path, capsys):
 
 def test_sample_classes_writes_a_folder_per_class(tiny_dit, tmp_path):
     out = tmp_path / "classes"
-    assert main(["sample", "--classes", "--images-per-prompt", "2", "--model", str(tiny_dit), "--steps", "1",
+    assert main(["sample", "--classes", "--images_per_prompt", "2", "--model", str(tiny_dit), "--steps", "1",
                  "--out", str(out)]) == 0
     folders = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert len(folders) == 24 and folders[0] == "00_red_circle" and folders[-1] == "23_white_triangle"
@@ -243,9 +243,9 @@ def test_generate_class_with_adapters(tiny_dit, dit_adapters, tmp_path):
     rsr, lora = dit_adapters
     base = ["generate", "--class", "green triangle", "-n", "2", "--model", str(tiny_dit), "--steps", "2"]
     assert main([*base, "--out", str(tmp_path / "base.png")]) == 0
-    assert main([*base, "--adapter", str(rsr), "--latent-steps", "0", "--out", str(tmp_path / "t0.png")]) == 0
+    assert main([*base, "--adapter", str(rsr), "--latent_steps", "0", "--out", str(tmp_path / "t0.png")]) == 0
     assert Image.open(tmp_path / "t0.png").tobytes() == Image.open(tmp_path / "base.png").tobytes()
-    assert main([*base, "--adapter", str(rsr), "--latent-steps", "3", "--out", str(tmp_path / "t3.png")]) == 0
+    assert main([*base, "--adapter", str(rsr), "--latent_steps", "3", "--out", str(tmp_path / "t3.png")]) == 0
     assert main([*base, "--adapter", str(lora), "--out", str(tmp_path / "lora.png")]) == 0
     # (that adapters change the images is checked on the text-to-image model, test_cli_model.py: this
     # 3-step DiT's adaLN-Zero attention gates are still ~0 and its images saturated, so they cannot show it)

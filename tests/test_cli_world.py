@@ -25,8 +25,8 @@ def rendered(tmp_path_factory):
     """A small GenEval-style set (3 prompts per task) rendered at 2 images per prompt."""
     root = tmp_path_factory.mktemp("cli")
     prompts, out = root / "prompts.jsonl", root / "gt"
-    assert main(["world", "prompts", "--per-task", "3", "--seed", "1", "--out", str(prompts)]) == 0
-    assert main(["world", "render", "--prompts", str(prompts), "--out", str(out), "--images-per-prompt", "2"]) == 0
+    assert main(["world", "prompts", "--per_task", "3", "--seed", "1", "--out", str(prompts)]) == 0
+    assert main(["world", "render", "--prompts", str(prompts), "--out", str(out), "--images_per_prompt", "2"]) == 0
     return prompts, out
 
 
@@ -42,7 +42,7 @@ def _copy(src: Path, dst: Path, folders: int = 2) -> Path:
 def test_world_prompts_is_deterministic(tmp_path, capsys):
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     for path in (a, b):
-        code, out, _ = run_cli(capsys, "world", "prompts", "--set", "dense", "--per-task", "12", "--seed", "4",
+        code, out, _ = run_cli(capsys, "world", "prompts", "--set", "dense", "--per_task", "12", "--seed", "4",
                                "--out", path)
         assert code == 0 and "12 dense prompts" in out
     assert a.read_text() == b.read_text() and len(a.read_text().splitlines()) == 12
@@ -138,8 +138,8 @@ def test_console_script_error_has_no_traceback(tmp_path):
 
 
 def test_demo_renders_scores_and_writes_sheet(tmp_path, capsys):
-    code, out, _ = run_cli(capsys, "demo", "--ground-truth", "--out", tmp_path / "demo", "--per-task", "1",
-                           "--images-per-prompt", "2")
+    code, out, _ = run_cli(capsys, "demo", "--ground_truth", "--out", tmp_path / "demo", "--per_task", "1",
+                           "--images_per_prompt", "2")
     assert code == 0 and "overall" in out
     assert (tmp_path / "demo" / "contact_sheet.png").is_file()
     summary = json.loads((tmp_path / "demo" / "images" / "summary.json").read_text())

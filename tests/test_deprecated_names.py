@@ -1,4 +1,4 @@
-"""The number of latent steps has one name, `latent_steps` (`--latent-steps` on the command line), and one
+"""The number of latent steps has one name, `latent_steps` (`--latent_steps` on the command line), and one
 way to set it besides the per-call `joint_attention_kwargs` key: `set_latent_steps`, a setter that is also a
 context manager. Every earlier spelling still works and warns that it is deprecated."""
 
@@ -37,28 +37,28 @@ def test_rsr_spec_steps_is_a_deprecated_alias_of_latent_steps():
 ])
 def test_think_steps_flag_is_a_hidden_deprecated_alias(argv):
     parser = build_parser()
-    with pytest.warns(DeprecationWarning, match="--think-steps is deprecated; use --latent-steps"):
+    with pytest.warns(DeprecationWarning, match="--think-steps is deprecated; use --latent_steps"):
         old = parser.parse_args([*argv, "--think-steps", "2"])
-    new = _no_warning(parser.parse_args, [*argv, "--latent-steps", "2"])
+    new = _no_warning(parser.parse_args, [*argv, "--latent_steps", "2"])
     assert old.latent_steps == new.latent_steps == 2 and not hasattr(old, "think_steps")
     assert _no_warning(parser.parse_args, argv).latent_steps is None  # the alias sets no default of its own
     sub = parser._subparsers._group_actions[0].choices[argv[0]]
     if argv[0] == "lake":
         sub = sub._subparsers._group_actions[0].choices[argv[1]]
     shown = sub.format_help()
-    assert "--latent-steps" in shown and "--think-steps" not in shown
+    assert "--latent_steps" in shown and "--think-steps" not in shown
 
 
 def test_deprecations_are_one_line_on_the_command_line():
     before = warnings.formatwarning
     try:
         show_on_command_line()
-        line = warnings.formatwarning("--think-steps is deprecated; use --latent-steps", ThinkpixDeprecationWarning,
+        line = warnings.formatwarning("--think-steps is deprecated; use --latent_steps", ThinkpixDeprecationWarning,
                                       "x.py", 1)
         other = warnings.formatwarning("something", UserWarning, "x.py", 1)
     finally:
         warnings.formatwarning = before
-    assert line == "thinkpix: warning: --think-steps is deprecated; use --latent-steps\n"
+    assert line == "thinkpix: warning: --think-steps is deprecated; use --latent_steps\n"
     assert "UserWarning" in other  # other warnings keep Python's format
 
 

@@ -120,9 +120,9 @@ def test_corrupted_checkpoint_is_refused_and_the_previous_good_one_offered(refer
     weights.write_bytes(bytes(data))
     assert train(run, "steps=8") == 2
     err = capsys.readouterr().err
-    assert "checksum mismatch" in err and f"--resume-from {ckpts / 'step_0000004'}" in err
+    assert "checksum mismatch" in err and f"--resume_from_checkpoint {ckpts / 'step_0000004'}" in err
     assert len(err.strip().splitlines()) == 1
-    assert main(["train", TINY, f"out_dir={run}", *RUN, "steps=8", "--resume-from", str(ckpts / "step_0000004")]) == 0
+    assert main(["train", TINY, f"out_dir={run}", *RUN, "steps=8", "--resume_from_checkpoint", str(ckpts / "step_0000004")]) == 0
     assert "resumed from step 4" in capsys.readouterr().out
     # an edited step count and a `latest` naming a missing folder are refused too
     state = ckpts / "step_0000008" / "state.json"
@@ -136,10 +136,10 @@ def test_no_resume_refuses_a_run_folder_unless_overwrite(reference, tmp_path, ca
     run = tmp_path / "run"
     shutil.copytree(reference / "a", run)
     before = sorted(p.name for p in (run / "checkpoints").iterdir())
-    assert train(run, "--no-resume") == 2
+    assert train(run, "--no_resume") == 2
     assert "holds a run" in capsys.readouterr().err
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before
-    assert train(run, "--no-resume", "--overwrite") == 0
+    assert train(run, "--no_resume", "--overwrite") == 0
     assert manifest(run / "final") == manifest(reference / "a" / "final")
 
 
@@ -205,7 +205,7 @@ def test_sample_killed_then_rerun_resumes_with_identical_images(reference, tmp_p
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join((ROOT / "data" / "eval" / "geneval.jsonl").read_text().splitlines(True)[:5]))
     argv = ["sample", "--prompts", str(prompts), "--model", str(reference / "a" / "final"), "--steps", "2",
-            "--images-per-prompt", "2", "--batch-size", "2", "--threads", "1"]
+            "--images_per_prompt", "2", "--batch_size", "2", "--threads", "1"]
     assert main([*argv, "--out", str(tmp_path / "whole")]) == 0
     part = tmp_path / "part"
     kill9(run_until_paused("image", 5, [*argv, "--out", str(part)]))  # prompts 0, 1 done, prompt 2 half done

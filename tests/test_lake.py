@@ -183,7 +183,7 @@ def test_training_pairs_stay_in_range():
 
 def test_cli_render_and_evaluate(tmp_path, capsys):
     maps = tmp_path / "maps.jsonl"
-    assert main(["lake", "prompts", "--out", str(maps), "--per-cell", "1", "--sizes", "4-5"]) == 0
+    assert main(["lake", "prompts", "--out", str(maps), "--per_cell", "1", "--sizes", "4-5"]) == 0
     assert main(["lake", "render", "--prompts", str(maps), "--out", str(tmp_path / "gt")]) == 0
     capsys.readouterr()
     assert main(["lake", "evaluate", str(tmp_path / "gt"), "--json"]) == 0
@@ -223,7 +223,7 @@ def test_position_target_set_and_verdicts(tmp_path, capsys):
     assert judge(image_of(["S..H", ".H..", "*...", "H..G"]), grid, 3)["verdict"] == "wrong-position"
     assert judge(image_of(["S.*H", ".H..", "*...", "H..G"]), grid, 2)["verdict"] == "broken"  # two agents
     maps = tmp_path / "pos.jsonl"
-    assert main(["lake", "prompts", "--target", "position", "--per-cell", "1", "--sizes", "4", "--out", str(maps)]) == 0
+    assert main(["lake", "prompts", "--target", "position", "--per_cell", "1", "--sizes", "4", "--out", str(maps)]) == 0
     assert main(["lake", "render", "--prompts", str(maps), "--out", str(tmp_path / "gt")]) == 0
     capsys.readouterr()
     assert main(["lake", "evaluate", str(tmp_path / "gt"), "--json"]) == 0

@@ -119,7 +119,7 @@ def test_path_weight_marks_exactly_the_path_pixels_and_weight_one_is_the_plain_l
 
 def test_tiny_train_sample_evaluate_end_to_end(tmp_path, capsys):
     maps = tmp_path / "maps.jsonl"
-    assert main(["lake", "prompts", "--out", str(maps), "--per-cell", "1", "--sizes", "4"]) == 0
+    assert main(["lake", "prompts", "--out", str(maps), "--per_cell", "1", "--sizes", "4"]) == 0
     base, rsr_in = tmp_path / "base", tmp_path / "rsr_in"
     assert main(["lake", "train", "configs/lake_base.yaml", *TINY, f"out_dir={base}"]) == 0
     assert main(["lake", "train", "configs/lake_rsr.yaml", *TINY, RSR_IN, f"out_dir={rsr_in}"]) == 0
@@ -128,7 +128,7 @@ def test_tiny_train_sample_evaluate_end_to_end(tmp_path, capsys):
         assert main(["lake", "finetune", "--pretrained", str(base / "final"), "--method", method, "--output_dir",
                      str(tmp_path / method), "--rsr", "layers=0,1,experts=2,latent_steps=2,rank=2", *TINY]) == 0
     runs = {"base": ["--model", str(base / "final")],
-            "rsr_in_T5": ["--model", str(rsr_in / "final"), "--latent-steps", "5"],
+            "rsr_in_T5": ["--model", str(rsr_in / "final"), "--latent_steps", "5"],
             "rsr_ft": ["--model", str(base / "final"), "--adapter", str(tmp_path / "rsr" / "adapter")],
             "lora": ["--model", str(base / "final"), "--adapter", str(tmp_path / "lora" / "adapter")]}
     for name, flags in runs.items():
@@ -140,13 +140,13 @@ def test_tiny_train_sample_evaluate_end_to_end(tmp_path, capsys):
         assert summary["images"] == 8 and set(summary["by_length"]) == {str(L) for L in range(1, 9)}
         assert abs(sum(summary["verdicts"].values()) - 1) < 1e-9
     assert main(["lake", "generate", "--model", str(rsr_in / "final"), "--map", "S.H.,..H.,....,H..G",
-                 "--latent-steps", "2", "-n", "2", "--steps", "2", "--out", str(tmp_path / "g.png")]) == 0
+                 "--latent_steps", "2", "-n", "2", "--steps", "2", "--out", str(tmp_path / "g.png")]) == 0
     assert (tmp_path / "g.png").is_file()
-    assert main(["generate", "--lake", "7", "--model", str(rsr_in / "final"), "--latent-steps", "4", "-n", "1",
+    assert main(["generate", "--lake", "7", "--model", str(rsr_in / "final"), "--latent_steps", "4", "-n", "1",
                  "--steps", "2", "--out", str(tmp_path / "h.png")]) == 0  # `thinkpix generate --lake`
     assert (tmp_path / "h.png").is_file()
     assert main(["generate", "--lake", "7", "--out", str(tmp_path / "y.png")]) == 2  # no lake --model
-    assert main(["lake", "generate", "--model", str(base / "final"), "--map", "3", "--latent-steps", "2",
+    assert main(["lake", "generate", "--model", str(base / "final"), "--map", "3", "--latent_steps", "2",
                  "--out", str(tmp_path / "x.png")]) == 2  # no RSR to think with
 
     # a killed `lake sample` resumes: rerunning the same command redoes only the incomplete map folders,
@@ -198,7 +198,7 @@ def test_tiny_train_sample_evaluate_end_to_end(tmp_path, capsys):
 
 def test_position_target_trains_samples_and_evaluates(tmp_path, capsys):
     maps = tmp_path / "pos.jsonl"
-    assert main(["lake", "prompts", "--target", "position", "--per-cell", "1", "--sizes", "4", "--out", str(maps)]) == 0
+    assert main(["lake", "prompts", "--target", "position", "--per_cell", "1", "--sizes", "4", "--out", str(maps)]) == 0
     run = tmp_path / "pos"
     assert main(["lake", "train", "configs/lake_base.yaml", *TINY, "lake.target=position", f"out_dir={run}"]) == 0
     assert load_lake(run / "final").target == "position"
@@ -210,7 +210,7 @@ def test_position_target_trains_samples_and_evaluates(tmp_path, capsys):
     assert main(["lake", "generate", "--model", str(run / "final"), "--map", "2", "-k", "2", "-n", "1",
                  "--steps", "1", "--out", str(tmp_path / "p.png")]) == 0
     path_maps = tmp_path / "path.jsonl"
-    assert main(["lake", "prompts", "--per-cell", "1", "--sizes", "4", "--out", str(path_maps)]) == 0
+    assert main(["lake", "prompts", "--per_cell", "1", "--sizes", "4", "--out", str(path_maps)]) == 0
     assert main(["lake", "sample", "--model", str(run / "final"), "--prompts", str(path_maps), "--out",
                  str(tmp_path / "x"), "--steps", "1"]) == 2  # a path set for a position model
 

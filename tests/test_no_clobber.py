@@ -34,7 +34,7 @@ def test_an_existing_file_is_not_overwritten_without_overwrite(model, tmp_path, 
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes\n")
     argv = (["generate", "a red circle", "--model", str(model), "--steps", "1", "-n", "1", "--out", str(notes)]
-            if command == "generate" else ["world", "prompts", "--per-task", "1", "--out", str(notes)])
+            if command == "generate" else ["world", "prompts", "--per_task", "1", "--out", str(notes)])
     assert main(argv) == 2
     one_line_error(capsys, "exists", "--overwrite")
     assert notes.read_text() == "my notes\n"
@@ -58,7 +58,7 @@ def test_device_nodes_and_fifos_are_never_written(model, tmp_path, capsys):
     for target in special_files(tmp_path):
         kind = target.lstat().st_mode
         for argv in (["generate", "x", "--model", str(model), "--steps", "1", "-n", "1", "--out", str(target)],
-                     ["world", "prompts", "--per-task", "1", "--out", str(target)]):
+                     ["world", "prompts", "--per_task", "1", "--out", str(target)]):
             assert main([*argv, "--overwrite"]) == 2
             one_line_error(capsys, "not a regular file")
             assert target.lstat().st_mode == kind  # still the node it was, not a regular file
@@ -76,13 +76,13 @@ def test_export_onto_another_runs_model_or_adapter_is_refused(model, tmp_path, c
     # the run that wrote it may export there again (a rerun of the same command)
     assert main(["train", TINY, f"out_dir={tmp_path / 'other'}", *RUN, "seed=1", "--export", str(other)]) == 0
     adapter = tmp_path / "adapter"
-    assert main(["finetune", "--base", str(model), *RSR, "--out", str(tmp_path / "ft1"), "--export", str(adapter)]) == 0
+    assert main(["finetune", "--pretrained", str(model), *RSR, "--output_dir", str(tmp_path / "ft1"), "--export", str(adapter)]) == 0
     weights = (adapter / "rsr_adapter.safetensors").read_bytes()
     capsys.readouterr()
-    assert main(["finetune", "--base", str(model), *RSR, "--out", str(tmp_path / "ft2"), "--export", str(adapter)]) == 2
+    assert main(["finetune", "--pretrained", str(model), *RSR, "--output_dir", str(tmp_path / "ft2"), "--export", str(adapter)]) == 2
     one_line_error(capsys, "--export", "did not write")
     assert (adapter / "rsr_adapter.safetensors").read_bytes() == weights
-    assert main(["finetune", "--base", str(model), *RSR, "--out", str(tmp_path / "ft2"), "--export", str(adapter),
+    assert main(["finetune", "--pretrained", str(model), *RSR, "--output_dir", str(tmp_path / "ft2"), "--export", str(adapter),
                  "--overwrite"]) == 0  # asked for explicitly
 
 

@@ -106,7 +106,7 @@ def test_finetune_flags_are_checked_before_the_base_loads(flags, flag, tmp_path,
 
     monkeypatch.setattr(pipeline_base, "load_base", no_load)
     argv = ["finetune", "--pretrained", str(tmp_path / "pipe"), "--rsr", "layers=0,latent_steps=2",
-            "--out", str(tmp_path / "run"), *flags]
+            "--output_dir", str(tmp_path / "run"), *flags]
     assert main(argv) == 2
     assert flag in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

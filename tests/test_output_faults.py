@@ -40,7 +40,7 @@ def tree(root: Path) -> dict:
 
 def test_a_symlinked_prompt_folder_is_not_written_through(box, tmp_path, capsys):
     sample = ["sample", "--prompts", str(box / "good.jsonl"), "--model", str(box / "run" / "final"), "--steps", "1",
-              "--images-per-prompt", "1", "--out", str(tmp_path / "s")]
+              "--images_per_prompt", "1", "--out", str(tmp_path / "s")]
     assert main(sample) == 0
     outside = tmp_path / "outside"  # the user's own folder, linked in place of an unfinished prompt folder
     shutil.copytree(tmp_path / "s" / "00000", outside)
@@ -56,7 +56,7 @@ def test_a_symlinked_prompt_folder_is_not_written_through(box, tmp_path, capsys)
 
 def test_world_render_overwrite_refuses_a_symlinked_folder_before_deleting_anything(box, tmp_path, capsys):
     render = ["world", "render", "--prompts", str(box / "good.jsonl"), "--out", str(tmp_path / "w"),
-              "--images-per-prompt", "1"]
+              "--images_per_prompt", "1"]
     assert main(render) == 0
     outside = tmp_path / "outside"
     shutil.move(tmp_path / "w" / "00001", outside)
@@ -75,7 +75,7 @@ def test_an_output_file_that_is_a_symlink_is_refused_even_with_overwrite(box, tm
     link = tmp_path / "out.png"
     link.symlink_to(mine)
     argv = (["generate", "x", "--model", str(box / "run" / "final"), "--steps", "1", "-n", "1"] if command == "generate"
-            else ["world", "prompts", "--per-task", "1"])
+            else ["world", "prompts", "--per_task", "1"])
     assert main([*argv, "--out", str(link), "--overwrite"]) == 2
     one_line(capsys, "symbolic link")
     assert mine.read_text() == "the user's file\n" and link.is_symlink()
@@ -98,12 +98,12 @@ def test_disk_full_is_one_line_naming_the_file_and_leaves_no_temporary_file(box,
     argv, limit, names = {
         "train": (["train", TINY, "out_dir=out", "steps=1", "ckpt_every=1", "batch_size=2", "threads=1"], 20_000,
                   "checkpoints/step_0000001"),
-        "finetune": (["finetune", "--base", model, "--rsr", "layers=0,experts=2,latent_steps=1,rank=1", "--out", "out",
+        "finetune": (["finetune", "--pretrained", model, "--rsr", "layers=0,experts=2,latent_steps=1,rank=1", "--output_dir", "out",
                       "steps=1", "batch_size=2", "ckpt_every=1", "threads=1"], 4_000, "checkpoints/step_0000001"),
         "generate": (["generate", "x", "--model", model, "--steps", "1", "-n", "4", "--upscale", "16", "--out",
                       "out/grid.png"], 1_000, "grid.png"),
         "sample": (["sample", "--prompts", str(box / "good.jsonl"), "--model", model, "--steps", "1",
-                    "--images-per-prompt", "1", "--out", "out"], 100, "sample_run.json"),
+                    "--images_per_prompt", "1", "--out", "out"], 100, "sample_run.json"),
     }[what]
     (tmp_path / "out").mkdir()
     done = run_limited(limit, argv, tmp_path)

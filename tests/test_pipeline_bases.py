@@ -233,7 +233,7 @@ def test_wrong_base_is_refused_unless_forced(trained, pipes, tmp_path):
 
 def test_generate_with_adapter_and_think_steps(trained, pipes, tmp_path):
     argv = ["generate", "a red bench", "--pretrained", str(pipes["sd3"]), "--adapter", str(trained / "adapter"),
-            "--latent-steps", "2", "--steps", "2", "-n", "2", "--resolution", "32", "--device", "cpu",
+            "--latent_steps", "2", "--steps", "2", "-n", "2", "--resolution", "32", "--device", "cpu",
             "--out", str(tmp_path / "grid.png")]
     assert main(argv) == 0 and (tmp_path / "grid.png").is_file()
 
@@ -265,7 +265,7 @@ def test_sample_writes_genevals_layout_for_official_metadata(pipes, tmp_path, ca
     prompts.write_text("".join(json.dumps(m) + "\n" for m in OFFICIAL))
     out = tmp_path / "geneval"
     argv = ["sample", "--pretrained", str(pipes["flux"]), "--prompts", str(prompts), "--out", str(out),
-            "--images-per-prompt", "2", "--steps", "2", "--resolution", "32"]
+            "--images_per_prompt", "2", "--steps", "2", "--resolution", "32"]
     assert main(argv) == 0
     # GenEval's evaluate_images.py skips entries that are not digit-named folders (our sample_run.json)
     assert sorted(p.name for p in out.iterdir()) == ["00000", "00001", "00002", "sample_run.json"]

@@ -139,7 +139,7 @@ def test_sampling_commands_take_every_precision(tiny_model, tmp_path, cpu_flags,
     records = {}
     for setting in ("fp32", "bf16", "auto"):
         out = tmp_path / setting
-        assert main(["sample", "--prompts", prompts, "--limit", "1", "--images-per-prompt", "2", "--model",
+        assert main(["sample", "--prompts", prompts, "--limit", "1", "--images_per_prompt", "2", "--model",
                      str(tiny_model), "--steps", "2", "--out", str(out), "--precision", setting]) == 0
         records[setting] = json.loads((out / "sample_run.json").read_text())
         assert main(["generate", "a red circle", "-n", "1", "--model", str(tiny_model), "--steps", "2",
@@ -147,7 +147,7 @@ def test_sampling_commands_take_every_precision(tiny_model, tmp_path, cpu_flags,
     assert "precision" not in records["fp32"]  # folders sampled before the option still resume
     assert records["bf16"]["precision"] == records["auto"]["precision"] == "bf16"  # auto recorded as resolved
     capsys.readouterr()
-    assert main(["sample", "--prompts", prompts, "--limit", "1", "--images-per-prompt", "2", "--model",
+    assert main(["sample", "--prompts", prompts, "--limit", "1", "--images_per_prompt", "2", "--model",
                  str(tiny_model), "--steps", "2", "--out", str(tmp_path / "fp32"), "--precision", "bf16"]) == 2
     assert "precision: folder None vs now 'bf16'" in capsys.readouterr().err  # fp32 images not continued in bf16
 

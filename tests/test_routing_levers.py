@@ -330,7 +330,7 @@ def test_full_finetune_trains_only_the_transformer_and_exports_a_loadable_model(
 def test_recursion_trained_in_from_scratch_exports_samples_and_sweeps_T(tmp_path):
     """Issue 12 item 5: `thinkpix train ... model.rsr=...` attaches RSR from the start with the base
     trainable (random depth), exports it inside the model folder, and every loader re-attaches it; the
-    sampler's --latent-steps then chooses T (0 = the network without its loops)."""
+    sampler's --latent_steps then chooses T (0 = the network without its loops)."""
     from pathlib import Path
 
     from thinkpix.integrations.attach import get_rsr, set_latent_steps
@@ -357,8 +357,8 @@ def test_recursion_trained_in_from_scratch_exports_samples_and_sweeps_T(tmp_path
         set_latent_steps(model.transformer, T)
         latents[T] = generate_latents(model, ["a red circle", "two blue squares"], seed=0, steps=2)
     assert not torch.equal(latents[0], latents[3]) and not torch.equal(latents[1], latents[3])
-    # the CLI loads it with its loops and takes --latent-steps; an --adapter on top is refused
-    assert main(["generate", "a red circle", "--model", str(final), "--latent-steps", "2", "-n", "1", "--steps", "2",
+    # the CLI loads it with its loops and takes --latent_steps; an --adapter on top is refused
+    assert main(["generate", "a red circle", "--model", str(final), "--latent_steps", "2", "-n", "1", "--steps", "2",
                  "--out", str(tmp_path / "g.png")]) == 0
     assert main(["generate", "a red circle", "--model", str(final), "--adapter", str(final / "rsr"), "-n", "1",
                  "--out", str(tmp_path / "h.png")]) == 2

@@ -8,7 +8,7 @@ from tiny_pipelines import save_pipeline
 def test_sample_classes_of_a_dit_pipeline(tmp_path, capsys):
     dit = save_pipeline("dit", tmp_path / "dit")
     argv = ["sample", "--classes", "--pretrained", str(dit), "--out", str(tmp_path / "out"), "--steps", "1",
-            "--images-per-prompt", "2"]
+            "--images_per_prompt", "2"]
     assert main(argv) == 0
     folders = sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir())
     assert folders == ["00_red_circle", "01_blue_square", "02_bench", "03_green_triangle"]
@@ -17,7 +17,7 @@ def test_sample_classes_of_a_dit_pipeline(tmp_path, capsys):
     assert main(argv) == 0  # the same command again: every image kept
     assert (tmp_path / "out" / "02_bench" / "0001.png").stat().st_mtime_ns == before
     capsys.readouterr()
-    assert main([*argv[:-2], "--images-per-prompt", "3", "--steps", "2"]) == 2  # another request, same folder
+    assert main([*argv[:-2], "--images_per_prompt", "3", "--steps", "2"]) == 2  # another request, same folder
     assert "another run" in capsys.readouterr().err
 
 

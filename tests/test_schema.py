@@ -159,7 +159,7 @@ def test_a_word_of_the_wrong_type_is_an_argparse_error(capsys):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["generate", "x", "--latent-steps", "65"], f"at most 64, got 65: {BOUNDS['latent_steps'][1][:30]}"),
+    (["generate", "x", "--latent_steps", "65"], f"at most 64, got 65: {BOUNDS['latent_steps'][1][:30]}"),
     (["generate", "x", "--resolution", "5000"], "at most 4096, got 5000: larger images"),
     (["finetune", "--pretrained", "shapes-base", "--rsr", "layers=0", "--resolution", "5000"], "at most 4096"),
     (["finetune", "--pretrained", "shapes-base", "--rsr", "layers=0", "--rank", "5000"], "at most 4096, got 5000"),

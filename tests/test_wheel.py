@@ -47,8 +47,8 @@ def test_a_wheel_installs_and_runs_the_demo_outside_the_tree(tmp_path):
     where = subprocess.check_output([python, "-c", "import thinkpix; print(thinkpix.__file__)"], cwd=elsewhere,
                                     env=env, text=True).strip()
     assert Path(where).is_relative_to(env_dir) and not Path(where).is_relative_to(ROOT), where
-    done = subprocess.run([env_dir / "bin" / "thinkpix", "demo", "--out", "demo", "--per-task", "1",
-                           "--images-per-prompt", "1"], cwd=elsewhere, env=env, capture_output=True, text=True,
+    done = subprocess.run([env_dir / "bin" / "thinkpix", "demo", "--out", "demo", "--per_task", "1",
+                           "--images_per_prompt", "1"], cwd=elsewhere, env=env, capture_output=True, text=True,
                           timeout=1800)  # a busy 2-core machine
     assert done.returncode == 0, done.stderr[-2000:]
     assert "overall" in done.stdout.lower(), done.stdout[-2000:]

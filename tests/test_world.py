@@ -117,7 +117,7 @@ def _lines(path):
 
 def test_committed_geneval_set_is_regenerable():
     metas = _lines(DATA / "geneval.jsonl")
-    assert metas == geneval_set(100, seed=0)  # `thinkpix world prompts --set geneval --per-task 100 --seed 0`
+    assert metas == geneval_set(100, seed=0)  # `thinkpix world prompts --set geneval --per_task 100 --seed 0`
     for task in TASKS:
         assert sum(m["tag"] == task for m in metas) == 100
 
@@ -125,7 +125,7 @@ def test_committed_geneval_set_is_regenerable():
 def test_committed_dense_set_is_regenerable():
     metas = _lines(DATA / "dense.jsonl")
     assert len(metas) >= 100
-    assert metas == dense_set(len(metas), seed=0)  # `thinkpix world prompts --set dense --per-task 100 --seed 0`
+    assert metas == dense_set(len(metas), seed=0)  # `thinkpix world prompts --set dense --per_task 100 --seed 0`
 
 
 def test_docs_palette_table_matches_code():

@@ -54,3 +54,14 @@ def add_alias(parser, old: str, new: str, dest: str, **kwargs) -> None:
     """Register `old` as a hidden, deprecated spelling of flag `new` (same dest); kwargs: type, or
     nargs=0 with const for a switch."""
     parser.add_argument(old, dest=dest, action=DeprecatedFlag, new=new, default=argparse.SUPPRESS, **kwargs)
+
+
+def add_aliases(parser, action, *olds: str) -> None:
+    """Register each of `olds` as a hidden, deprecated spelling of the option `action` (what `add_argument`
+    or `schema.option` returned): same dest, same word type; a switch stays a switch."""
+    new = next(s for s in action.option_strings if s.startswith("--"))
+    for old in olds:
+        if action.nargs == 0:
+            add_alias(parser, old, new, action.dest, nargs=0, const=True)
+        else:
+            add_alias(parser, old, new, action.dest, type=action.type)

@@ -123,7 +123,7 @@ def test_lake_solve_reports_the_evaluators_exact_verdict_per_latent_step(service
     (lambda s: text_tab.text_to_image(s, PROMPT, 0, 2, 3.0, "nope", 0, 1), "unknown model"),
     (lambda s: routing_tab.routing(s, PROMPT, 0, 2, 3.0, BASE, 2), "no RSR routing"),
     (lambda s: class_tab.class_images(s, "pink hexagon", 0, 2, 3.0, 0, 1), "unknown class"),
-    (lambda s: class_tab.class_images(s, "red circle", 0, 2, 3.0, 2, 1), "--class-adapter"),
+    (lambda s: class_tab.class_images(s, "red circle", 0, 2, 3.0, 2, 1), "--class_adapter"),
     (lambda s: lake_tab.solve(s, "SH..,H...,....,...G", 0, 0, 2), "no path"),
     (lambda s: lake_tab.solve(s, "S..X,....,....,...G", 0, 0, 2), "unknown map character"),
 ])
@@ -136,5 +136,5 @@ def test_bad_inputs_are_one_line_messages(service, call, words):
 def test_without_a_lake_model_the_lake_tab_says_how_to_get_one(one_thread):
     plain = load_service()
     assert plain.lake is None and plain.dit is not None
-    with pytest.raises(ThinkpixError, match="--lake-model"):
+    with pytest.raises(ThinkpixError, match="--lake_model"):
         lake_tab.solve(plain, "S...,....,....,...G", 0, 0, 2)

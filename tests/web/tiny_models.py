@@ -18,7 +18,7 @@ def rsr_adapter(out: Path, seed: int = 0) -> Path:
 
     run = out / "run"
     assert main(["finetune", "steps=3", "batch_size=4", "ckpt_every=3", "log_every=1", "threads=1",
-                 "--rsr", "layers=2,3,experts=3,latent_steps=2,rank=4", "--out", str(run)]) == 0
+                 "--rsr", "layers=2,3,experts=3,latent_steps=2,rank=4", "--output_dir", str(run)]) == 0
     adapter = out / "rsr-demo"
     shutil.copytree(run / "adapter", adapter)
     weights = adapter / "rsr_adapter.safetensors"

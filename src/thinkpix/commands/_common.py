@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import declarations as d
-from ..deprecation import add_alias
+from ..deprecation import add_aliases
 from ..schema import option
 from .loading import model_path
 
@@ -18,8 +18,7 @@ def add_sampling_flags(p) -> None:
     option(p, "--threads", spec=d.THREADS, default=0)
     add_precision_flag(p)
     option(p, "--adapter", spec=d.ADAPTER)
-    option(p, "--latent-steps", spec=d.LATENT_STEPS)
-    add_alias(p, "--think-steps", "--latent-steps", "latent_steps", type=int)
+    add_aliases(p, option(p, "--latent_steps", spec=d.LATENT_STEPS), "--latent-steps", "--think-steps")
 
 
 def sample_record(args, kind: str, **what) -> dict:
@@ -65,14 +64,17 @@ def sampling_kwargs(args) -> dict:
 
 
 def add_run_flags(p) -> None:
-    """--no-resume / --resume-from / --overwrite of the training commands (see `Trainer.fit`)."""
-    option(p, "--no-resume", spec=d.SWITCH, help="start from scratch (refused in a folder holding a "
-           "run unless --overwrite)")
-    option(p, "--resume-from", spec=d.RESUME_FROM, metavar="CHECKPOINT",
-           help="resume from this checkpoint folder instead of OUT/checkpoints/latest")
+    """--resume_from_checkpoint / --no_resume / --overwrite / --precision of the training commands (see
+    `Trainer.fit`; `resume_kwargs` reads them); --resume-from and --no-resume are deprecated spellings."""
+    add_aliases(p, option(p, "--resume_from_checkpoint", spec=d.RESUME_FROM, metavar="latest|DIR",
+                          help="the checkpoint to resume from (default: latest, when the run folder holds one)"),
+                "--resume-from")
+    add_aliases(p, option(p, "--no_resume", spec=d.SWITCH,
+                          help="start from scratch (refused in a folder holding a run unless --overwrite)"),
+                "--no-resume")
     option(p, "--overwrite", spec=d.OVERWRITE,
-           help="start over (implies --no-resume): replace the run already in the folder (its checkpoints "
-                "and metrics); a resume with another request (base, data, config) is refused without it")
+           help="start over (implies --no_resume): replace the run already in the folder (its checkpoints "
+                "and metrics); a resume with another request (base, data, settings) is refused without it")
     option(p, "--precision", spec=d.RUN_PRECISION)
 
 
@@ -103,8 +105,16 @@ def check_export(export, out_dir, overwrite: bool) -> None:
                         "choose a new folder, or pass --overwrite to replace it (--overwrite also starts the run over)")
 
 
-def run_flags(args) -> dict:
-    return dict(resume=not args.no_resume, resume_from=args.resume_from, overwrite=args.overwrite)
+def resume_kwargs(args) -> dict:
+    """Trainer.fit's resume arguments of --resume_from_checkpoint latest|DIR, --no_resume, --overwrite."""
+    from ..errors import ThinkpixError
+
+    chosen = args.resume_from_checkpoint
+    if chosen == "latest" and (args.no_resume or args.overwrite):
+        raise ThinkpixError(f"--resume_from_checkpoint latest and {'--overwrite' if args.overwrite else '--no_resume'} "
+                            "contradict each other")
+    return dict(resume=not args.no_resume, resume_from=None if chosen in (None, "latest") else chosen,
+                overwrite=args.overwrite)
 
 
 def finish_run(trainer, last: dict, out, what: str) -> int:

@@ -5,6 +5,7 @@ either."""
 from __future__ import annotations
 
 from .. import declarations as d
+from ..deprecation import add_aliases
 from ..schema import option
 
 
@@ -15,5 +16,5 @@ def add_base_flags(p) -> None:
     option(p, "--device", spec=d.DEVICE, default="auto")
     option(p, "--dtype", spec=d.DTYPE, default="auto")
     option(p, "--resolution", spec=d.RESOLUTION, default=0)
-    option(p, "--force-base", spec=d.FORCE_BASE)
+    add_aliases(p, option(p, "--force_base", spec=d.FORCE_BASE), "--force-base")
 

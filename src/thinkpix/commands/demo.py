@@ -1,7 +1,7 @@
 """`thinkpix demo --out DIR`: the first thing to run. Generates images with the bundled base
 model for a sample of the committed GenEval-style set (a few prompts per task), scores them with
 the exact evaluator, prints the table and writes a contact sheet (green frame = judged correct).
-`--ground-truth` renders the world's ground truth instead of generating (the evaluator's ceiling)."""
+`--ground_truth` renders the world's ground truth instead of generating (the evaluator's ceiling)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .. import declarations as d
 from ..resources import resource
+from ..deprecation import add_aliases
 from ..schema import option
 
 DEFAULT_PROMPTS = "eval/geneval.jsonl"  # shipped with the package (thinkpix.resources)
@@ -19,11 +20,12 @@ def register(sub) -> None:
     option(p, "--out", spec=d.OUT_DIR, default="outputs/demo")
     option(p, "--prompts", spec=d.PROMPTS_FILE, help="metadata JSONL (default: the committed set, shipped with the "
            "package)")
-    option(p, "--per-task", spec=d.PER_TASK, default=3, help="prompts per task to sample")
-    option(p, "--images-per-prompt", spec=d.IMAGES_PER_PROMPT, default=4)
+    add_aliases(p, option(p, "--per_task", spec=d.PER_TASK, default=3, help="prompts per task to sample"), "--per-task")
+    add_aliases(p, option(p, "--images_per_prompt", spec=d.IMAGES_PER_PROMPT, default=4), "--images-per-prompt")
     option(p, "--seed", spec=d.SEED, default=0)
     option(p, "--model", spec=d.MODEL, help="model folder or bundled name (default: the bundled base)")
-    option(p, "--ground-truth", spec=d.SWITCH, help="render ground truth instead of generating")
+    add_aliases(p, option(p, "--ground_truth", spec=d.SWITCH, help="render ground truth instead of generating"),
+                "--ground-truth")
     p.set_defaults(func=run)
 
 

@@ -31,7 +31,7 @@ from .. import declarations as d
 from ..declarations import FINETUNE_FLAGS
 from ..deprecation import DeprecatedFlag, add_alias
 from ..schema import option
-from ._common import check_export, finish_run
+from ._common import add_run_flags, check_export, finish_run, resume_kwargs
 
 DEFAULT_CONFIG = "configs/finetune_rsr.yaml"  # shipped with the package (thinkpix.resources)
 
@@ -75,16 +75,7 @@ def register(sub) -> None:
     option(p, "--output_dir", spec=d.FT_OUTPUT_DIR, metavar="DIR")
     add_alias(p, "--out", "--output_dir", "output_dir")
     option(p, "--export", spec=d.EXPORT_DIR, help="adapter (or model) folder (default OUTPUT_DIR/adapter)")
-    option(p, "--resume_from_checkpoint", spec=d.RESUME_FROM, metavar="latest|DIR",
-           help="the checkpoint to resume from (default: latest, when the run folder holds one)")
-    add_alias(p, "--resume-from", "--resume_from_checkpoint", "resume_from_checkpoint")
-    option(p, "--no_resume", spec=d.SWITCH,
-           help="start from scratch (refused in a folder holding a run unless --overwrite)")
-    add_alias(p, "--no-resume", "--no_resume", "no_resume", nargs=0, const=True)
-    option(p, "--overwrite", spec=d.OVERWRITE,
-           help="start over: replace the run already in the folder; a resume with another request (base, "
-                "data, settings) is refused without it")
-    option(p, "--precision", spec=d.RUN_PRECISION)
+    add_run_flags(p)
     option(p, "--config", spec=d.CONFIG_FILE, help="YAML: flags without '--' (with a `pretrained` key), or a "
                                                   "trainer config (default configs/finetune_rsr.yaml)")
     option(p, "overrides", spec=d.OVERRIDE, nargs="*", help="trainer-config overrides, e.g. steps=300 optim.lr=5e-4")
@@ -105,18 +96,6 @@ def read_flags_config(path) -> dict | None:
         return None
     data = read_config_file(path)
     return data if "pretrained" in data else None
-
-
-def resume_kwargs(args) -> dict:
-    """Trainer.fit's resume arguments of --resume_from_checkpoint latest|DIR, --no_resume, --overwrite."""
-    from ..errors import ThinkpixError
-
-    chosen = args.resume_from_checkpoint
-    if chosen == "latest" and (args.no_resume or args.overwrite):
-        raise ThinkpixError(f"--resume_from_checkpoint latest and {'--overwrite' if args.overwrite else '--no_resume'} "
-                            "contradict each other")
-    return dict(resume=not args.no_resume, resume_from=None if chosen in (None, "latest") else chosen,
-                overwrite=args.overwrite)
 
 
 def is_config_run(args) -> bool:

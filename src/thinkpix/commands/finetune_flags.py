@@ -5,7 +5,8 @@ flag is read and checked here, before the base loads."""
 from __future__ import annotations
 
 from ..declarations import FLAG_SPECS, TOP_LEVEL_SPECS
-from .finetune import DEFAULTS, OLD_KEYS, TOP_LEVEL, read_flags_config, resume_kwargs
+from ._common import resume_kwargs
+from .finetune import DEFAULTS, OLD_KEYS, TOP_LEVEL, read_flags_config
 
 
 def flag_value(args, name: str):

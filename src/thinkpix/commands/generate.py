@@ -5,6 +5,7 @@ class-conditional (DiT) model; the unconditional half of guidance is the DiT's n
 from __future__ import annotations
 
 from .. import declarations as d
+from ..deprecation import add_aliases
 from ..schema import option
 from ._common import add_sampling_flags, sampling_kwargs, sampling_precision
 from .loading import load_model
@@ -15,7 +16,7 @@ def register(sub) -> None:
     p = sub.add_parser("generate", help="generate images for a prompt (or a class)", description=__doc__)
     option(p, "prompt", spec=d.PROMPT, nargs="?", metavar="PROMPT")
     option(p, "--class", dest="class_name", spec=d.CLASS, metavar="NAME")
-    option(p, "-n", "--num-images", spec=d.NUM_IMAGES, default=4)
+    add_aliases(p, option(p, "-n", "--num_images", spec=d.NUM_IMAGES, default=4), "--num-images")
     option(p, "--out", spec=d.GRID_OUT, default="grid.png")
     option(p, "--overwrite", spec=d.OVERWRITE, help="replace an existing --out (and --trace) file")
     option(p, "--upscale", spec=d.UPSCALE)
@@ -24,7 +25,7 @@ def register(sub) -> None:
            help="solve a lake map with a lake --model (see `thinkpix lake generate`): rows "
                 "'S.H.,..H.,....,H..G' or the seed of a random 5x5 map of 5 moves")
     add_sampling_flags(p)
-    add_base_flags(p)  # --pretrained BASE --device --dtype --resolution --force-base
+    add_base_flags(p)  # --pretrained BASE --device --dtype --resolution --force_base
     p.set_defaults(func=run)
 
 

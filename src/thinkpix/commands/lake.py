@@ -1,12 +1,12 @@
 """`thinkpix lake ...`: the lake world (FrozenLake-style path drawing), see docs/lake.md.
 
-    thinkpix lake prompts --out data/eval/lake.jsonl --per-cell 8 --seed 0   # evaluation maps
+    thinkpix lake prompts --out data/eval/lake.jsonl --per_cell 8 --seed 0   # evaluation maps
     thinkpix lake render --prompts data/eval/lake.jsonl --out outputs/lake_gt  # ground-truth solutions
     thinkpix lake evaluate outputs/lake_gt [--json]                           # exact path evaluator
     thinkpix lake train configs/lake_base.yaml out_dir=RUN seed=0             # train / resume
     thinkpix lake finetune --pretrained RUN/final --rsr layers=1,2,latent_steps=4 --output_dir FT  # adapter
-    thinkpix lake sample --model RUN/final --prompts data/eval/lake.jsonl --out OUT [--latent-steps T]
-    thinkpix lake generate --model RUN/final --map 'S.H.,..H.,....,H..G' --latent-steps 4 --out grid.png
+    thinkpix lake sample --model RUN/final --prompts data/eval/lake.jsonl --out OUT [--latent_steps T]
+    thinkpix lake generate --model RUN/final --map 'S.H.,..H.,....,H..G' --latent_steps 4 --out grid.png
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from .. import declarations as d
-from ..deprecation import add_alias
+from ..deprecation import add_alias, add_aliases
 from ..schema import option
 from ._common import add_precision_flag, finish_run, precision_record, sampling_precision
 
@@ -40,7 +40,7 @@ def register(sub) -> None:
     pr = lake.add_parser("prompts", help="write an evaluation set of maps (metadata JSONL)")
     option(pr, "--out", spec=d.JSONL_OUT, required=True)
     option(pr, "--overwrite", spec=d.OVERWRITE, help="replace an existing --out file")
-    option(pr, "--per-cell", spec=d.LAKE_PER_CELL, default=8)
+    add_aliases(pr, option(pr, "--per_cell", spec=d.LAKE_PER_CELL, default=8), "--per-cell")
     option(pr, "--sizes", spec=d.LAKE_SIZES, default="4-8")
     option(pr, "--target", spec=d.LAKE_TARGET, default="path")
     option(pr, "--seed", spec=d.SEED, default=0, help="seed of the maps")
@@ -62,8 +62,8 @@ def register(sub) -> None:
                          epilog=keys_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     option(tr, "config", spec=d.CONFIG_FILE, metavar="CONFIG")
     option(tr, "overrides", spec=d.OVERRIDE, nargs="*", help="dotted overrides, e.g. seed=1 out_dir=runs/x lake.depth=6")
-    option(tr, "--no-resume", spec=d.SWITCH, help="start from scratch")
-    option(tr, "--stop-after", spec=d.STOP_AFTER, metavar="STEP")
+    add_aliases(tr, option(tr, "--no_resume", spec=d.SWITCH, help="start from scratch"), "--no-resume")
+    add_aliases(tr, option(tr, "--stop_after", spec=d.STOP_AFTER, metavar="STEP"), "--stop-after")
     option(tr, "--export", spec=d.EXPORT_DIR, help="model folder (default OUT_DIR/final)")
     tr.set_defaults(func=run_train)
 
@@ -78,8 +78,7 @@ def register(sub) -> None:
     option(ft, "--output_dir", spec=d.FT_OUTPUT_DIR, metavar="DIR",
            help="run folder (required); the adapter goes to OUTPUT_DIR/adapter")
     add_alias(ft, "--out", "--output_dir", "output_dir")
-    option(ft, "--no_resume", spec=d.SWITCH, help="start from scratch")
-    add_alias(ft, "--no-resume", "--no_resume", "no_resume", nargs=0, const=True)
+    add_aliases(ft, option(ft, "--no_resume", spec=d.SWITCH, help="start from scratch"), "--no-resume")
     ft.set_defaults(func=run_finetune)
 
     samplers = {}
@@ -88,8 +87,7 @@ def register(sub) -> None:
         s = samplers[name] = lake.add_parser(name, help=helptext)
         option(s, "--model", spec=d.MODEL, required=True, help="a trained lake model folder")
         option(s, "--adapter", spec=d.ADAPTER, help="RSR or LoRA adapter folder (from `thinkpix lake finetune`)")
-        option(s, "--latent-steps", spec=d.LATENT_STEPS)
-        add_alias(s, "--think-steps", "--latent-steps", "latent_steps", type=int)
+        add_aliases(s, option(s, "--latent_steps", spec=d.LATENT_STEPS), "--latent-steps", "--think-steps")
         option(s, "--steps", spec=d.SAMPLER_STEPS, default=20)
         option(s, "--seed", spec=d.SEED, default=0)
         option(s, "--threads", spec=d.THREADS, default=0)
@@ -97,7 +95,8 @@ def register(sub) -> None:
         option(s, "--out", spec=d.OUT_DIR if name == "sample" else d.GRID_OUT, required=True)
     sa = samplers["sample"]
     option(sa, "--prompts", spec=d.PROMPTS_FILE, required=True, help="metadata JSONL (e.g. data/eval/lake.jsonl)")
-    option(sa, "--images-per-map", spec=d.IMAGES_PER_PROMPT, default=1, help="images per map")
+    add_aliases(sa, option(sa, "--images_per_map", spec=d.IMAGES_PER_PROMPT, default=1, help="images per map"),
+                "--images-per-map")
     option(sa, "--overwrite", spec=d.OVERWRITE, help="remove OUT's map folders and start afresh "
            "(default: rerunning the same command resumes, another run's folder is refused)")
     sa.set_defaults(func=run_sample)
@@ -106,7 +105,7 @@ def register(sub) -> None:
     option(ge, "--size", spec=d.LAKE_SIZE, default=5, help="grid size of a random map")
     option(ge, "--length", spec=d.LAKE_LENGTH, default=5)
     option(ge, "-k", spec=d.LAKE_K)
-    option(ge, "-n", "--num-images", spec=d.NUM_IMAGES, default=4)
+    add_aliases(ge, option(ge, "-n", "--num_images", spec=d.NUM_IMAGES, default=4), "--num-images")
     option(ge, "--overwrite", spec=d.OVERWRITE, help="replace an existing --out file")
     ge.set_defaults(func=run_generate)
 

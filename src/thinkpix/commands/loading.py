@@ -1,5 +1,5 @@
 """The model a sampling command (or the web page) means: `--model` (a bundled name or folder) or
-`--pretrained` (a diffusers pipeline), with `--adapter` loaded and `--latent-steps` set."""
+`--pretrained` (a diffusers pipeline), with `--adapter` loaded and `--latent_steps` set."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 def load_model(args, kind: str = "mmdit"):
     """The one loader of the sampling commands and the web page: the base of --pretrained (any base behind
     `models.pipeline_base`, on --device) or the bundled model of --model (default: the bundled base of
-    `kind`), with --adapter loaded and --latent-steps set.
+    `kind`), with --adapter loaded and --latent_steps set.
     kind: "mmdit" (text-to-image, a PROMPT) or "dit" (class-conditional, --class / --classes)."""
     import torch
 
@@ -64,5 +64,5 @@ def _pretrained(args, kind: str):
         load_adapter(base.transformer, args.adapter, args.latent_steps, force_base=args.force_base)
         base.transformer.eval()
     elif args.latent_steps:
-        raise ThinkpixError("--latent-steps needs an RSR --adapter")
+        raise ThinkpixError("--latent_steps needs an RSR --adapter")
     return base

@@ -11,6 +11,7 @@ class (DIR/00_red_circle/0000.png, ...), image k of class i with seed SEED + i *
 from __future__ import annotations
 
 from .. import declarations as d
+from ..deprecation import add_aliases
 from ..schema import option
 from ._common import add_sampling_flags, sample_record, sampling_kwargs, sampling_precision
 from .loading import load_model, model_path
@@ -24,11 +25,11 @@ def register(sub) -> None:
     option(what, "--prompts", spec=d.PROMPTS_FILE)
     option(what, "--classes", spec=d.SWITCH, help="every class of a class-conditional model")
     option(p, "--out", spec=d.OUT_DIR, required=True)
-    option(p, "--images-per-prompt", spec=d.IMAGES_PER_PROMPT, default=4)
+    add_aliases(p, option(p, "--images_per_prompt", spec=d.IMAGES_PER_PROMPT, default=4), "--images-per-prompt")
     option(p, "--limit", spec=d.LIMIT, default=0)
-    option(p, "--batch-size", spec=d.BATCH_SIZE, default=64)
+    add_aliases(p, option(p, "--batch_size", spec=d.BATCH_SIZE, default=64), "--batch-size")
     add_sampling_flags(p)
-    add_base_flags(p)  # --pretrained BASE --device --dtype --resolution --force-base
+    add_base_flags(p)  # --pretrained BASE --device --dtype --resolution --force_base
     p.set_defaults(func=run)
 
 

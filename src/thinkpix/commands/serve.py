@@ -1,4 +1,4 @@
-"""`thinkpix serve [--port 7860] [--pretrained NAME_OR_FOLDER] [--adapter DIR]... [--lake-model DIR]`:
+"""`thinkpix serve [--port 7860] [--pretrained NAME_OR_FOLDER] [--adapter DIR]... [--lake_model DIR]`:
 a web page (Gradio, the optional extra `pip install -e '.[web]'`) to try the models in a browser:
 text to image with the evaluator's verdict drawn on each sample and a strip over latent steps, RSR
 routing maps, the lake (draw a map, solve it, see the route at each latent step), the class DiT.
@@ -7,6 +7,7 @@ Runs on CPU with the bundled models; one sampler runs at a time (a request queue
 from __future__ import annotations
 
 from .. import declarations as d
+from ..deprecation import add_aliases
 from ..schema import option
 
 
@@ -20,14 +21,18 @@ def register(sub) -> None:
                 "(default: the bundled shapes-base)")
     option(p, "--adapter", spec=d.ADAPTER, action="append", default=[], metavar="DIR",
            help="an RSR or LoRA adapter folder for the base (repeatable; each becomes a choice in the page)")
-    option(p, "--class-model", spec=d.MODEL, metavar="DIR", help="class-conditional model (default shapes-dit)")
-    option(p, "--class-adapter", spec=d.ADAPTER, metavar="DIR", help="an RSR adapter for the class model")
-    option(p, "--lake-model", spec=d.MODEL, metavar="DIR", help="a lake model folder (`thinkpix lake train`)")
-    option(p, "--lake-adapter", spec=d.ADAPTER, metavar="DIR", help="an adapter for it (`thinkpix lake finetune`)")
-    option(p, "--queue-size", spec=d.QUEUE_SIZE, default=64)
+    add_aliases(p, option(p, "--class_model", spec=d.MODEL, metavar="DIR",
+                          help="class-conditional model (default shapes-dit)"), "--class-model")
+    add_aliases(p, option(p, "--class_adapter", spec=d.ADAPTER, metavar="DIR",
+                          help="an RSR adapter for the class model"), "--class-adapter")
+    add_aliases(p, option(p, "--lake_model", spec=d.MODEL, metavar="DIR",
+                          help="a lake model folder (`thinkpix lake train`)"), "--lake-model")
+    add_aliases(p, option(p, "--lake_adapter", spec=d.ADAPTER, metavar="DIR",
+                          help="an adapter for it (`thinkpix lake finetune`)"), "--lake-adapter")
+    add_aliases(p, option(p, "--queue_size", spec=d.QUEUE_SIZE, default=64), "--queue-size")
     option(p, "--threads", spec=d.THREADS, default=0)
-    option(p, "--no-generate-on-load", spec=d.SWITCH,
-           help="do not draw the default prompt's samples when the page opens")
+    add_aliases(p, option(p, "--no_generate_on_load", spec=d.SWITCH,
+                          help="do not draw the default prompt's samples when the page opens"), "--no-generate-on-load")
     p.set_defaults(func=run)
 
 
@@ -35,7 +40,7 @@ def run(args) -> int:
     from ..errors import ThinkpixError
 
     if args.lake_adapter and not args.lake_model:
-        raise ThinkpixError("--lake-adapter needs a --lake-model")
+        raise ThinkpixError("--lake_adapter needs a --lake_model")
     try:
         from ..web import app
     except ImportError as exc:

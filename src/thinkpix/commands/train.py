@@ -8,7 +8,8 @@ import argparse
 
 from .. import declarations as d
 from ..schema import keys_help, option
-from ._common import add_run_flags, check_export, finish_run, precision_override, run_flags
+from ..deprecation import add_aliases
+from ._common import add_run_flags, check_export, finish_run, precision_override, resume_kwargs
 
 
 def register(sub) -> None:
@@ -22,7 +23,7 @@ def register(sub) -> None:
     option(p, "config", spec=d.CONFIG_FILE, metavar="CONFIG")
     option(p, "overrides", spec=d.OVERRIDE, nargs="*", help="dotted overrides, e.g. optim.lr=5e-4 steps=2000")
     add_run_flags(p)
-    option(p, "--stop-after", spec=d.STOP_AFTER, metavar="STEP")
+    add_aliases(p, option(p, "--stop_after", spec=d.STOP_AFTER, metavar="STEP"), "--stop-after")
     option(p, "--export", spec=d.EXPORT_DIR, help="folder for the final EMA weights (default OUT_DIR/final)")
     p.set_defaults(func=run)
 
@@ -35,6 +36,6 @@ def run(args) -> int:
     cfg = load_config(args.config, [*args.overrides, *precision_override(args)])
     check_export(args.export, cfg.out_dir, args.overwrite)  # before anything trains
     trainer = Trainer(cfg, build_objective(cfg))
-    last = trainer.fit(stop_after=args.stop_after, **run_flags(args))
+    last = trainer.fit(stop_after=args.stop_after, **resume_kwargs(args))
     out = trainer.export(args.export or f"{cfg.out_dir}/final")
     return finish_run(trainer, last, out, "weights")

@@ -1,8 +1,8 @@
 """`thinkpix world prompts|render`: the shapes world's prompt sets and ground-truth renders.
 
-    thinkpix world prompts --set geneval --per-task 100 --seed 0 --out data/eval/geneval.jsonl
-    thinkpix world prompts --set dense --per-task 100 --seed 0 --out data/eval/dense.jsonl
-    thinkpix world render --prompts data/eval/geneval.jsonl --out outputs/gt --images-per-prompt 4
+    thinkpix world prompts --set geneval --per_task 100 --seed 0 --out data/eval/geneval.jsonl
+    thinkpix world prompts --set dense --per_task 100 --seed 0 --out data/eval/dense.jsonl
+    thinkpix world render --prompts data/eval/geneval.jsonl --out outputs/gt --images_per_prompt 4
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from .. import declarations as d
+from ..deprecation import add_aliases
 from ..schema import option
 
 
@@ -25,7 +26,8 @@ def register(sub) -> None:
     option(pr, "--out", spec=d.JSONL_OUT, required=True)
     option(pr, "--overwrite", spec=d.OVERWRITE, help="replace an existing --out file")
     option(pr, "--set", dest="which", spec=d.PROMPT_SET, default="geneval")
-    option(pr, "--per-task", spec=d.PER_TASK, default=100, help="prompts per task (dense counts as one task)")
+    add_aliases(pr, option(pr, "--per_task", spec=d.PER_TASK, default=100,
+                           help="prompts per task (dense counts as one task)"), "--per-task")
     option(pr, "--seed", spec=d.SEED, default=0, help="seed of the prompt set")
     pr.set_defaults(func=run_prompts)
 
@@ -33,7 +35,7 @@ def register(sub) -> None:
     option(rd, "--prompts", spec=d.PROMPTS_FILE, required=True, help="metadata JSONL (e.g. data/eval/geneval.jsonl)")
     option(rd, "--out", spec=d.OUT_DIR, required=True,
            help="folder: OUT/00000/metadata.jsonl, OUT/00000/samples/0000.png ...")
-    option(rd, "--images-per-prompt", spec=d.IMAGES_PER_PROMPT, default=4)
+    add_aliases(rd, option(rd, "--images_per_prompt", spec=d.IMAGES_PER_PROMPT, default=4), "--images-per-prompt")
     option(rd, "--seed", spec=d.SEED, default=0)
     option(rd, "--distractors", spec=d.DISTRACTORS, default=0)
     option(rd, "--canvas", spec=d.CANVAS, default=32)

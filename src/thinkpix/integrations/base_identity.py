@@ -51,5 +51,5 @@ def check_base(saved: dict | None, transformer: nn.Module, where, force: bool = 
     message = (f"{where}: adapter was trained on base {saved.get('name') or '?'} ({saved.get('class')}, transformer "
                f"config sha256 {str(saved.get('config_sha256'))[:12]}); this transformer's config differs ({diff})")
     if not force:
-        raise ThinkpixError(message + "; load it anyway with force_base=True (CLI: --force-base)")
+        raise ThinkpixError(message + "; load it anyway with force_base=True (CLI: --force_base)")
     return message + "; loaded anyway (forced)"

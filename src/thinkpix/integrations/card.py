@@ -98,10 +98,10 @@ def usage(backbone: str | None, base_name: str, latent_steps: int) -> list[str]:
     attention kwargs, so its latent steps are set on the transformer; a thinkpix model folder as base is
     not a diffusers pipeline, so its card shows the CLI only."""
     cli = ("`latent_steps: 0` gives the base model exactly. CLI: `thinkpix generate --pretrained BASE --adapter "
-           "THIS_FOLDER --latent-steps T \"prompt\"`.")
+           "THIS_FOLDER --latent_steps T \"prompt\"`.")
     if (Path(base_name) / "thinkpix.json").is_file() or not base_name or base_name == "unknown" or "/" not in base_name \
             and not Path(base_name).exists():
-        return [f"`thinkpix generate --model {base_name} --adapter THIS_FOLDER --latent-steps {latent_steps} "
+        return [f"`thinkpix generate --model {base_name} --adapter THIS_FOLDER --latent_steps {latent_steps} "
                 "\"a red circle\"` (the base is a thinkpix model folder; 0 latent steps give the base exactly).", ""]
     head = ["```python", "from diffusers import DiffusionPipeline", "", "from thinkpix import load_rsr"]
     if backbone == "dit":

@@ -74,7 +74,7 @@ def prepare_for_sampling(model, where, adapter=None, latent_steps: int | None = 
     elif adapter:
         load_adapter(model.transformer, adapter, latent_steps)
     elif latent_steps:
-        raise ThinkpixError(f"--latent-steps needs an RSR --adapter or a model trained with RSR ({where} has neither)")
+        raise ThinkpixError(f"--latent_steps needs an RSR --adapter or a model trained with RSR ({where} has neither)")
     return model.eval()
 
 
@@ -101,7 +101,7 @@ def load_adapter(transformer: nn.Module, path, latent_steps: int | None = None, 
         raise ThinkpixError(f"{path}: adapter folder not found")
     if lora.is_lora_adapter(path):
         if latent_steps not in (None, 0, 1):
-            raise ThinkpixError(f"{path}: a LoRA adapter has no latent steps (--latent-steps {latent_steps})")
+            raise ThinkpixError(f"{path}: a LoRA adapter has no latent steps (--latent_steps {latent_steps})")
         lora.load_lora(transformer, path, force_base=force_base)
         return "lora"
     load_rsr(transformer, path, force_base=force_base)

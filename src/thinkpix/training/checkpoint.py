@@ -100,7 +100,7 @@ def save_checkpoint(
         for f in tmp.iterdir():
             _fsync(f)
         _fsync(tmp)
-    if final.exists():  # the same step written by an abandoned branch of this run (see --resume-from)
+    if final.exists():  # the same step written by an abandoned branch of this run (see --resume_from_checkpoint)
         shutil.rmtree(final)
     os.replace(tmp, final)
     _fsync(root)
@@ -169,9 +169,9 @@ def bad_checkpoint(root: Path, reason: str, bad: Path | None) -> ThinkpixError:
     good = previous_good(root, bad)
     if good is not None:
         return ThinkpixError(f"{reason}; refusing to resume from it. The newest good checkpoint is {good}: "
-                             f"resume from it with --resume-from {good}")
+                             f"resume from it with --resume_from_checkpoint {good}")
     return ThinkpixError(f"{reason}; refusing to resume, and no earlier checkpoint verifies: "
-                         "start over with --no-resume --overwrite")
+                         "start over with --no_resume --overwrite")
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None, dict]:

@@ -277,13 +277,13 @@ class Trainer:
         """Check the request (read-only), lock out_dir, then resume, or start over only where nothing
         would be lost silently."""
         if resume_from and (overwrite or not resume):
-            raise ThinkpixError(f"--resume-from and {'--overwrite' if overwrite else '--no-resume'} contradict "
-                                "each other")
-        resume = resume and not overwrite  # --overwrite starts the run over (--no-resume implied)
+            raise ThinkpixError(f"--resume_from_checkpoint and {'--overwrite' if overwrite else '--no_resume'} "
+                                "contradict each other")
+        resume = resume and not overwrite  # --overwrite starts the run over (--no_resume implied)
         earlier = [] if resume else self.holds_run()
         if earlier and not overwrite:
             raise ThinkpixError(f"{self.out}: holds a run ({', '.join(earlier[:4])}); resume it (drop "
-                                "--no-resume) or pass --overwrite to start over, replacing it")
+                                "--no_resume) or pass --overwrite to start over, replacing it")
         target = self.resume_target(resume_from) if resume else None
         if resume:
             self.check_request(target)

@@ -152,7 +152,7 @@ def _class_tab(service: Service):
         name = gr.Dropdown(service.dit.classes, value=service.dit.classes[0], allow_custom_value=True,
                            label="class", elem_id="class-name")
         seed, steps, guidance = _sampler_inputs()
-        think = gr.Slider(0, MAX_THINK, value=0, step=1, label="latent steps T (needs --class-adapter)")
+        think = gr.Slider(0, MAX_THINK, value=0, step=1, label="latent steps T (needs --class_adapter)")
         n = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="images")
     go = gr.Button("Generate", variant="primary", elem_id="class-generate")
     gallery = gr.Gallery(label="samples", columns=4, height=300, format="png", elem_id="class-gallery")

@@ -16,14 +16,14 @@ def class_images(service: Service, name, seed, steps, guidance, think, n=4):
     from ..worlds.classes.evaluation import judge
 
     if service.dit is None:
-        raise ThinkpixError("no class-conditional model loaded (start the page with --class-model DIR)")
+        raise ThinkpixError("no class-conditional model loaded (start the page with --class_model DIR)")
     name = inputs.text(name if name is not None else "", "class", allow_empty=False).strip()
     seed, steps, guidance = inputs.sampler(seed, steps, guidance)
     think, n = inputs.think(think), inputs.images(n)
     label = service.dit.label_of(name)  # a ThinkpixError listing the classes if unknown
     if think and not service.dit_rsr:
         raise ThinkpixError(f"latent steps T={think} need an RSR adapter on the class DiT (start the page with "
-                            "--class-adapter DIR); set T to 0")
+                            "--class_adapter DIR); set T to 0")
     with service.lock:
         images = sample(service.dit, [label] * n, seed, steps, guidance, think if service.dit_rsr else None)
     gallery, lines = [], [f"**{service.dit.classes[label]}**, T={think}", "", "| image | verdict | why |", "|---|---|---|"]

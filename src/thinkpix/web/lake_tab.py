@@ -13,8 +13,8 @@ from .service import Service
 
 ZOOM = 12  # pixels per canvas pixel: a 4 px cell is shown 48 px wide
 
-NO_MODEL = ("No lake model: start the page with `--lake-model DIR` (a folder from `thinkpix lake train`, "
-            "optionally `--lake-adapter DIR` from `thinkpix lake finetune`). The map can still be edited.")
+NO_MODEL = ("No lake model: start the page with `--lake_model DIR` (a folder from `thinkpix lake train`, "
+            "optionally `--lake_adapter DIR` from `thinkpix lake finetune`). The map can still be edited.")
 
 
 def solvable(text: str) -> np.ndarray:
@@ -56,7 +56,7 @@ def solve(service: Service, text, think, seed, steps):
     if service.lake.target != "path":
         raise ThinkpixError(f"the page solves path-target lake models; this one draws the {service.lake.target}")
     if think and not service.lake_rsr:
-        raise ThinkpixError(f"latent steps T={think} need a lake model with RSR (trained in, or --lake-adapter); "
+        raise ThinkpixError(f"latent steps T={think} need a lake model with RSR (trained in, or --lake_adapter); "
                             "set T to 0")
     n = grid.shape[0]
     per_step, gallery = {}, []

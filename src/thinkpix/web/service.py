@@ -99,5 +99,5 @@ def load_service(pretrained: str | None = None, adapters: list[str] | None = Non
         service.lake_rsr = bool(service.lake.meta.get("rsr")) or (
             bool(lake_adapter) and _method(lake_adapter) == "rsr")
     elif lake_adapter:
-        raise ThinkpixError("--lake-adapter needs a --lake-model")
+        raise ThinkpixError("--lake_adapter needs a --lake_model")
     return service
