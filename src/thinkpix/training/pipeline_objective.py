@@ -119,9 +119,9 @@ class PipelinePart(nn.Module):
     def request(self) -> dict:
         """What this fine-tune adds to its run's request (`training.request`): the data's identity, the
         resolution and the options that shape the weights."""
-        from .request import identity
+        from .request import data_identity
 
-        fields = {"data": self.opts.data if self.images is None else identity(self.opts.data),
+        fields = {"data": self.opts.data if self.images is None else data_identity(self.opts.data),
                   "resolution": self.resolution, **{k: getattr(self.opts, k) for k in self.SHAPING}}
         return {"fields": fields, "names": {} if self.images is None else {"data": self.opts.data}}
 

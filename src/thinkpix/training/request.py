@@ -13,7 +13,7 @@ Identities: a folder sealed by thinkpix (`checksums.json`) is its manifest's sha
 small JSON, YAML, CSV and text files (configs, captions, metadata) and the first and last 4 KiB of
 every other file, so a different base or data set differs without reading every weight or image (an
 edit inside a large file that keeps its size and both ends is not seen); a name that is no folder (a
-hub id) is itself.
+hub id) is itself, except a data set's hub id, whose identity is the cached snapshot's revision (`data_identity`).
 """
 
 from __future__ import annotations
@@ -76,6 +76,17 @@ def identity(name: str) -> str:
                 fh.seek(size - ENDS)
                 h.update(fh.read(ENDS))
     return f"files sha256:{h.hexdigest()}"
+
+
+def data_identity(name: str) -> str:
+    """A data set's identity: a folder's as `identity`; a hub id of a dataset repository in the local Hugging Face
+    cache, the snapshot revision the cache resolves it to (the commit named by its refs/main), so resuming after the
+    cache moved to another revision is refused like resuming with another data set."""
+    if not name or Path(name).exists():
+        return identity(name)
+    from .datasets import cached_hub_dataset
+
+    return f"hub dataset {name} revision {cached_hub_dataset(name).name}"
 
 
 def config_fields(config: dict) -> dict:
