@@ -28,8 +28,39 @@ def test_a_caption_that_is_not_text_is_refused(tmp_path, caption):
     rows = [json.loads(x) for x in (data / "metadata.jsonl").read_text().splitlines()]
     rows[2]["text"] = caption
     (data / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(ThinkpixError, match="row"):
+    # named by its line before pyarrow reads the file (pyarrow: "JSON parse error: Column(/text) changed ...")
+    with pytest.raises(ThinkpixError, match=rf"metadata.jsonl line 3: caption \('text'\) is {caption!r}, not text$"):
         load_captioned(data, "text")
+
+
+def parquet_shard(path, captions):
+    import datasets
+    from PIL import Image
+
+    images = [Image.new("RGB", (32, 32), (40 * i, 0, 0)) for i in range(len(captions))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    datasets.Dataset.from_dict({"image": images, "text": captions}).cast_column(
+        "image", datasets.Image()).to_parquet(str(path))
+
+
+@pytest.mark.parametrize("captions", [[5, 6], ["a red square", None]])
+def test_a_caption_that_is_not_text_in_a_parquet_shard_is_named_by_shard_and_row(tmp_path, captions):
+    parquet_shard(tmp_path / "d" / "data" / "train-0.parquet", captions)
+    bad = next(i for i, c in enumerate(captions) if not isinstance(c, str))
+    with pytest.raises(ThinkpixError, match=rf"train-0.parquet row {bad}: caption \('text'\) is {captions[bad]!r}"):
+        load_captioned(tmp_path / "d", "text")
+
+
+def test_numbers_in_one_shard_beside_texts_in_another_are_refused_not_cast_to_text(tmp_path, monkeypatch):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets_cache")
+    parquet_shard(tmp_path / "d" / "a.parquet", ["a red square", "a blue circle"])
+    parquet_shard(tmp_path / "d" / "b.parquet", [5, 6])  # datasets alone would read these as the texts "5", "6"
+    with pytest.raises(ThinkpixError, match=r"b.parquet row 0: caption \('text'\) is 5, not text"):
+        load_captioned(tmp_path / "d", "text")
+    (tmp_path / "d" / "b.parquet").unlink()
+    assert load_captioned(tmp_path / "d", "text")["text"] == ["a red square", "a blue circle"]
 
 
 def test_an_image_above_4096_pixels_is_refused_before_decoding(tmp_path):

@@ -72,6 +72,7 @@ def load_captioned(path, caption_column: str = "text", image_column: str = "imag
         p = cached_hub_dataset(str(path))
     saved = any((p / name).is_file() for name in ("dataset_info.json", "dataset_dict.json", "state.json"))
     parquet = [] if saved or (p / "metadata.jsonl").is_file() else sorted(p.rglob("*.parquet"))
+    check_source_captions(p, parquet, caption_column, path)  # before datasets reads (and types) the files
     if parquet:  # a hub repository's parquet shards
         ds = datasets.load_dataset("parquet", data_files={"train": [str(f) for f in parquet]}, split="train")
     elif saved:
@@ -105,15 +106,60 @@ def load_captioned(path, caption_column: str = "text", image_column: str = "imag
 def check_captions(ds, caption_column: str, path) -> None:
     """Every caption is text (or a non-empty list of texts): a number or a null would be trained on as the
     strings "5" or "None". Reads the caption column only (no image is decoded)."""
+    for row, value in enumerate(ds[caption_column]):
+        check_caption(value, caption_column, f"--data {path}: row {row}")
+
+
+def check_caption(value, caption_column: str, where: str) -> None:
+    """One caption (a text, or a non-empty list whose first text is trained on); ThinkpixError naming `where`."""
     from ..validation import MAX_PROMPT_CHARS
 
-    for row, value in enumerate(ds[caption_column]):
-        first = value[0] if isinstance(value, (list, tuple)) and value else value
-        if not isinstance(first, str):
-            raise ThinkpixError(f"--data {path}: row {row}: caption ({caption_column!r}) is {first!r}, not text")
-        if len(first) > MAX_PROMPT_CHARS:
-            raise ThinkpixError(f"--data {path}: row {row}: caption is {len(first)} characters long (at most "
-                                f"{MAX_PROMPT_CHARS}, as on the command line)")
+    first = value[0] if isinstance(value, (list, tuple)) and value else value
+    if not isinstance(first, str):
+        raise ThinkpixError(f"{where}: caption ({caption_column!r}) is {first!r}, not text")
+    if len(first) > MAX_PROMPT_CHARS:
+        raise ThinkpixError(f"{where}: caption is {len(first)} characters long (at most {MAX_PROMPT_CHARS}, as on "
+                            "the command line)")
+
+
+def check_source_captions(folder: Path, parquet: list[Path], caption_column: str, path) -> None:
+    """The captions of the files `datasets` is about to read, each file on its own: pyarrow would refuse a number
+    among texts in a metadata.jsonl with a schema error, and cast a parquet shard's numbers to text when another
+    shard holds texts. Each JSON line and each shard's caption column (only that column) is checked here,
+    naming the file and its line or row."""
+    import json
+
+    if parquet:
+        import pyarrow.parquet as pq
+    for shard in parquet:
+        try:
+            if caption_column not in pq.read_schema(shard).names:
+                continue  # a missing column is named later, for the whole data set
+            values = pq.read_table(shard, columns=[caption_column]).column(0).to_pylist()
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise ThinkpixError(f"--data {path}: {shard.relative_to(folder)}: not a readable parquet file "
+                                f"({type(exc).__name__})") from None
+        for row, value in enumerate(values):
+            check_caption(value, caption_column, f"--data {path}: {shard.relative_to(folder)} row {row}")
+    if parquet:
+        return
+    for meta in sorted(folder.rglob("metadata.jsonl")):
+        try:
+            lines = meta.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise ThinkpixError(f"--data {path}: {meta.relative_to(folder)}: not valid UTF-8 text") from None
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            where = f"--data {path}: {meta.relative_to(folder)} line {number}"
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise ThinkpixError(f"{where}: not valid JSON") from None
+            if not isinstance(record, dict):
+                raise ThinkpixError(f"{where}: not a JSON object")
+            if caption_column in record:
+                check_caption(record[caption_column], caption_column, where)
 
 
 def check_image_sizes(ds, image_column: str, path) -> None:
