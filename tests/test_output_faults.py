@@ -2,6 +2,7 @@
 a full disk (a file-size limit, RLIMIT_FSIZE, in a child process) ends in one line naming the file with
 no temporary file left, and memory that a command asks for is checked before it is allocated."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -81,37 +82,66 @@ def test_an_output_file_that_is_a_symlink_is_refused_even_with_overwrite(box, tm
     assert mine.read_text() == "the user's file\n" and link.is_symlink()
 
 
-LIMITED = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
-           "resource.setrlimit(resource.RLIMIT_FSIZE, ({0}, {0})); from thinkpix.cli import main; "
-           "sys.exit(main(sys.argv[1:]))")
+# One child process runs every case (importing torch once): a full disk is a file-size limit (RLIMIT_FSIZE,
+# the soft limit, lifted between cases) and SIGXFSZ ignored, so a write past it fails with EFBIG.
+LIMITED = """
+import contextlib, io, json, os, resource, signal, sys
+from thinkpix.cli import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+results = {}
+for name, (cwd, limit, argv) in json.loads(sys.argv[1]).items():
+    os.chdir(cwd)
+    err = io.StringIO()
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    with contextlib.redirect_stderr(err):
+        code = main(argv)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    results[name] = [code, err.getvalue()]
+print(json.dumps(results))
+"""
 
 
-def run_limited(limit: int, argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    return subprocess.run([sys.executable, "-c", LIMITED.format(limit), *argv], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
-@pytest.mark.parametrize("what", ["train", "finetune", "generate", "sample"])
-def test_disk_full_is_one_line_naming_the_file_and_leaves_no_temporary_file(box, tmp_path, what):
+def disk_full_cases(box) -> dict:
+    """what -> (argv, file-size limit in bytes, the file the error must name)."""
     model = str(box / "run" / "final")
-    argv, limit, names = {
+    return {
         "train": (["train", TINY, "out_dir=out", "steps=1", "ckpt_every=1", "batch_size=2", "threads=1"], 20_000,
                   "checkpoints/step_0000001"),
-        "finetune": (["finetune", "--pretrained", model, "--rsr", "layers=0,experts=2,latent_steps=1,rank=1", "--output_dir", "out",
-                      "steps=1", "batch_size=2", "ckpt_every=1", "threads=1"], 4_000, "checkpoints/step_0000001"),
+        "finetune": (["finetune", "--pretrained", model, "--rsr", "layers=0,experts=2,latent_steps=1,rank=1",
+                      "--output_dir", "out", "steps=1", "batch_size=2", "ckpt_every=1", "threads=1"], 4_000,
+                     "checkpoints/step_0000001"),
         "generate": (["generate", "x", "--model", model, "--steps", "1", "-n", "4", "--upscale", "16", "--out",
                       "out/grid.png"], 1_000, "grid.png"),
         "sample": (["sample", "--prompts", str(box / "good.jsonl"), "--model", model, "--steps", "1",
                     "--images_per_prompt", "1", "--out", "out"], 100, "sample_run.json"),
-    }[what]
-    (tmp_path / "out").mkdir()
-    done = run_limited(limit, argv, tmp_path)
-    assert done.returncode == 2, done.stderr
-    last = done.stderr.strip().splitlines()
-    assert "Traceback" not in done.stderr and last[-1].startswith(f"thinkpix {what}: error:"), done.stderr
+    }
+
+
+@pytest.fixture(scope="module")
+def disk_full(box, tmp_path_factory):
+    """what -> (its folder, exit status, stderr) of every case, run under its limit in one child process."""
+    cases, folders = {}, {}
+    for what, (argv, limit, _) in disk_full_cases(box).items():
+        folders[what] = tmp_path_factory.mktemp(f"full_{what}")
+        (folders[what] / "out").mkdir()
+        cases[what] = (str(folders[what]), limit, argv)
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    done = subprocess.run([sys.executable, "-c", LIMITED, json.dumps(cases)], env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    return {what: (folders[what], *results[what]) for what in cases}
+
+
+@pytest.mark.parametrize("what", ["train", "finetune", "generate", "sample"])
+def test_disk_full_is_one_line_naming_the_file_and_leaves_no_temporary_file(box, disk_full, what):
+    folder, code, stderr = disk_full[what]
+    names = disk_full_cases(box)[what][2]
+    assert code == 2, stderr
+    last = stderr.strip().splitlines()
+    assert "Traceback" not in stderr and last[-1].startswith(f"thinkpix {what}: error:"), stderr
     assert names in last[-1] and "could not be written" in last[-1], last[-1]
-    assert [p for p in (tmp_path / "out").rglob("*") if "tmp" in p.name] == []  # no temporary file or folder left
+    assert [p for p in (folder / "out").rglob("*") if "tmp" in p.name] == []  # no temporary file or folder left
 
 
 def test_memory_asked_for_is_checked_before_allocating(box, tmp_path, capsys, monkeypatch):
