@@ -70,3 +70,20 @@ def test_good_lake_values_pass_and_cross_key_rules_stay(tmp_path):
     assert (cfg.lake.sizes, cfg.lake.depth, cfg.lake.path_weight, cfg.lake.random_path) == ("4-5,7", 3, 4.5, True)
     with pytest.raises(ThinkpixError, match="position target needs paths of 2 or more moves"):
         lake_config(None, [f"out_dir={tmp_path / 'run'}", "lake.target=position", "lake.lengths=1"])
+
+
+@pytest.mark.parametrize("argv", [["lake", "train"], ["lake", "finetune"]])
+def test_lake_help_lists_every_lake_key_with_its_type_range_and_default(capsys, argv):
+    from thinkpix.cli import main
+
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for dotted, spec, default in lake_keys():
+        assert f"{dotted} = {default!r} ({' '.join(spec.describe().split())})" in out, (argv, dotted)
+    assert "lake.sizes = '4,5' (integers and ranges like 4,5 or 4-6, each in [2, 8] cells a side; max because" in out
+
+
+def test_an_rsr_spec_in_lake_rsr_is_named_by_its_key(tmp_path):
+    with pytest.raises(ThinkpixError, match="config key 'lake.rsr': --rsr latent_steps must be at most 64"):
+        lake_config(None, [f"out_dir={tmp_path / 'run'}", "lake.rsr=layers=0,latent_steps=65"])

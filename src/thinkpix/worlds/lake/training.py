@@ -71,7 +71,10 @@ def lake_config(path: str | Path | None, overrides: list[str] = ()) -> LakeTrain
     if cfg.lake.target == "position" and max(parse_range(cfg.lake.lengths)) < 2:
         raise ThinkpixError("config key 'lake.lengths': the position target needs paths of 2 or more moves")
     if cfg.lake.rsr:
-        RSRConfig.parse(cfg.lake.rsr)  # a ThinkpixError if malformed
+        try:
+            RSRConfig.parse(cfg.lake.rsr)  # every key checked by its Spec (rsr/config.py)
+        except ThinkpixError as exc:
+            raise ThinkpixError(f"config key 'lake.rsr': {exc}") from None
         if cfg.finetune.method != "none":
             raise ThinkpixError("lake.rsr (RSR trained in) and finetune.method (an adapter on a frozen base) exclude each other")
     if cfg.model.rsr:
