@@ -164,7 +164,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if cfg.model.rsr:
         from ..rsr.config import RSRConfig
 
-        if RSRConfig.parse(cfg.model.rsr).latent_steps < 1:  # a ThinkpixError if malformed
+        try:
+            trained_in = RSRConfig.parse(cfg.model.rsr)  # every key checked by its Spec (rsr/config.py)
+        except ThinkpixError as exc:
+            raise ThinkpixError(f"config key 'model.rsr': {exc}") from None
+        if trained_in.latent_steps < 1:
             raise ThinkpixError("config key 'model.rsr': steps=0 is the plain model, with no recursion to train; "
                                 "give latent steps >= 1")
         if cfg.finetune.method != "none":
