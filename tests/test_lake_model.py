@@ -10,7 +10,8 @@ import torch
 from thinkpix.cli import main
 from thinkpix.worlds.lake.sampling import generate_lake_images, load_lake
 from thinkpix.worlds.lake.model import LakeModel, map_inputs
-from thinkpix.worlds.lake.training import build_lake_objective, lake_config, lake_batch
+from thinkpix.worlds.lake.config import lake_config
+from thinkpix.worlds.lake.training import build_lake_objective, lake_batch
 from thinkpix.worlds.lake import PATH, random_map, read_cells
 
 TINY = ["model.size=tiny", "steps=4", "batch_size=4", "log_every=2", "ckpt_every=2", "sample_every=1000",
@@ -61,7 +62,7 @@ def test_batches_are_deterministic_and_rsr_trains_in_with_the_base(tmp_path):
 def test_config_refuses_bad_lake_keys():
     from thinkpix.errors import ThinkpixError
 
-    for bad in (["lake.sizes=1-3"], ["lake.lengths=0-2"], ["lake.depth=-1"], ["lake.rsr=steps=2"],
+    for bad in (["lake.sizes=1-3"], ["lake.lengths=0-2"], ["lake.depth=-1"], ["lake.rsr=latent_steps=2"],
                 ["lake.colour=1"], ["lake.path_weight=0.5"], ["lake.path_weight=nan"], ["lake.patch_context=-1"],
                 ["lake.patch_context=4"]):
         with pytest.raises(ThinkpixError):

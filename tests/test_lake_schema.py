@@ -8,7 +8,7 @@ import pytest
 from thinkpix.errors import ThinkpixError
 from thinkpix.schema import config_keys
 from thinkpix.worlds.lake.maps import MAX_SIZE
-from thinkpix.worlds.lake.training import LakeSection, LakeTrainConfig, lake_config
+from thinkpix.worlds.lake.config import LakeSection, LakeTrainConfig, lake_config
 
 
 def lake_keys():

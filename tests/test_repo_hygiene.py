@@ -364,7 +364,7 @@ def test_the_layer_checks_see_what_they_should(tmp_path):
 # each package's config dataclass; a part of the shapes world (worlds/shapes/) and its scorer (evaluation/); sampling
 # any base into the shapes world's folders (the package's root) and the lake model into the lake's.
 SHARED_NAMES = {
-    "config.py": {"rsr", "training"},
+    "config.py": {"rsr", "training", "worlds/lake"},
     "dense.py": {"worlds/shapes", "evaluation"},
     "sampling.py": {".", "worlds/lake"},
 }

@@ -38,7 +38,8 @@ def rsr_adapter(out: Path, seed: int = 0) -> Path:
 
 
 def lake_model(out: Path) -> Path:
-    from thinkpix.worlds.lake.training import build_lake_objective, lake_config
+    from thinkpix.worlds.lake.config import lake_config
+    from thinkpix.worlds.lake.training import build_lake_objective
     from thinkpix.training.loop import Trainer
 
     cfg = lake_config(None, ["model.size=tiny", "steps=4", "batch_size=4", "log_every=2", "ckpt_every=4",

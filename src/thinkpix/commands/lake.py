@@ -26,7 +26,7 @@ def keys_epilog() -> str:
     an RSR spec, with type, range, unit, default and meaning."""
     from ..rsr.config import keys_help as rsr_keys_help
     from ..schema import keys_help
-    from ..worlds.lake.training import LakeTrainConfig
+    from ..worlds.lake.config import LakeTrainConfig
 
     return (keys_help(LakeTrainConfig, "config keys (in the YAML file or as dotted overrides)") + "\n\n"
             + rsr_keys_help("keys of an RSR spec (--rsr, lake.rsr=layers=1,2,...)"))
@@ -167,7 +167,8 @@ def run_evaluate(args) -> int:
 
 
 def run_train(args) -> int:
-    from ..worlds.lake.training import build_lake_objective, lake_config
+    from ..worlds.lake.config import lake_config
+    from ..worlds.lake.training import build_lake_objective
     from ..training.loop import Trainer
 
     cfg = lake_config(args.config, args.overrides)
@@ -180,7 +181,8 @@ def run_train(args) -> int:
 
 
 def run_finetune(args) -> int:
-    from ..worlds.lake.training import build_lake_objective, lake_config
+    from ..worlds.lake.config import lake_config
+    from ..worlds.lake.training import build_lake_objective
     from ..training.loop import Trainer
 
     from ..errors import ThinkpixError
