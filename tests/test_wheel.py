@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import site
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -27,10 +29,22 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("THINKPIX_WHEEL_TEST") != "1", reason="set THINKPIX_WHEEL_TEST=1 to build a wheel")
 def test_a_wheel_installs_and_runs_the_demo_outside_the_tree(tmp_path):
+    # built from the tracked files alone, as from a fresh clone: setuptools builds in the tree's build/, and a
+    # build/ left by an earlier build would put modules the tree no longer has into the wheel
+    tree = tmp_path / "tree"
+    tracked = subprocess.check_output(["git", "ls-files", "-z"], cwd=ROOT, text=True).split("\0")
+    for name in filter(None, tracked):
+        if (ROOT / name).is_file():
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, tree / name)
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(tree), "--no-deps", "--no-build-isolation",
                     "--wheel-dir", str(wheels), "-q"], check=True, cwd=tmp_path, timeout=600)
     (wheel,) = wheels.glob("thinkpix-*.whl")
+    with zipfile.ZipFile(wheel) as zf:  # exactly the package's modules, each once
+        shipped = sorted(n for n in zf.namelist() if n.endswith(".py"))
+    source = sorted(n[len("src/"):] for n in tracked if n.startswith("src/thinkpix/") and n.endswith(".py"))
+    assert shipped == source, sorted(set(shipped) ^ set(source))
 
     env_dir = tmp_path / "env"
     venv.create(env_dir, with_pip=False)
