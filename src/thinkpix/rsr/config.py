@@ -200,7 +200,7 @@ class RSRConfig:
         Aliases: experts=num_experts, k=top_k, tau=temperature; `steps` (deprecated) = latent_steps.
         Booleans accept true/false/1/0/yes/no/on/off.
         """
-        types = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls)}
         values: dict = dict(defaults)
         key, preset = None, {}
         for token in [t.strip() for t in spec.split(",") if t.strip()]:
@@ -214,8 +214,8 @@ class RSRConfig:
                     deprecated(f"--rsr {name}=", f"{DEPRECATED[name]}=")
                     name = DEPRECATED[name]
                 key = ALIASES.get(name, name)
-                if key not in types or key == "extra":
-                    raise ThinkpixError(f"--rsr: unknown field {name!r} in {spec!r}; known: {sorted(types)}")
+                if key not in known or key == "extra":
+                    raise ThinkpixError(f"--rsr: unknown field {name!r} in {spec!r}; known: {sorted(known - {'extra'})}")
                 values[key] = [raw] if key == "layers" else raw
             elif key == "layers":
                 values[key].append(token)
