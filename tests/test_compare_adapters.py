@@ -51,3 +51,15 @@ def test_per_task_table_marks_the_tasks_whose_interval_excludes_zero():
     counting, position = cells[1 + ca.TASK_COLUMNS.index("counting")], cells[1 + ca.TASK_COLUMNS.index("position")]
     assert counting == "**+1.000 (+1.000 to +1.000)**"  # every prompt better: the interval excludes zero
     assert position.startswith("+0.000 (-") and not position.startswith("**")  # a swap: no reliable change
+
+
+def test_the_depth_ladder_page_shows_the_committed_results_verbatim():
+    """docs/lab/shapes_depth_ladder.md pastes `--table` and `--table --per-task d6|d1` of the committed report."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    report = json.loads((root / "experiments/results/shapes_depth_ladder.json").read_text())
+    doc = (root / "docs/lab/shapes_depth_ladder.md").read_text(encoding="utf-8")
+    for table in (ca.markdown(report), ca.per_task_markdown(report, "d6"), ca.per_task_markdown(report, "d1")):
+        assert table in doc
