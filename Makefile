@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/thinkpix demo --out outputs/demo
 
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n auto tests   # one worker per core (pytest-xdist)
 
 # The web page's browser test: the `web` extra in the venv, Debian's chromium (no browser download),
 # then tests/web with THINKPIX_WEB_REQUIRED=1 so that a missing piece fails instead of skipping; it
