@@ -28,11 +28,12 @@ train_seed() {  # seed -> the plain bases (D and DEEP blocks) and the loop of th
 }
 COMPARE="python -m benchmarks.compare_adapters --model shapes-base --prompts data/eval/geneval.jsonl --images-per-prompt 2 --seed 0 --reuse"
 # Seed 0 first, in full: the arms, the adapters on the frozen seed-0 base (the same loop as an RSR adapter,
-# and LoRA matched to its parameters), every arm scored and the loop's T curve.
+# and LoRA matched to its parameters, both with the fine-tune recipe configs/finetune_rsr.yaml), every arm
+# scored and the loop's T curve.
 train_seed 0
 BASE0=$(base_dir "$D" 0)
-[ -d "$R/adapter/adapter" ] || $DDP finetune --pretrained $BASE0 --rsr $LOOP --output_dir $R/adapter --seed 0
-[ -d "$R/lora/adapter" ] || $DDP finetune --pretrained $BASE0 --method lora --rsr $LOOP --output_dir $R/lora --seed 0
+[ -d "$R/adapter/adapter" ] || $DDP finetune --pretrained $BASE0 --config configs/finetune_rsr.yaml --rsr $LOOP --output_dir $R/adapter seed=0
+[ -d "$R/lora/adapter" ] || $DDP finetune --pretrained $BASE0 --config configs/finetune_rsr.yaml --method lora --rsr $LOOP --output_dir $R/lora seed=0
 T_ARMS=""
 for t in 1 2 4 8 12; do T_ARMS="$T_ARMS --arm loop_T$t=:$t --arm-model loop_T$t=$R/loop_s0/final"; done
 $COMPARE --arm base --arm-model base=$BASE0 --arm deep --arm-model deep=$(base_dir "$DEEP" 0) $T_ARMS \
