@@ -63,3 +63,15 @@ def test_the_depth_ladder_page_shows_the_committed_results_verbatim():
     doc = (root / "docs/lab/shapes_depth_ladder.md").read_text(encoding="utf-8")
     for table in (ca.markdown(report), ca.per_task_markdown(report, "d6"), ca.per_task_markdown(report, "d1")):
         assert table in doc
+
+
+def test_the_rsr_depth_page_shows_the_committed_results_verbatim():
+    """docs/lab/shapes_rsr_depth.md pastes `--table` and `--table --per-task loop_T1|base|deep` of seed 0's report."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    report = json.loads((root / "experiments/results/shapes_rsr_depth_s0.json").read_text())
+    doc = (root / "docs/lab/shapes_rsr_depth.md").read_text(encoding="utf-8")
+    for table in (ca.markdown(report), *(ca.per_task_markdown(report, ref) for ref in ("loop_T1", "base", "deep"))):
+        assert table in doc
