@@ -71,7 +71,8 @@ def test_the_rsr_depth_page_shows_the_committed_results_verbatim():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    report = json.loads((root / "experiments/results/shapes_rsr_depth_s0.json").read_text())
     doc = (root / "docs/lab/shapes_rsr_depth.md").read_text(encoding="utf-8")
-    for table in (ca.markdown(report), *(ca.per_task_markdown(report, ref) for ref in ("loop_T1", "base", "deep"))):
-        assert table in doc
+    for seed in (0, 1):
+        report = json.loads((root / f"experiments/results/shapes_rsr_depth_s{seed}.json").read_text())
+        for table in (ca.markdown(report), *(ca.per_task_markdown(report, ref) for ref in ("loop_T1", "base", "deep"))):
+            assert table in doc
