@@ -80,13 +80,12 @@ class CellDiffusion(torch.nn.Module):
 
 def forward_flops(arm: Arm, steps: int) -> int:
     """FLOPs of one velocity call on one map at T = `steps` (torch's FLOP counter: matmuls and attention)."""
-    from torch.utils.flop_counter import FlopCounterMode
+    from thinkpix.models.flops import count_flops
 
     model = CellDiffusion(arm, 0).eval()
     x, maps, t = torch.zeros(1, 1, task.CANVAS, task.CANVAS), torch.zeros(1, task.KINDS, task.CANVAS, task.CANVAS), torch.ones(1)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model.velocity(x, t, maps, steps)
-    return int(counter.get_total_flops())
+    with torch.no_grad():
+        return count_flops(lambda: model.velocity(x, t, maps, steps))
 
 
 def compute_matched_stack(arm: Arm, steps: int) -> Arm:
