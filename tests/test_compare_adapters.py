@@ -53,6 +53,19 @@ def test_per_task_table_marks_the_tasks_whose_interval_excludes_zero():
     assert position.startswith("+0.000 (-") and not position.startswith("**")  # a swap: no reliable change
 
 
+def test_seeds_table_puts_each_seeds_difference_side_by_side_and_refuses_a_missing_one():
+    base = ca.per_prompt_scores(results({"counting": [0, 0, 0, 0, 0, 0], "position": [0, 1, 0, 1, 0, 1]}, []))
+    deeper = ca.per_prompt_scores(results({"counting": [1, 1, 1, 1, 1, 1], "position": [1, 0, 0, 1, 0, 1]}, []))
+    seed0 = {"arms": {"d1": {}, "d6": ca.comparisons({"d1": base, "d6": deeper}, "d6", ["d1"])}}
+    seed1 = {"arms": {"d1": {}, "d6": ca.comparisons({"d1": base, "d6": base}, "d6", ["d1"])}}
+    table = ca.seeds_markdown({"0": seed0, "1": seed1}, [("d6", "d1")], ("counting",)).splitlines()
+    assert table[0] == "| difference | seed | counting | overall |"
+    assert table[2].startswith("| d6 - d1 | 0 | **+1.000 (+1.000 to +1.000)** |")  # excludes zero: bold
+    assert table[3] == "| d6 - d1 | 1 | +0.000 (+0.000 to +0.000) | +0.000 (+0.000 to +0.000) |"
+    with pytest.raises(SystemExit, match="seed 0 has no paired difference d1 - d6"):
+        ca.seeds_markdown({"0": seed0, "1": seed1}, [("d1", "d6")])
+
+
 def test_the_depth_ladder_page_shows_the_committed_results_verbatim():
     """docs/lab/shapes_depth_ladder.md pastes `--table` and `--table --per-task d6|d1` of the committed report."""
     import json

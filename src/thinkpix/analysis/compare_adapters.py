@@ -15,6 +15,9 @@ another model (e.g. a base trained further) and `--arm-steps NAME=N` another num
 paired differences are over the GenEval tasks only, dense prompts get their own paired difference.
 `--pool NAME=ARM,ARM,...` adds a row whose per-prompt scores are the mean over the listed arms (the
 fine-tune seeds of one setting), paired against the references like any arm.
+`--table REPORT [--per-task REF]` prints a written report's tables; `--seeds 0=R0 1=R1 ...
+--difference ARM:REF [--tasks t,t]` prints the chosen paired differences of several training seeds'
+reports side by side (the rows a conclusion that needs every seed rests on).
 """
 
 from __future__ import annotations
@@ -129,6 +132,26 @@ def per_task_markdown(report: dict, ref: str) -> str:
     return "\n".join(lines)
 
 
+def seeds_markdown(reports: dict[str, dict], differences: list[tuple[str, str]], tasks=TASK_COLUMNS) -> str:
+    """One row per difference `arm - ref` and training seed (`reports`: {seed label: report}), its paired
+    difference on each of `tasks` alone and overall, as in `per_task_markdown`: the deciding rows of a
+    conclusion that needs every seed, side by side."""
+    def cell(c: dict) -> str:
+        return f"**{_ci(c)}**" if c["ci95"][0] > 0 or c["ci95"][1] < 0 else _ci(c)
+
+    head = ["difference", "seed", *tasks, "overall"]
+    lines = [f"| {' | '.join(head)} |", "|" + "---|" * len(head)]
+    for arm, ref in differences:
+        for label, report in reports.items():
+            a = report["arms"].get(arm, {})
+            if f"minus_{ref}" not in a:
+                raise SystemExit(f"report of seed {label} has no paired difference {arm} - {ref}")
+            per_task = a[f"per_task_minus_{ref}"]
+            cells = [f"{arm} - {ref}", label] + [cell(per_task[t]) for t in tasks] + [cell(a[f"minus_{ref}"])]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _per_arm(values: list[str], cast) -> dict:
     out = {}
     for v in values:
@@ -145,6 +168,11 @@ def main() -> None:
     parser.add_argument("--arm", action="append", default=[])
     parser.add_argument("--table", metavar="REPORT", help="print the markdown table of a report JSON and exit")
     parser.add_argument("--per-task", metavar="REF", help="with --table: the per-task paired differences to arm REF")
+    parser.add_argument("--seeds", nargs="+", metavar="SEED=REPORT",
+                        help="print, per training seed, the paired differences given by --difference and exit")
+    parser.add_argument("--difference", action="append", default=[], metavar="ARM:REF",
+                        help="with --seeds: a difference ARM - REF to show (repeatable)")
+    parser.add_argument("--tasks", help="with --seeds: comma-separated tasks (default: all six)")
     parser.add_argument("--arm-model", action="append", default=[], metavar="NAME=DIR")
     parser.add_argument("--arm-steps", action="append", default=[], metavar="NAME=N")
     parser.add_argument("--versus", action="append", default=[], metavar="NAME",
@@ -162,6 +190,17 @@ def main() -> None:
     if args.table:
         report = json.loads(Path(args.table).read_text())
         print(per_task_markdown(report, args.per_task) if args.per_task else markdown(report))
+        return
+    if args.seeds:
+        reports = {label: json.loads(Path(path).read_text()) for label, path in _per_arm(args.seeds, str).items()}
+        differences = [tuple(d.split(":", 1)) for d in args.difference]
+        if not differences or any(len(d) != 2 or not all(d) for d in differences):
+            parser.error("--seeds needs at least one --difference ARM:REF")
+        tasks = tuple(args.tasks.split(",")) if args.tasks else TASK_COLUMNS
+        unknown = [t for t in tasks if t not in TASK_COLUMNS]
+        if unknown:
+            parser.error(f"unknown task(s) {unknown}; choose from {list(TASK_COLUMNS)}")
+        print(seeds_markdown(reports, differences, tasks))
         return
     if not args.arm:
         parser.error("give at least one --arm (or --table REPORT)")
