@@ -48,3 +48,13 @@ for s in 1 2; do
       --arm loop_T1=:1 --arm-model loop_T1=$R/loop_s$s/final --arm loop_T8=:8 --arm-model loop_T8=$R/loop_s$s/final \
       --versus base --versus deep --versus loop_T1 --work $R/compare_s$s --out experiments/results/shapes_rsr_depth_s$s.json
 done
+# The adapters' seeds 1 and 2: the protocol re-runs them when the adapter's row decides a conclusion (seed 0:
+# adapter T8 - base excludes zero on X). Fine-tune seeds 1 and 2 on the same frozen seed-0 base, each seed's
+# arms in their own folder (the base is re-sampled there with the same noise).
+for s in 1 2; do
+  [ -d "$R/adapter_s$s/adapter" ] || $DDP finetune --pretrained $BASE0 --config configs/finetune_rsr.yaml --rsr $LOOP --output_dir $R/adapter_s$s seed=$s
+  [ -d "$R/lora_s$s/adapter" ] || $DDP finetune --pretrained $BASE0 --config configs/finetune_rsr.yaml --method lora --rsr $LOOP --output_dir $R/lora_s$s seed=$s
+  $COMPARE --arm base --arm-model base=$BASE0 --arm adapter_T8=$R/adapter_s$s/adapter:8 --arm lora=$R/lora_s$s/adapter \
+      --arm-model adapter_T8=$BASE0 --arm-model lora=$BASE0 --versus base --versus lora \
+      --work $R/compare_adapters_s$s --out experiments/results/shapes_rsr_depth_adapters_s$s.json
+done
