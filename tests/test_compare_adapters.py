@@ -79,13 +79,17 @@ def test_the_depth_ladder_page_shows_the_committed_results_verbatim():
 
 
 def test_the_rsr_depth_page_shows_the_committed_results_verbatim():
-    """docs/lab/shapes_rsr_depth.md pastes `--table` and `--table --per-task loop_T1|base|deep` of seed 0's report."""
+    """docs/lab/shapes_rsr_depth.md pastes `--table` and `--table --per-task loop_T1|base|deep` of each seed's report, and `--seeds`."""
     import json
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
     doc = (root / "docs/lab/shapes_rsr_depth.md").read_text(encoding="utf-8")
-    for seed in (0, 1):
+    for seed in (0, 1, 2):
         report = json.loads((root / f"experiments/results/shapes_rsr_depth_s{seed}.json").read_text())
         for table in (ca.markdown(report), *(ca.per_task_markdown(report, ref) for ref in ("loop_T1", "base", "deep"))):
             assert table in doc
+    reports = {str(seed): json.loads((root / f"experiments/results/shapes_rsr_depth_s{seed}.json").read_text())
+               for seed in (0, 1, 2)}
+    differences = [("loop_T8", "loop_T1"), ("loop_T8", "base"), ("loop_T8", "deep"), ("deep", "base")]
+    assert ca.seeds_markdown(reports, differences, ("single_object", "counting", "colors")) in doc
