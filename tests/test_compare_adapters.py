@@ -93,3 +93,16 @@ def test_the_rsr_depth_page_shows_the_committed_results_verbatim():
                for seed in (0, 1, 2)}
     differences = [("loop_T8", "loop_T1"), ("loop_T8", "base"), ("loop_T8", "deep"), ("deep", "base")]
     assert ca.seeds_markdown(reports, differences, ("single_object", "counting", "colors")) in doc
+
+
+def test_the_precision_parity_page_shows_the_rsr_fine_tune_results_verbatim():
+    """docs/lab/precision_parity.md pastes `--table` and `--table --per-task rsr_fp32` of the fine-tune report."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    report = json.loads((root / "experiments/results/precision_parity_finetune.json").read_text())
+    doc = (root / "docs/lab/precision_parity.md").read_text(encoding="utf-8")
+    assert ca.markdown(report) in doc and ca.per_task_markdown(report, "rsr_fp32") in doc
+    bf16 = report["arms"]["rsr_bf16"]["minus_rsr_fp32"]
+    assert f"{bf16['difference']:+.3f} ({bf16['ci95'][0]:+.3f} to {bf16['ci95'][1]:+.3f})" in doc  # the verdict's number
