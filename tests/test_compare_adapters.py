@@ -93,6 +93,12 @@ def test_the_rsr_depth_page_shows_the_committed_results_verbatim():
                for seed in (0, 1, 2)}
     differences = [("loop_T8", "loop_T1"), ("loop_T8", "base"), ("loop_T8", "deep"), ("deep", "base")]
     assert ca.seeds_markdown(reports, differences, ("single_object", "counting", "colors")) in doc
+    adapters = {"0": reports["0"], **{str(seed): json.loads(
+        (root / f"experiments/results/shapes_rsr_depth_adapters_s{seed}.json").read_text()) for seed in (1, 2)}}
+    for seed in ("1", "2"):
+        assert ca.markdown(adapters[seed]) in doc
+    differences = [("adapter_T8", "base"), ("adapter_T8", "lora"), ("lora", "base")]
+    assert ca.seeds_markdown(adapters, differences, ("single_object", "counting", "colors")) in doc
 
 
 def test_the_precision_parity_page_shows_the_rsr_fine_tune_results_verbatim():
