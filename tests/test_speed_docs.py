@@ -30,7 +30,7 @@ def test_threads_table_is_the_committed_result():
     for name in ("threads.json", "threads_loaded.json"):  # the quiet machine's run and the loaded one
         result = json.loads((RESULTS / name).read_text())
         assert threads_table(result) in TRAINING, name
-    assert result["command"] in TRAINING
+        assert result["command"] in TRAINING, name
 
 
 def test_lake_step_numbers_are_the_committed_result():

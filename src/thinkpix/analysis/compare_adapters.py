@@ -93,6 +93,11 @@ def _ci(c: dict) -> str:
     return f"{c['difference']:+.3f} ({c['ci95'][0]:+.3f} to {c['ci95'][1]:+.3f})"
 
 
+def _ci_marked(c: dict) -> str:
+    """`_ci`, in bold where the interval excludes zero."""
+    return f"**{_ci(c)}**" if c["ci95"][0] > 0 or c["ci95"][1] < 0 else _ci(c)
+
+
 def markdown(report: dict) -> str:
     """One row per arm: per-task accuracy, overall with its interval, dense score, sampling time and the
     paired differences against every reference arm (overall; dense in the last columns)."""
@@ -118,17 +123,14 @@ def markdown(report: dict) -> str:
 def per_task_markdown(report: dict, ref: str) -> str:
     """One row per arm compared with `ref`: its paired difference to `ref` on each task alone and overall,
     each with its 95% interval (prompts resampled); a task whose interval excludes zero is in bold."""
-    def cell(c: dict) -> str:
-        return f"**{_ci(c)}**" if c["ci95"][0] > 0 or c["ci95"][1] < 0 else _ci(c)
-
     head = ["arm", *TASK_COLUMNS, "overall"]
     lines = [f"| {' | '.join(head)} |", "|" + "---|" * len(head)]
     for name, a in report["arms"].items():
         per_task = a.get(f"per_task_minus_{ref}")
         if per_task is None:
             continue
-        cells = [f"{name} - {ref}"] + [cell(per_task[t]) if t in per_task else "" for t in TASK_COLUMNS]
-        lines.append("| " + " | ".join(cells + [cell(a[f"minus_{ref}"])]) + " |")
+        cells = [f"{name} - {ref}"] + [_ci_marked(per_task[t]) if t in per_task else "" for t in TASK_COLUMNS]
+        lines.append("| " + " | ".join(cells + [_ci_marked(a[f"minus_{ref}"])]) + " |")
     return "\n".join(lines)
 
 
@@ -136,9 +138,6 @@ def seeds_markdown(reports: dict[str, dict], differences: list[tuple[str, str]],
     """One row per difference `arm - ref` and training seed (`reports`: {seed label: report}), its paired
     difference on each of `tasks` alone and overall, as in `per_task_markdown`: the deciding rows of a
     conclusion that needs every seed, side by side."""
-    def cell(c: dict) -> str:
-        return f"**{_ci(c)}**" if c["ci95"][0] > 0 or c["ci95"][1] < 0 else _ci(c)
-
     head = ["difference", "seed", *tasks, "overall"]
     lines = [f"| {' | '.join(head)} |", "|" + "---|" * len(head)]
     for arm, ref in differences:
@@ -147,7 +146,7 @@ def seeds_markdown(reports: dict[str, dict], differences: list[tuple[str, str]],
             if f"minus_{ref}" not in a:
                 raise SystemExit(f"report of seed {label} has no paired difference {arm} - {ref}")
             per_task = a[f"per_task_minus_{ref}"]
-            cells = [f"{arm} - {ref}", label] + [cell(per_task[t]) for t in tasks] + [cell(a[f"minus_{ref}"])]
+            cells = [f"{arm} - {ref}", label] + [_ci_marked(per_task[t]) for t in tasks] + [_ci_marked(a[f"minus_{ref}"])]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
