@@ -10,6 +10,8 @@
                                                                             # docs/figures/routing_usage.png
     python -m benchmarks.make_figures t-curve --report benchmarks/results/trained_in_s0.json
                                                                             # docs/figures/trained_in_t_curve.png
+    python -m benchmarks.make_figures t-curve --report experiments/results/shapes_rsr_depth_s0.json --prefix loop_T \
+        --reference base,deep,lora --out docs/figures/shapes_rsr_depth_t_curve.png
 """
 
 from __future__ import annotations
@@ -157,10 +159,12 @@ def routing(runs: list[str], out: str = "docs/figures/routing_usage.png") -> Non
     print(f"wrote {out}")
 
 
-def t_curve(report_file: str, out: str = "docs/figures/trained_in_t_curve.png", prefix: str = "rsr_T") -> None:
+def t_curve(report_file: str, out: str = "docs/figures/trained_in_t_curve.png", prefix: str = "rsr_T",
+            references: list[str] | None = None) -> None:
     """Accuracy (GenEval overall, 95% interval) and sampling time per image against the latent steps T
     at inference, from a `compare_adapters` report whose arms PREFIX<T> are one model at several T;
-    every other arm is drawn as a horizontal band (its overall and interval) for reference."""
+    the `references` arms (default: every other arm, at most four) are drawn as horizontal bands (their
+    overall and interval) for reference."""
     import json
     import re
 
@@ -172,6 +176,13 @@ def t_curve(report_file: str, out: str = "docs/figures/trained_in_t_curve.png", 
     if not curve:
         raise SystemExit(f"no arm named {prefix}<T> in {report_file}")
     others = {n: a for n, a in arms.items() if not t_arm.fullmatch(n) and "overall_ci95" in a}
+    if references:
+        missing = [n for n in references if n not in others]
+        if missing:
+            raise SystemExit(f"no reference arm(s) {missing} in {report_file}; it has {sorted(others)}")
+        others = {n: others[n] for n in references}
+    if len(others) > 4:
+        raise SystemExit(f"{len(others)} reference arms {sorted(others)}: choose at most four with --reference")
     ts = [t for t, _ in curve]
     fig, (acc, cost) = plt.subplots(1, 2, figsize=(7.5, 2.8))
     for (name, a), colour in zip(others.items(), ["0.5", "tab:green", "tab:purple", "tab:brown"]):
@@ -202,6 +213,8 @@ def main() -> None:
     parser.add_argument("--work", default="outputs/class_table", help="class_table's work folder (class-arms)")
     parser.add_argument("--arm", action="append", help="arm names, in row order (class-arms; class-failures: the first)")
     parser.add_argument("--report", default=None, help="a compare_adapters report JSON (t-curve)")
+    parser.add_argument("--prefix", default="rsr_T", help="t-curve: the arms PREFIX<T> are the curve")
+    parser.add_argument("--reference", default=None, help="t-curve: comma-separated arms drawn as bands")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.figure == "base-samples":
@@ -221,7 +234,8 @@ def main() -> None:
     elif args.figure == "t-curve":
         if not args.report:
             parser.error("t-curve needs --report REPORT.json (a compare_adapters report)")
-        t_curve(args.report, args.out or "docs/figures/trained_in_t_curve.png")
+        t_curve(args.report, args.out or "docs/figures/trained_in_t_curve.png", args.prefix,
+                args.reference.split(",") if args.reference else None)
 
 
 if __name__ == "__main__":
