@@ -15,5 +15,11 @@ for d in 1 2 3 4 6; do
   ARMS="$ARMS --arm d$d --arm-model d$d=$R/d$d/final"
 done
 python -m benchmarks.compare_adapters --model shapes-base $ARMS --versus d6 --versus d1 \
-    --prompts data/eval/geneval.jsonl --images-per-prompt 2 --seed 0 --work $R/compare \
+    --prompts data/eval/geneval.jsonl --images-per-prompt 2 --seed 0 --reuse --work $R/compare \
     --out experiments/results/shapes_depth_ladder.json
+# Width where depth stops: the 6-block base at width 256 (model.size=w256, same recipe and seed), scored
+# against the 6-block width-128 base on the same prompts and noise (d6's images are reused).
+[ -d "$R/w256/final" ] || $TRAIN out_dir=$R/w256 model.size=w256
+python -m benchmarks.compare_adapters --model shapes-base --arm d6 --arm-model d6=$R/d6/final --arm w256 \
+    --arm-model w256=$R/w256/final --versus d6 --prompts data/eval/geneval.jsonl --images-per-prompt 2 --seed 0 \
+    --reuse --work $R/compare --out experiments/results/shapes_depth_ladder_w256.json
