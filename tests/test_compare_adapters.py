@@ -76,6 +76,8 @@ def test_the_depth_ladder_page_shows_the_committed_results_verbatim():
     doc = (root / "docs/lab/shapes_depth_ladder.md").read_text(encoding="utf-8")
     for table in (ca.markdown(report), ca.per_task_markdown(report, "d6"), ca.per_task_markdown(report, "d1")):
         assert table in doc
+    width = json.loads((root / "experiments/results/shapes_depth_ladder_w256.json").read_text())
+    assert ca.markdown(width) in doc and ca.per_task_markdown(width, "d6") in doc
 
 
 def test_the_rsr_depth_page_shows_the_committed_results_verbatim():
