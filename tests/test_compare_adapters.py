@@ -1,9 +1,20 @@
 """`thinkpix.analysis.compare_adapters`: its statistics on hand-made per-prompt scores: paired differences, the
 dense prompts kept out of the overall, seed pooling and the markdown table."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from thinkpix.analysis import compare_adapters as ca
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def committed(path: str):
+    """A committed results file or page of the repository: parsed JSON for `.json`, else the text."""
+    text = (ROOT / path).read_text(encoding="utf-8")
+    return json.loads(text) if path.endswith(".json") else text
 
 
 def results(correct: dict[str, list[int]], dense: list[float]) -> list[dict]:
@@ -68,35 +79,25 @@ def test_seeds_table_puts_each_seeds_difference_side_by_side_and_refuses_a_missi
 
 def test_the_depth_ladder_page_shows_the_committed_results_verbatim():
     """docs/lab/shapes_depth_ladder.md pastes `--table` and `--table --per-task d6|d1` of the committed report."""
-    import json
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    report = json.loads((root / "experiments/results/shapes_depth_ladder.json").read_text())
-    doc = (root / "docs/lab/shapes_depth_ladder.md").read_text(encoding="utf-8")
+    report = committed("experiments/results/shapes_depth_ladder.json")
+    doc = committed("docs/lab/shapes_depth_ladder.md")
     for table in (ca.markdown(report), ca.per_task_markdown(report, "d6"), ca.per_task_markdown(report, "d1")):
         assert table in doc
-    width = json.loads((root / "experiments/results/shapes_depth_ladder_w256.json").read_text())
+    width = committed("experiments/results/shapes_depth_ladder_w256.json")
     assert ca.markdown(width) in doc and ca.per_task_markdown(width, "d6") in doc
 
 
 def test_the_rsr_depth_page_shows_the_committed_results_verbatim():
     """docs/lab/shapes_rsr_depth.md pastes `--table` and `--table --per-task loop_T1|base|deep` of each seed's report, and `--seeds`."""
-    import json
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    doc = (root / "docs/lab/shapes_rsr_depth.md").read_text(encoding="utf-8")
-    for seed in (0, 1, 2):
-        report = json.loads((root / f"experiments/results/shapes_rsr_depth_s{seed}.json").read_text())
+    doc = committed("docs/lab/shapes_rsr_depth.md")
+    reports = {str(seed): committed(f"experiments/results/shapes_rsr_depth_s{seed}.json") for seed in (0, 1, 2)}
+    for report in reports.values():
         for table in (ca.markdown(report), *(ca.per_task_markdown(report, ref) for ref in ("loop_T1", "base", "deep"))):
             assert table in doc
-    reports = {str(seed): json.loads((root / f"experiments/results/shapes_rsr_depth_s{seed}.json").read_text())
-               for seed in (0, 1, 2)}
     differences = [("loop_T8", "loop_T1"), ("loop_T8", "base"), ("loop_T8", "deep"), ("deep", "base")]
     assert ca.seeds_markdown(reports, differences, ("single_object", "counting", "colors")) in doc
-    adapters = {"0": reports["0"], **{str(seed): json.loads(
-        (root / f"experiments/results/shapes_rsr_depth_adapters_s{seed}.json").read_text()) for seed in (1, 2)}}
+    adapters = {"0": reports["0"], **{str(seed): committed(f"experiments/results/shapes_rsr_depth_adapters_s{seed}.json")
+                                      for seed in (1, 2)}}
     for seed in ("1", "2"):
         assert ca.markdown(adapters[seed]) in doc
     differences = [("adapter_T8", "base"), ("adapter_T8", "lora"), ("lora", "base")]
@@ -105,12 +106,8 @@ def test_the_rsr_depth_page_shows_the_committed_results_verbatim():
 
 def test_the_precision_parity_page_shows_the_rsr_fine_tune_results_verbatim():
     """docs/lab/precision_parity.md pastes `--table` and `--table --per-task rsr_fp32` of the fine-tune report."""
-    import json
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    report = json.loads((root / "experiments/results/precision_parity_finetune.json").read_text())
-    doc = (root / "docs/lab/precision_parity.md").read_text(encoding="utf-8")
+    report = committed("experiments/results/precision_parity_finetune.json")
+    doc = committed("docs/lab/precision_parity.md")
     assert ca.markdown(report) in doc and ca.per_task_markdown(report, "rsr_fp32") in doc
     bf16 = report["arms"]["rsr_bf16"]["minus_rsr_fp32"]
     assert f"{bf16['difference']:+.3f} ({bf16['ci95'][0]:+.3f} to {bf16['ci95'][1]:+.3f})" in doc  # the verdict's number

@@ -120,6 +120,12 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _difference_cells(arm: dict, ref: str, tasks) -> list[str]:
+    """An arm's paired difference to `ref` on each of `tasks` (blank where not measured), then overall."""
+    per_task = arm[f"per_task_minus_{ref}"]
+    return [_ci_marked(per_task[t]) if t in per_task else "" for t in tasks] + [_ci_marked(arm[f"minus_{ref}"])]
+
+
 def per_task_markdown(report: dict, ref: str) -> str:
     """One row per arm compared with `ref`: its paired difference to `ref` on each task alone and overall,
     each with its 95% interval (prompts resampled); a task whose interval excludes zero is in bold."""
@@ -129,8 +135,7 @@ def per_task_markdown(report: dict, ref: str) -> str:
         per_task = a.get(f"per_task_minus_{ref}")
         if per_task is None:
             continue
-        cells = [f"{name} - {ref}"] + [_ci_marked(per_task[t]) if t in per_task else "" for t in TASK_COLUMNS]
-        lines.append("| " + " | ".join(cells + [_ci_marked(a[f"minus_{ref}"])]) + " |")
+        lines.append("| " + " | ".join([f"{name} - {ref}", *_difference_cells(a, ref, TASK_COLUMNS)]) + " |")
     return "\n".join(lines)
 
 
@@ -145,9 +150,7 @@ def seeds_markdown(reports: dict[str, dict], differences: list[tuple[str, str]],
             a = report["arms"].get(arm, {})
             if f"minus_{ref}" not in a:
                 raise SystemExit(f"report of seed {label} has no paired difference {arm} - {ref}")
-            per_task = a[f"per_task_minus_{ref}"]
-            cells = [f"{arm} - {ref}", label] + [_ci_marked(per_task[t]) for t in tasks] + [_ci_marked(a[f"minus_{ref}"])]
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append("| " + " | ".join([f"{arm} - {ref}", label, *_difference_cells(a, ref, tasks)]) + " |")
     return "\n".join(lines)
 
 
